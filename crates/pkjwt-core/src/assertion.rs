@@ -1,0 +1,431 @@
+//! RFC 7523 §3 client assertions (`private_key_jwt`, OIDC Core §9, FAPI 2.0, rfc7523bis).
+//!
+//! The header is fixed per signer and settings, so it is encoded once in
+//! [`ClientAssertion::new`]; each [`ClientAssertion::sign`] builds the claims with a fresh `jti`,
+//! signs, and assembles the compact JWT.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::{Error, Result, Signer, b64, jwk, jws};
+
+/// `typ` registered for client assertions by draft-ietf-oauth-rfc7523bis.
+pub const TYP_CLIENT_AUTHENTICATION: &str = "client-authentication+jwt";
+/// Default assertion lifetime in seconds (Keycloak's limit; FAPI 2.0 sets none).
+pub const DEFAULT_LIFETIME_SECS: u64 = 60;
+/// Default upper bound on the lifetime: servers reject longer ones (Keycloak 60 s by default,
+/// Singpass 2 min, Corppass 10 min). Raise it with [`AssertionOptions::max_lifetime_secs`] only
+/// for a server known to accept more.
+pub const DEFAULT_MAX_LIFETIME_SECS: u64 = 600;
+
+/// Claims a caller may not set through `extra_claims`: pkjwt owns them.
+const REGISTERED: [&str; 7] = ["iss", "sub", "aud", "exp", "iat", "nbf", "jti"];
+/// Header members pkjwt sets itself.
+const HEADER_OWNED: [&str; 6] = ["alg", "kid", "typ", "x5t#S256", "x5t", "x5c"];
+
+/// Source of the current time, injectable for tests.
+pub trait Clock: fmt::Debug + Send + Sync {
+    /// Seconds since the Unix epoch.
+    fn now(&self) -> i64;
+}
+
+/// The system clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> i64 {
+        match SystemTime::now().duration_since(UNIX_EPOCH) {
+            Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+            // A clock before 1970 is broken; negative time keeps the arithmetic honest.
+            Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
+        }
+    }
+}
+
+/// A clock that stands still until moved (tests).
+#[derive(Debug, Default)]
+pub struct FixedClock(AtomicI64);
+
+impl FixedClock {
+    /// A clock showing `now`.
+    pub fn new(now: i64) -> Self {
+        FixedClock(AtomicI64::new(now))
+    }
+    /// Moves the clock.
+    pub fn set(&self, now: i64) {
+        self.0.store(now, Ordering::SeqCst)
+    }
+}
+
+impl Clock for FixedClock {
+    fn now(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// The `aud` claim.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Audience {
+    /// A single string: the issuer identifier by default (FAPI 2.0, rfc7523bis), or a token
+    /// endpoint URL for servers that still want one.
+    One(String),
+    /// An array, for the servers that take one. rfc7523bis forbids it for client
+    /// authentication; prefer [`Audience::One`].
+    Many(Vec<String>),
+}
+
+impl Audience {
+    fn validate(&self) -> Result<()> {
+        let check = |a: &str| {
+            if a.trim().is_empty() {
+                Err(Error::Assertion("audience is empty".into()))
+            } else if a.trim() != a {
+                Err(Error::Assertion(format!(
+                    "audience {a:?} has surrounding whitespace; servers compare aud exactly"
+                )))
+            } else {
+                Ok(())
+            }
+        };
+        match self {
+            Audience::One(a) => check(a),
+            Audience::Many(v) => {
+                if v.is_empty() {
+                    return Err(Error::Assertion("audience list is empty".into()));
+                }
+                for (i, a) in v.iter().enumerate() {
+                    check(a)?;
+                    if v[..i].contains(a) {
+                        return Err(Error::Assertion(format!("audience {a:?} is listed twice")));
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Serialize for Audience {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Audience::One(a) => s.serialize_str(a),
+            Audience::Many(v) => v.serialize(s),
+        }
+    }
+}
+
+impl From<&str> for Audience {
+    fn from(s: &str) -> Self {
+        Audience::One(s.to_string())
+    }
+}
+
+/// How the header's `kid` is chosen.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub enum KeyId {
+    /// RFC 7638 thumbprint of the signer's public key (the default: a new key gets a new kid by
+    /// construction).
+    #[default]
+    Thumbprint,
+    /// A given kid, for keys registered under a name.
+    Given(String),
+    /// No `kid` header (servers then try every key of the client).
+    Omit,
+}
+
+/// Settings for client assertions. Build with [`AssertionOptions::new`] and adjust fields.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct AssertionOptions {
+    /// `iss` and, unless [`subject`](Self::subject) is set, `sub`.
+    pub client_id: String,
+    /// `sub` when it differs from the client id: only for the RFC 7523 §2.1 authorization grant,
+    /// where it names the user the client acts for. Must be `None` for client authentication.
+    pub subject: Option<String>,
+    /// `aud`.
+    pub audience: Audience,
+    /// Header `typ`; `None` omits it. Default `client-authentication+jwt`.
+    pub typ: Option<String>,
+    /// Seconds from `iat` to `exp`. Default 60.
+    pub lifetime_secs: u64,
+    /// Refuse lifetimes above this. Default 600.
+    pub max_lifetime_secs: u64,
+    /// Header `kid`.
+    pub kid: KeyId,
+    /// Header `x5t#S256` (base64url SHA-256 of the DER certificate).
+    pub x5t_s256: Option<String>,
+    /// Header `x5t` (base64url SHA-1 of the DER certificate), only for servers that ask for it.
+    pub x5t: Option<String>,
+    /// Header `x5c` (standard base64 DER chain, leaf first).
+    pub x5c: Option<Vec<String>>,
+    /// Extra claims; the registered ones (`iss`, `sub`, `aud`, `exp`, `iat`, `nbf`, `jti`) are
+    /// refused here because pkjwt sets them.
+    pub extra_claims: Map<String, Value>,
+    /// Include `nbf` (default true; equals `iat`).
+    pub include_nbf: bool,
+    /// Time source.
+    pub clock: Arc<dyn Clock>,
+    /// Seconds added to the clock (learned skew); can be changed later with
+    /// [`ClientAssertion::set_clock_offset`].
+    pub clock_offset_secs: i64,
+}
+
+impl AssertionOptions {
+    /// Default settings for `client_id` and audience `aud` (the issuer identifier, as a string).
+    pub fn new(client_id: impl Into<String>, audience: impl Into<Audience>) -> Self {
+        AssertionOptions {
+            client_id: client_id.into(),
+            subject: None,
+            audience: audience.into(),
+            typ: Some(TYP_CLIENT_AUTHENTICATION.into()),
+            lifetime_secs: DEFAULT_LIFETIME_SECS,
+            max_lifetime_secs: DEFAULT_MAX_LIFETIME_SECS,
+            kid: KeyId::Thumbprint,
+            x5t_s256: None,
+            x5t: None,
+            x5c: None,
+            extra_claims: Map::new(),
+            include_nbf: true,
+            clock: Arc::new(SystemClock),
+            clock_offset_secs: 0,
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.client_id.is_empty() {
+            return Err(Error::Assertion("client_id is empty".into()));
+        }
+        if let Some(s) = &self.subject {
+            if s.is_empty() {
+                return Err(Error::Assertion("subject is empty".into()));
+            }
+        }
+        self.audience.validate()?;
+        if self.lifetime_secs == 0 {
+            return Err(Error::Assertion(
+                "lifetime must be at least 1 second".into(),
+            ));
+        }
+        if self.lifetime_secs > self.max_lifetime_secs {
+            return Err(Error::Assertion(format!(
+                "lifetime of {}s exceeds the maximum of {}s; authorization servers reject long-lived \
+                 assertions (Keycloak 60 s, Singpass 120 s, Corppass 600 s); raise the maximum only \
+                 for a server known to accept it",
+                self.lifetime_secs, self.max_lifetime_secs
+            )));
+        }
+        if let Some(typ) = &self.typ {
+            if typ.is_empty() {
+                return Err(Error::Assertion(
+                    "typ is empty; omit it instead of sending an empty value".into(),
+                ));
+            }
+        }
+        if let Some(k) = REGISTERED
+            .iter()
+            .find(|k| self.extra_claims.contains_key(**k))
+        {
+            return Err(Error::Assertion(format!(
+                "extra claim \"{k}\" is set by pkjwt itself and cannot be overridden"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The claims of one assertion, for display (`pkjwt assert --json`) and tests.
+#[derive(Clone, Debug, Serialize)]
+pub struct Claims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    aud: &'a Audience,
+    iat: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nbf: Option<i64>,
+    exp: i64,
+    jti: &'a str,
+    #[serde(flatten)]
+    extra: &'a Map<String, Value>,
+}
+
+/// A client-assertion factory bound to one signer.
+pub struct ClientAssertion {
+    signer: Arc<dyn Signer>,
+    options: AssertionOptions,
+    header: Map<String, Value>,
+    header_b64: String,
+    offset: AtomicI64,
+}
+
+impl fmt::Debug for ClientAssertion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientAssertion")
+            .field("signer", &self.signer)
+            .field("client_id", &self.options.client_id)
+            .field("audience", &self.options.audience)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One signed assertion with the values that went into it.
+#[derive(Clone, Debug)]
+pub struct SignedAssertion {
+    /// The compact JWT.
+    pub jwt: String,
+    /// The header, as sent.
+    pub header: Map<String, Value>,
+    /// The claims, as sent.
+    pub claims: Value,
+}
+
+impl ClientAssertion {
+    /// Validates `options` against `signer` and prepares the header.
+    pub fn new(signer: Arc<dyn Signer>, options: AssertionOptions) -> Result<Self> {
+        options.validate()?;
+        let alg = signer.algorithm();
+        // A signer that violates its own contract would produce JWTs no server accepts.
+        signer.public_key().resolve_algorithm(Some(alg))?;
+        let mut header = Map::new();
+        header.insert("alg".into(), Value::String(alg.name().into()));
+        match &options.kid {
+            KeyId::Thumbprint => {
+                header.insert("kid".into(), jwk::thumbprint(signer.public_key()).into());
+            }
+            KeyId::Given(k) if k.is_empty() => {
+                return Err(Error::Assertion("kid is empty".into()));
+            }
+            KeyId::Given(k) => {
+                header.insert("kid".into(), k.clone().into());
+            }
+            KeyId::Omit => {}
+        }
+        if let Some(typ) = &options.typ {
+            header.insert("typ".into(), typ.clone().into());
+        }
+        if let Some(t) = &options.x5t_s256 {
+            b64::decode("x5t#S256", t).and_then(|d| {
+                if d.len() == 32 {
+                    Ok(())
+                } else {
+                    Err(Error::Assertion(format!(
+                        "x5t#S256 must be a 32-byte SHA-256 digest, got {} bytes",
+                        d.len()
+                    )))
+                }
+            })?;
+            header.insert("x5t#S256".into(), t.clone().into());
+        }
+        if let Some(t) = &options.x5t {
+            header.insert("x5t".into(), t.clone().into());
+        }
+        if let Some(chain) = &options.x5c {
+            if chain.is_empty() {
+                return Err(Error::Assertion("x5c is an empty chain".into()));
+            }
+            header.insert(
+                "x5c".into(),
+                Value::Array(chain.iter().cloned().map(Value::String).collect()),
+            );
+        }
+        debug_assert!(header.keys().all(|k| HEADER_OWNED.contains(&k.as_str())));
+        let header_b64 = jws::encode_header(&header);
+        let offset = AtomicI64::new(options.clock_offset_secs);
+        Ok(ClientAssertion {
+            signer,
+            options,
+            header,
+            header_b64,
+            offset,
+        })
+    }
+
+    /// The signer.
+    pub fn signer(&self) -> &Arc<dyn Signer> {
+        &self.signer
+    }
+
+    /// The settings.
+    pub fn options(&self) -> &AssertionOptions {
+        &self.options
+    }
+
+    /// The header every assertion carries.
+    pub fn header(&self) -> &Map<String, Value> {
+        &self.header
+    }
+
+    /// Sets the clock offset in seconds (learned from a server's `Date` header).
+    pub fn set_clock_offset(&self, secs: i64) {
+        self.offset.store(secs, Ordering::Relaxed);
+    }
+
+    /// The clock offset in seconds.
+    pub fn clock_offset(&self) -> i64 {
+        self.offset.load(Ordering::Relaxed)
+    }
+
+    /// The time the next assertion will carry as `iat`.
+    pub fn now(&self) -> i64 {
+        self.options
+            .clock
+            .now()
+            .saturating_add(self.offset.load(Ordering::Relaxed))
+    }
+
+    /// Signs a fresh assertion (new `jti`, current time) and returns the compact JWT.
+    pub async fn sign(&self) -> Result<String> {
+        Ok(self.sign_inner().await?.0)
+    }
+
+    /// Like [`sign`](Self::sign), also returning header and claims.
+    pub async fn sign_detailed(&self) -> Result<SignedAssertion> {
+        let (jwt, payload) = self.sign_inner().await?;
+        let claims = serde_json::from_slice(&payload)
+            .map_err(|e| Error::Assertion(format!("cannot decode claims: {e}")))?;
+        Ok(SignedAssertion {
+            jwt,
+            header: self.header.clone(),
+            claims,
+        })
+    }
+
+    async fn sign_inner(&self) -> Result<(String, Vec<u8>)> {
+        let jti = new_jti()?;
+        let iat = self.now();
+        // lifetime ≤ max_lifetime was checked in `new`; saturate rather than wrap regardless.
+        let lifetime = i64::try_from(self.options.lifetime_secs).unwrap_or(i64::MAX);
+        let claims = Claims {
+            iss: &self.options.client_id,
+            sub: self
+                .options
+                .subject
+                .as_deref()
+                .unwrap_or(&self.options.client_id),
+            aud: &self.options.audience,
+            iat,
+            nbf: self.options.include_nbf.then_some(iat),
+            exp: iat.saturating_add(lifetime),
+            jti: &jti,
+            extra: &self.options.extra_claims,
+        };
+        let payload = serde_json::to_vec(&claims)
+            .map_err(|e| Error::Assertion(format!("cannot encode claims: {e}")))?;
+        let jwt = jws::sign_compact(self.signer.as_ref(), &self.header_b64, &payload).await?;
+        Ok((jwt, payload))
+    }
+}
+
+/// A fresh `jti`: 128 random bits from the operating system, base64url (22 characters).
+pub fn new_jti() -> Result<String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| {
+        Error::Assertion(format!("operating system random generator failed: {e}"))
+    })?;
+    Ok(b64::encode(bytes))
+}

@@ -1,0 +1,120 @@
+//! The error type shared by every pkjwt crate.
+//!
+//! Each variant names what was wrong and, where it helps, what was expected. Backends keep their
+//! own error enums (`FileError`, `Pkcs11Error`, …) and convert into [`Error::Backend`], so that the
+//! facade and the CLI can treat every backend alike while the cause chain stays intact.
+
+use std::fmt;
+
+/// Result alias used throughout pkjwt.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in pkjwt's core.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A DER-encoded ECDSA signature (or other DER structure) is malformed.
+    #[error("invalid DER {what}: {reason}")]
+    Der {
+        /// What was being decoded (for example "ECDSA signature").
+        what: &'static str,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// An algorithm name that pkjwt does not know.
+    #[error(
+        "unknown algorithm {0:?}; expected one of ES256, ES384, ES512, ES256K, PS256, PS384, PS512, RS256, RS384, RS512, EdDSA"
+    )]
+    UnknownAlgorithm(String),
+    /// The key cannot produce the requested algorithm.
+    #[error("algorithm {requested} cannot be used with {key}; this key can sign with {supported}")]
+    AlgorithmMismatch {
+        /// The algorithm asked for.
+        requested: String,
+        /// A description of the key (for example "an EC P-256 key").
+        key: String,
+        /// The algorithms the key supports, comma separated.
+        supported: String,
+    },
+    /// A key the toolkit refuses to use (too small, unsupported curve, …).
+    #[error("unsupported key: {0}")]
+    UnsupportedKey(String),
+    /// A JWK or JWKS that cannot be parsed or is not acceptable.
+    #[error("invalid JWK: {0}")]
+    Jwk(String),
+    /// A JWKS holding two keys with the same `kid`.
+    #[error("duplicate kid {0:?} in JWK set: every key needs its own kid")]
+    DuplicateKid(String),
+    /// A key URI that cannot be parsed.
+    #[error("invalid key URI {uri}: {reason}")]
+    KeyUri {
+        /// The URI as given, with any PIN removed.
+        uri: String,
+        /// What was wrong, and the expected form.
+        reason: String,
+    },
+    /// The key URI names a backend that this build does not include.
+    #[error("{uri}: this pkjwt was built without {backend} support (rebuild with the `{feature}` feature)")]
+    BackendNotBuilt {
+        /// The URI, redacted.
+        uri: String,
+        /// Human name of the backend.
+        backend: &'static str,
+        /// Cargo feature that enables it.
+        feature: &'static str,
+    },
+    /// A client-assertion setting that a server would reject or that makes no sense.
+    #[error("invalid assertion settings: {0}")]
+    Assertion(String),
+    /// A secret (passphrase, PIN) could not be read from its source.
+    #[error("cannot read {what} from {source_desc}: {reason}")]
+    SecretSource {
+        /// What the secret is for ("passphrase", "PIN").
+        what: &'static str,
+        /// Where it was to come from (`env:NAME`, `file:PATH`), never the value.
+        source_desc: String,
+        /// Why it failed.
+        reason: String,
+    },
+    /// The signing backend failed.
+    #[error("{backend} backend: {source}")]
+    Backend {
+        /// Which backend ("file", "PKCS#11", "AWS KMS").
+        backend: &'static str,
+        /// The backend's own error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+    /// A signature returned by a backend does not fit the signature contract of [`crate::Signer`].
+    #[error("signature from backend does not fit {alg}: {reason}")]
+    BadSignature {
+        /// The algorithm in use.
+        alg: crate::Algorithm,
+        /// What was wrong with it.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// Wraps a backend error.
+    pub fn backend<E>(backend: &'static str, source: E) -> Self
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        Error::Backend {
+            backend,
+            source: Box::new(source),
+        }
+    }
+
+    pub(crate) fn der(what: &'static str, reason: impl fmt::Display) -> Self {
+        Error::Der {
+            what,
+            reason: reason.to_string(),
+        }
+    }
+
+    pub(crate) fn jwk(reason: impl fmt::Display) -> Self {
+        Error::Jwk(reason.to_string())
+    }
+}

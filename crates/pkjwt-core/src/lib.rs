@@ -1,0 +1,41 @@
+//! # pkjwt-core
+//!
+//! The backend-independent heart of pkjwt: the [`Signer`] trait, JWS [`Algorithm`]s, public keys
+//! and JWK/JWKS with RFC 7638 thumbprints, key URIs, and the assembly of RFC 7523 client
+//! assertions. It has no crypto backend of its own; signing happens in `pkjwt-file`,
+//! `pkjwt-pkcs11` or `pkjwt-aws-kms`, and this crate turns what they return into a JWS.
+//!
+//! ```no_run
+//! # async fn demo(signer: std::sync::Arc<dyn pkjwt_core::Signer>) -> pkjwt_core::Result<()> {
+//! use pkjwt_core::{AssertionOptions, ClientAssertion};
+//! let assertion = ClientAssertion::new(
+//!     signer,
+//!     AssertionOptions::new("my-client", "https://as.example.com"),
+//! )?;
+//! let jwt = assertion.sign().await?; // fresh jti and timestamps every call
+//! # Ok(()) }
+//! ```
+
+mod algorithm;
+pub mod assertion;
+pub mod b64;
+mod der;
+mod error;
+pub mod jwk;
+pub mod jws;
+mod key;
+pub mod pem;
+mod signer;
+pub mod uri;
+
+pub use algorithm::{ALL_ALGORITHMS, Algorithm, Curve, Family, HashAlg};
+pub use assertion::{
+    AssertionOptions, Audience, ClientAssertion, Clock, FixedClock, KeyId, SignedAssertion,
+    SystemClock,
+};
+pub use der::{ecdsa_der_to_fixed, ecdsa_fixed_to_der};
+pub use error::{Error, Result};
+pub use jwk::{Jwk, JwkSet, thumbprint};
+pub use key::{MAX_RSA_BITS, MIN_RSA_BITS, PublicKey};
+pub use signer::{Signature, Signer};
+pub use uri::{AwsKmsUri, FileUri, KeyUri, Pkcs11ObjectType, Pkcs11Uri, SecretSource};

@@ -1,0 +1,892 @@
+//! Key references: one grammar for every backend.
+//!
+//! | form | backend |
+//! | --- | --- |
+//! | `file:/etc/pkjwt/client.pem`, `file:client.pem`, or a plain path | file (PEM, JWK, PKCS#12) |
+//! | `file:key.pem?passphrase-source=env:NAME` (or `file:PATH`) | encrypted PKCS#8 |
+//! | `file:client.p12?password-source=env:NAME` | PKCS#12 keystore |
+//! | `pkcs11:token=T;object=O?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/pin` | PKCS#11 (RFC 7512) |
+//! | `awskms:key-id=alias/name;region=eu-west-1[;profile=P][;endpoint=URL]` | AWS KMS |
+//! | `arn:aws:kms:eu-west-1:111122223333:key/…` or `…:alias/…` | AWS KMS |
+//!
+//! Secrets are never part of a URI's text when printed: [`KeyUri`]'s `Display` and `Debug`
+//! replace a `pin-value` with `<redacted>`.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use zeroize::Zeroizing;
+
+use crate::{Error, Result};
+
+/// Where a secret (passphrase, password, PIN) comes from. Never from the command line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SecretSource {
+    /// An environment variable's value.
+    Env(String),
+    /// A file's contents, with one trailing newline removed.
+    File(PathBuf),
+}
+
+impl SecretSource {
+    /// Parses `env:NAME` or `file:PATH` (RFC 7512 `pin-source` also allows a bare path).
+    pub fn parse(s: &str, bare_path_ok: bool) -> std::result::Result<Self, String> {
+        if let Some(name) = s.strip_prefix("env:") {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(format!(
+                    "\"env:{name}\" needs an environment variable name of letters, digits and _"
+                ));
+            }
+            Ok(SecretSource::Env(name.to_string()))
+        } else if let Some(path) = s.strip_prefix("file:") {
+            let path = path.strip_prefix("//").unwrap_or(path);
+            if path.is_empty() {
+                return Err("\"file:\" needs a path".into());
+            }
+            Ok(SecretSource::File(PathBuf::from(path)))
+        } else if bare_path_ok && !s.is_empty() && !s.starts_with('|') {
+            Ok(SecretSource::File(PathBuf::from(s)))
+        } else {
+            Err(format!(
+                "secret source {s:?} must be env:NAME or file:PATH (secrets never go on the command line)"
+            ))
+        }
+    }
+
+    /// Reads the secret. `what` names it for errors ("passphrase", "PIN").
+    pub fn read(&self, what: &'static str) -> Result<Zeroizing<String>> {
+        match self {
+            SecretSource::Env(name) => match std::env::var(name) {
+                Ok(v) if !v.is_empty() => Ok(Zeroizing::new(v)),
+                Ok(_) => Err(Error::SecretSource {
+                    what,
+                    source_desc: self.to_string(),
+                    reason: "the variable is empty".into(),
+                }),
+                Err(e) => Err(Error::SecretSource {
+                    what,
+                    source_desc: self.to_string(),
+                    reason: e.to_string(),
+                }),
+            },
+            SecretSource::File(path) => {
+                let mut text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+                    Error::SecretSource {
+                        what,
+                        source_desc: self.to_string(),
+                        reason: e.to_string(),
+                    }
+                })?);
+                // Editors and `echo` add a newline; a secret never ends in one on purpose.
+                if text.ends_with('\n') {
+                    text.pop();
+                    if text.ends_with('\r') {
+                        text.pop();
+                    }
+                }
+                if text.is_empty() {
+                    return Err(Error::SecretSource {
+                        what,
+                        source_desc: self.to_string(),
+                        reason: "the file is empty".into(),
+                    });
+                }
+                Ok(text)
+            }
+        }
+    }
+}
+
+impl fmt::Display for SecretSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SecretSource::Env(n) => write!(f, "env:{n}"),
+            SecretSource::File(p) => write!(f, "file:{}", p.display()),
+        }
+    }
+}
+
+/// A key reference, parsed and validated.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyUri {
+    /// A key in a file.
+    File(FileUri),
+    /// A key on a PKCS#11 token (RFC 7512).
+    Pkcs11(Pkcs11Uri),
+    /// An AWS KMS key.
+    AwsKms(AwsKmsUri),
+}
+
+/// `file:` key reference.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FileUri {
+    /// The file.
+    pub path: PathBuf,
+    /// Passphrase for an encrypted PKCS#8 key.
+    pub passphrase: Option<SecretSource>,
+    /// Password for a PKCS#12 keystore.
+    pub password: Option<SecretSource>,
+}
+
+/// PKCS#11 object class selected by `type=`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pkcs11ObjectType {
+    /// `type=private`.
+    Private,
+    /// `type=public`.
+    Public,
+    /// `type=cert`.
+    Cert,
+}
+
+/// A PKCS#11 URI (RFC 7512) naming a key.
+#[derive(Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Pkcs11Uri {
+    /// `token=`: token label (matched against the space-padded `CK_TOKEN_INFO.label`).
+    pub token: Option<String>,
+    /// `manufacturer=`.
+    pub manufacturer: Option<String>,
+    /// `serial=`.
+    pub serial: Option<String>,
+    /// `model=`.
+    pub model: Option<String>,
+    /// `slot-id=`.
+    pub slot_id: Option<u64>,
+    /// `object=`: `CKA_LABEL`.
+    pub object: Option<String>,
+    /// `id=`: `CKA_ID` bytes.
+    pub id: Option<Vec<u8>>,
+    /// `type=`.
+    pub object_type: Option<Pkcs11ObjectType>,
+    /// `module-path=`.
+    pub module_path: Option<PathBuf>,
+    /// `module-name=`.
+    pub module_name: Option<String>,
+    /// `pin-source=`.
+    pub pin_source: Option<SecretSource>,
+    /// `pin-value=`: accepted, discouraged, never printed.
+    pub pin_value: Option<Zeroizing<String>>,
+}
+
+/// An AWS KMS key reference.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AwsKmsUri {
+    /// Key id, key ARN, alias name (`alias/…`) or alias ARN.
+    pub key_id: String,
+    /// Region; from the ARN or `region=`, else the standard AWS chain.
+    pub region: Option<String>,
+    /// Named profile.
+    pub profile: Option<String>,
+    /// Endpoint URL override (VPC endpoint, local test endpoint).
+    pub endpoint: Option<String>,
+}
+
+impl FromStr for KeyUri {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        KeyUri::parse(s)
+    }
+}
+
+fn uri_err(uri: &str, reason: impl Into<String>) -> Error {
+    Error::KeyUri {
+        uri: redact(uri),
+        reason: reason.into(),
+    }
+}
+
+/// Removes inline secrets (`pin-value=`, `passphrase=`, `password=`) from URI text so it can
+/// appear in a message.
+pub fn redact(uri: &str) -> String {
+    let mut out = String::with_capacity(uri.len());
+    let mut rest = uri;
+    'outer: while !rest.is_empty() {
+        for key in ["pin-value=", "passphrase=", "password="] {
+            let at_attr_start = out.is_empty() || out.ends_with(['?', '&', ';', ':']);
+            if at_attr_start && rest.len() >= key.len() && rest[..key.len()].eq_ignore_ascii_case(key) {
+                out.push_str(&rest[..key.len()]);
+                out.push_str("<redacted>");
+                let end = rest[key.len()..].find(['&', ';']).map_or(rest.len(), |i| key.len() + i);
+                rest = &rest[end..];
+                continue 'outer;
+            }
+        }
+        let mut chars = rest.chars();
+        if let Some(c) = chars.next() {
+            out.push(c);
+        }
+        rest = chars.as_str();
+    }
+    out
+}
+
+impl KeyUri {
+    /// Parses a key reference (see the module documentation for the forms).
+    pub fn parse(s: &str) -> Result<Self> {
+        if s.is_empty() {
+            return Err(uri_err(s, "empty key reference"));
+        }
+        if let Some(rest) = s.strip_prefix("pkcs11:") {
+            return Pkcs11Uri::parse_body(s, rest).map(KeyUri::Pkcs11);
+        }
+        if let Some(rest) = s.strip_prefix("awskms:") {
+            return AwsKmsUri::parse_body(s, rest).map(KeyUri::AwsKms);
+        }
+        if s.starts_with("arn:") {
+            return AwsKmsUri::parse_arn(s, s).map(KeyUri::AwsKms);
+        }
+        if let Some(rest) = s.strip_prefix("file:") {
+            return FileUri::parse_body(s, rest).map(KeyUri::File);
+        }
+        if let Some((scheme, _)) = s.split_once(':') {
+            let looks_like_scheme = scheme.len() > 1
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '-' || c == '.');
+            if looks_like_scheme && !scheme.contains('.') {
+                return Err(uri_err(
+                    s,
+                    format!(
+                        "unknown scheme \"{scheme}:\"; expected file:, pkcs11:, awskms: or an AWS KMS ARN \
+                         (for a file whose name contains ':', write file:./{s})"
+                    ),
+                ));
+            }
+        }
+        Ok(KeyUri::File(FileUri {
+            path: PathBuf::from(s),
+            passphrase: None,
+            password: None,
+        }))
+    }
+
+    /// Short backend name for messages.
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            KeyUri::File(_) => "file",
+            KeyUri::Pkcs11(_) => "PKCS#11",
+            KeyUri::AwsKms(_) => "AWS KMS",
+        }
+    }
+}
+
+impl fmt::Display for KeyUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyUri::File(u) => {
+                write!(f, "file:{}", u.path.display())?;
+                let mut sep = '?';
+                if let Some(p) = &u.passphrase {
+                    write!(f, "{sep}passphrase-source={p}")?;
+                    sep = '&';
+                }
+                if let Some(p) = &u.password {
+                    write!(f, "{sep}password-source={p}")?;
+                }
+                Ok(())
+            }
+            KeyUri::Pkcs11(u) => fmt::Display::fmt(u, f),
+            KeyUri::AwsKms(u) => fmt::Display::fmt(u, f),
+        }
+    }
+}
+
+impl fmt::Debug for KeyUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyUri({self})")
+    }
+}
+
+fn split_query(rest: &str) -> (&str, Option<&str>) {
+    match rest.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (rest, None),
+    }
+}
+
+fn query_pairs<'a>(
+    uri: &str,
+    query: &'a str,
+) -> Result<impl Iterator<Item = Result<(&'a str, String)>> + use<'a>> {
+    let uri = uri.to_string();
+    Ok(query.split('&').filter(|p| !p.is_empty()).map(move |p| {
+        let (k, v) = p
+            .split_once('=')
+            .ok_or_else(|| uri_err(&uri, format!("query attribute \"{p}\" has no '='")))?;
+        let v = percent_decode_str(v).map_err(|e| uri_err(&uri, e))?;
+        Ok((k, v))
+    }))
+}
+
+impl FileUri {
+    fn parse_body(uri: &str, rest: &str) -> Result<Self> {
+        let (path, query) = split_query(rest);
+        // file:///abs and file:/abs and file:rel all name paths; a host part is not supported.
+        let path = if let Some(p) = path.strip_prefix("//") {
+            if !p.starts_with('/') {
+                return Err(uri_err(
+                    uri,
+                    "file URIs with a host are not supported; write file:/absolute/path or file:relative/path",
+                ));
+            }
+            p
+        } else {
+            path
+        };
+        let path = percent_decode_str(path).map_err(|e| uri_err(uri, e))?;
+        if path.is_empty() {
+            return Err(uri_err(uri, "file: needs a path"));
+        }
+        let mut out = FileUri {
+            path: PathBuf::from(path),
+            passphrase: None,
+            password: None,
+        };
+        if let Some(q) = query {
+            for pair in query_pairs(uri, q)? {
+                let (k, v) = pair?;
+                let slot = match k {
+                    "passphrase-source" => &mut out.passphrase,
+                    "password-source" => &mut out.password,
+                    "passphrase" | "password" | "pin-value" => {
+                        return Err(uri_err(
+                            uri,
+                            format!(
+                                "\"{k}=\" would put a secret in the URI; use {k}-source=env:NAME or file:PATH"
+                            )
+                            .replace("pin-value-source", "passphrase-source"),
+                        ));
+                    }
+                    other => {
+                        return Err(uri_err(
+                            uri,
+                            format!(
+                                "unknown attribute \"{other}\"; file: takes passphrase-source and password-source"
+                            ),
+                        ));
+                    }
+                };
+                if slot.is_some() {
+                    return Err(uri_err(uri, format!("attribute \"{k}\" given twice")));
+                }
+                *slot = Some(SecretSource::parse(&v, false).map_err(|e| uri_err(uri, e))?);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Pkcs11Uri {
+    fn parse_body(uri: &str, rest: &str) -> Result<Self> {
+        let (path, query) = split_query(rest);
+        let mut out = Pkcs11Uri::default();
+        for attr in path.split(';').filter(|a| !a.is_empty()) {
+            let (k, raw) = attr.split_once('=').ok_or_else(|| {
+                uri_err(uri, format!("path attribute \"{attr}\" has no '='"))
+            })?;
+            let v = || percent_decode_bytes(raw).map_err(|e| uri_err(uri, e));
+            let text = || {
+                String::from_utf8(v()?).map_err(|_| {
+                    uri_err(uri, format!("attribute \"{k}\" is not UTF-8 after percent-decoding"))
+                })
+            };
+            let dup = |set: bool| {
+                if set {
+                    Err(uri_err(uri, format!("attribute \"{k}\" given twice")))
+                } else {
+                    Ok(())
+                }
+            };
+            match k {
+                "token" => {
+                    dup(out.token.is_some())?;
+                    out.token = Some(text()?);
+                }
+                "manufacturer" => {
+                    dup(out.manufacturer.is_some())?;
+                    out.manufacturer = Some(text()?);
+                }
+                "serial" => {
+                    dup(out.serial.is_some())?;
+                    out.serial = Some(text()?);
+                }
+                "model" => {
+                    dup(out.model.is_some())?;
+                    out.model = Some(text()?);
+                }
+                "slot-id" => {
+                    dup(out.slot_id.is_some())?;
+                    let t = text()?;
+                    out.slot_id = Some(t.parse().map_err(|_| {
+                        uri_err(uri, format!("slot-id \"{t}\" is not a decimal number"))
+                    })?);
+                }
+                "object" => {
+                    dup(out.object.is_some())?;
+                    out.object = Some(text()?);
+                }
+                "id" => {
+                    dup(out.id.is_some())?;
+                    let id = v()?;
+                    if id.is_empty() {
+                        return Err(uri_err(uri, "id= is empty"));
+                    }
+                    out.id = Some(id);
+                }
+                "type" => {
+                    dup(out.object_type.is_some())?;
+                    out.object_type = Some(match text()?.as_str() {
+                        "private" => Pkcs11ObjectType::Private,
+                        "public" => Pkcs11ObjectType::Public,
+                        "cert" => Pkcs11ObjectType::Cert,
+                        other => {
+                            return Err(uri_err(
+                                uri,
+                                format!(
+                                    "type \"{other}\" cannot name a signing key; expected private, public or cert"
+                                ),
+                            ));
+                        }
+                    });
+                }
+                // RFC 7512 attributes that do not narrow the key choice further: accepted.
+                "library-manufacturer" | "library-description" | "library-version"
+                | "slot-description" | "slot-manufacturer" => {}
+                x if x.starts_with("x-") => {}
+                other => {
+                    return Err(uri_err(
+                        uri,
+                        format!(
+                            "unknown path attribute \"{other}\"; expected token, manufacturer, serial, model, \
+                             slot-id, object, id or type"
+                        ),
+                    ));
+                }
+            }
+        }
+        if let Some(q) = query {
+            for pair in query_pairs(uri, q)? {
+                let (k, v) = pair?;
+                let dup = |set: bool| {
+                    if set {
+                        Err(uri_err(uri, format!("attribute \"{k}\" given twice")))
+                    } else {
+                        Ok(())
+                    }
+                };
+                match k {
+                    "module-path" => {
+                        dup(out.module_path.is_some())?;
+                        out.module_path = Some(PathBuf::from(v));
+                    }
+                    "module-name" => {
+                        dup(out.module_name.is_some())?;
+                        out.module_name = Some(v);
+                    }
+                    "pin-source" => {
+                        dup(out.pin_source.is_some())?;
+                        out.pin_source =
+                            Some(SecretSource::parse(&v, true).map_err(|e| uri_err(uri, e))?);
+                    }
+                    "pin-value" => {
+                        dup(out.pin_value.is_some())?;
+                        out.pin_value = Some(Zeroizing::new(v));
+                    }
+                    x if x.starts_with("x-") => {}
+                    other => {
+                        return Err(uri_err(
+                            uri,
+                            format!(
+                                "unknown query attribute \"{other}\"; expected module-path, module-name, \
+                                 pin-source or pin-value"
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        if out.pin_source.is_some() && out.pin_value.is_some() {
+            return Err(uri_err(uri, "give pin-source or pin-value, not both"));
+        }
+        if out.module_path.is_some() && out.module_name.is_some() {
+            return Err(uri_err(uri, "give module-path or module-name, not both"));
+        }
+        if out.object.is_none() && out.id.is_none() {
+            return Err(uri_err(
+                uri,
+                "name the key with object=LABEL or id=%XX… (a URI for a whole token cannot pick one key)",
+            ));
+        }
+        Ok(out)
+    }
+
+    /// True when the URI carries a `pin-value` (callers should warn: prefer `pin-source`).
+    pub fn has_pin_value(&self) -> bool {
+        self.pin_value.is_some()
+    }
+}
+
+impl fmt::Display for Pkcs11Uri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut path: Vec<String> = Vec::new();
+        let mut push = |k: &str, v: Option<&str>| {
+            if let Some(v) = v {
+                path.push(format!("{k}={}", percent_encode(v.as_bytes())));
+            }
+        };
+        push("token", self.token.as_deref());
+        push("manufacturer", self.manufacturer.as_deref());
+        push("serial", self.serial.as_deref());
+        push("model", self.model.as_deref());
+        push("object", self.object.as_deref());
+        if let Some(id) = &self.id {
+            path.push(format!(
+                "id={}",
+                id.iter().map(|b| format!("%{b:02x}")).collect::<String>()
+            ));
+        }
+        if let Some(s) = self.slot_id {
+            path.push(format!("slot-id={s}"));
+        }
+        if let Some(t) = self.object_type {
+            path.push(
+                match t {
+                    Pkcs11ObjectType::Private => "type=private",
+                    Pkcs11ObjectType::Public => "type=public",
+                    Pkcs11ObjectType::Cert => "type=cert",
+                }
+                .into(),
+            );
+        }
+        let mut query: Vec<String> = Vec::new();
+        if let Some(p) = &self.module_path {
+            query.push(format!("module-path={}", p.display()));
+        }
+        if let Some(n) = &self.module_name {
+            query.push(format!("module-name={n}"));
+        }
+        if let Some(p) = &self.pin_source {
+            query.push(format!("pin-source={p}"));
+        }
+        if self.pin_value.is_some() {
+            query.push("pin-value=<redacted>".into());
+        }
+        write!(f, "pkcs11:{}", path.join(";"))?;
+        if !query.is_empty() {
+            write!(f, "?{}", query.join("&"))?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Pkcs11Uri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Pkcs11Uri({self})")
+    }
+}
+
+impl AwsKmsUri {
+    fn parse_body(uri: &str, rest: &str) -> Result<Self> {
+        let mut key_id = None;
+        let mut out = AwsKmsUri {
+            key_id: String::new(),
+            region: None,
+            profile: None,
+            endpoint: None,
+        };
+        for attr in rest.split(';').filter(|a| !a.is_empty()) {
+            let (k, v) = attr
+                .split_once('=')
+                .ok_or_else(|| uri_err(uri, format!("attribute \"{attr}\" has no '='")))?;
+            let v = percent_decode_str(v).map_err(|e| uri_err(uri, e))?;
+            let slot = match k {
+                "key-id" => &mut key_id,
+                "region" => &mut out.region,
+                "profile" => &mut out.profile,
+                "endpoint" => &mut out.endpoint,
+                other => {
+                    return Err(uri_err(
+                        uri,
+                        format!(
+                            "unknown attribute \"{other}\"; expected key-id, region, profile or endpoint"
+                        ),
+                    ));
+                }
+            };
+            if slot.is_some() {
+                return Err(uri_err(uri, format!("attribute \"{k}\" given twice")));
+            }
+            if v.is_empty() {
+                return Err(uri_err(uri, format!("attribute \"{k}\" is empty")));
+            }
+            *slot = Some(v);
+        }
+        let key_id = key_id.ok_or_else(|| {
+            uri_err(
+                uri,
+                "missing key-id=; expected awskms:key-id=<key id | key ARN | alias/NAME | alias ARN>;region=REGION",
+            )
+        })?;
+        if key_id.starts_with("arn:") {
+            let from_arn = AwsKmsUri::parse_arn(uri, &key_id)?;
+            if let (Some(a), Some(b)) = (&from_arn.region, &out.region) {
+                if a != b {
+                    return Err(uri_err(
+                        uri,
+                        format!("region={b} contradicts the key ARN's region {a}"),
+                    ));
+                }
+            }
+            out.region = from_arn.region;
+        } else if let Some(alias) = key_id.strip_prefix("alias/") {
+            if alias.is_empty() || alias.starts_with("aws/") {
+                return Err(uri_err(
+                    uri,
+                    "alias/ needs a customer alias name (AWS-managed aliases alias/aws/… cannot sign)",
+                ));
+            }
+        } else if !key_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            return Err(uri_err(
+                uri,
+                format!(
+                    "key-id \"{key_id}\" is neither a key id, an ARN nor alias/NAME"
+                ),
+            ));
+        }
+        if let Some(r) = &out.region {
+            validate_region(uri, r)?;
+        }
+        if let Some(e) = &out.endpoint {
+            if !(e.starts_with("https://") || e.starts_with("http://")) {
+                return Err(uri_err(
+                    uri,
+                    format!("endpoint \"{e}\" must be an http:// or https:// URL"),
+                ));
+            }
+        }
+        out.key_id = key_id;
+        Ok(out)
+    }
+
+    fn parse_arn(uri: &str, arn: &str) -> Result<Self> {
+        // arn:PARTITION:kms:REGION:ACCOUNT:key/ID | alias/NAME
+        let parts: Vec<&str> = arn.splitn(6, ':').collect();
+        let ok = parts.len() == 6
+            && parts[0] == "arn"
+            && parts[1].starts_with("aws")
+            && parts[2] == "kms"
+            && !parts[3].is_empty()
+            && parts[4].len() == 12
+            && parts[4].chars().all(|c| c.is_ascii_digit())
+            && (parts[5].strip_prefix("key/").is_some_and(|k| !k.is_empty())
+                || parts[5].strip_prefix("alias/").is_some_and(|k| !k.is_empty()));
+        if !ok {
+            return Err(uri_err(
+                uri,
+                "not an AWS KMS key or alias ARN; expected arn:aws:kms:REGION:ACCOUNT:key/ID or \
+                 arn:aws:kms:REGION:ACCOUNT:alias/NAME",
+            ));
+        }
+        validate_region(uri, parts[3])?;
+        Ok(AwsKmsUri {
+            key_id: arn.to_string(),
+            region: Some(parts[3].to_string()),
+            profile: None,
+            endpoint: None,
+        })
+    }
+}
+
+fn validate_region(uri: &str, r: &str) -> Result<()> {
+    if r.is_empty()
+        || !r
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        return Err(uri_err(
+            uri,
+            format!("region \"{r}\" is not an AWS region name like eu-west-1"),
+        ));
+    }
+    Ok(())
+}
+
+impl fmt::Display for AwsKmsUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "awskms:key-id={}", self.key_id)?;
+        if let Some(r) = &self.region {
+            write!(f, ";region={r}")?;
+        }
+        if let Some(p) = &self.profile {
+            write!(f, ";profile={p}")?;
+        }
+        if let Some(e) = &self.endpoint {
+            write!(f, ";endpoint={e}")?;
+        }
+        Ok(())
+    }
+}
+
+fn percent_decode_bytes(s: &str) -> std::result::Result<Vec<u8>, String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = b
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| {
+                    format!("\"{s}\" has a '%' not followed by two hex digits")
+                })?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    Ok(out)
+}
+
+fn percent_decode_str(s: &str) -> std::result::Result<String, String> {
+    String::from_utf8(percent_decode_bytes(s)?)
+        .map_err(|_| format!("\"{s}\" is not UTF-8 after percent-decoding"))
+}
+
+fn percent_encode(b: &[u8]) -> String {
+    let mut out = String::with_capacity(b.len());
+    for &c in b {
+        if c.is_ascii_alphanumeric() || b"-._~:[]@!$'()*+,".contains(&c) {
+            out.push(c as char);
+        } else {
+            out.push_str(&format!("%{c:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_path_and_file_forms() {
+        for (s, p) in [
+            ("client.pem", "client.pem"),
+            ("/etc/k.pem", "/etc/k.pem"),
+            ("file:/etc/k.pem", "/etc/k.pem"),
+            ("file:///etc/k.pem", "/etc/k.pem"),
+            ("file:rel/k%20x.pem", "rel/k x.pem"),
+            ("./a:b.pem", "./a:b.pem"),
+        ] {
+            match KeyUri::parse(s).unwrap() {
+                KeyUri::File(f) => assert_eq!(f.path, PathBuf::from(p), "{s}"),
+                other => panic!("{s}: {other:?}"),
+            }
+        }
+        let KeyUri::File(f) = KeyUri::parse("file:k.pem?passphrase-source=env:PASS").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(f.passphrase, Some(SecretSource::Env("PASS".into())));
+    }
+
+    #[test]
+    fn pkcs11_full() {
+        let u = "pkcs11:token=My%20Token;object=client-2026;id=%01%02;type=private\
+                 ?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/run/pin";
+        let KeyUri::Pkcs11(p) = KeyUri::parse(u).unwrap() else {
+            panic!()
+        };
+        assert_eq!(p.token.as_deref(), Some("My Token"));
+        assert_eq!(p.id.as_deref(), Some(&[1u8, 2][..]));
+        assert_eq!(p.object_type, Some(Pkcs11ObjectType::Private));
+        assert_eq!(p.pin_source, Some(SecretSource::File("/run/pin".into())));
+        let again = KeyUri::parse(&p.to_string()).unwrap();
+        assert_eq!(again, KeyUri::Pkcs11(p));
+    }
+
+    #[test]
+    fn pin_value_never_printed() {
+        let u = "pkcs11:token=t;object=o?pin-value=123456&module-path=/x.so";
+        let parsed = KeyUri::parse(u).unwrap();
+        for s in [parsed.to_string(), format!("{parsed:?}")] {
+            assert!(!s.contains("123456"), "{s}");
+            assert!(s.contains("<redacted>"));
+        }
+        let bad = "pkcs11:token=t;object=o;bogus=1?pin-value=123456";
+        let e = KeyUri::parse(bad).unwrap_err().to_string();
+        assert!(!e.contains("123456") && e.contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn awskms_forms() {
+        let KeyUri::AwsKms(a) =
+            KeyUri::parse("awskms:key-id=alias/payments;region=eu-west-1;endpoint=http://127.0.0.1:5000")
+                .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(a.key_id, "alias/payments");
+        assert_eq!(a.endpoint.as_deref(), Some("http://127.0.0.1:5000"));
+        let arn = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        let KeyUri::AwsKms(a) = KeyUri::parse(arn).unwrap() else {
+            panic!()
+        };
+        assert_eq!(a.region.as_deref(), Some("us-east-1"));
+        assert_eq!(a.key_id, arn);
+    }
+
+    #[test]
+    fn bad_uris_are_specific() {
+        let cases = [
+            ("", "empty"),
+            ("pkcs11:token=t", "object=LABEL or id="),
+            ("pkcs11:token=t;token=u;object=o", "given twice"),
+            ("pkcs11:object=o;slot-id=x", "not a decimal"),
+            ("pkcs11:object=%zz", "two hex digits"),
+            ("pkcs11:object=o?pin-source=|cat", "env:NAME or file:PATH"),
+            ("pkcs11:object=o?pin-source=env:A&pin-value=1", "not both"),
+            ("pkcs11:object=o;type=secret-key", "cannot name a signing key"),
+            ("awskms:region=eu-west-1", "missing key-id"),
+            ("awskms:key-id=alias/aws/ebs", "AWS-managed"),
+            ("awskms:key-id=k;region=EU", "not an AWS region"),
+            ("awskms:key-id=k;endpoint=ftp://x", "http://"),
+            ("arn:aws:kms:eu-west-1:12:key/x", "not an AWS KMS key"),
+            ("awskms:key-id=arn:aws:kms:us-east-1:123456789012:key/x;region=eu-west-1", "contradicts"),
+            ("gcpkms:projects/x", "unknown scheme"),
+            ("file:k.pem?passphrase=hunter2", "would put a secret"),
+            ("file:k.pem?passphrase-source=hunter2", "env:NAME or file:PATH"),
+        ];
+        for (s, want) in cases {
+            let e = KeyUri::parse(s).map(|u| u.to_string()).unwrap_err().to_string();
+            assert!(e.contains(want), "{s}: {e} (wanted {want:?})");
+        }
+        let e = KeyUri::parse("file:k.pem?passphrase=hunter2").unwrap_err().to_string();
+        assert!(!e.contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn secret_source_reads_and_trims() {
+        let dir = std::env::temp_dir().join(format!("pkjwt-uri-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("pin");
+        std::fs::write(&f, "1234\n").unwrap();
+        assert_eq!(&*SecretSource::File(f.clone()).read("PIN").unwrap(), "1234");
+        std::fs::write(&f, "").unwrap();
+        assert!(SecretSource::File(f).read("PIN").unwrap_err().to_string().contains("empty"));
+        let e = SecretSource::Env("PKJWT_TEST_SURELY_UNSET".into()).read("PIN").unwrap_err();
+        assert!(e.to_string().contains("env:PKJWT_TEST_SURELY_UNSET"));
+    }
+}
