@@ -424,8 +424,7 @@ impl ClientAssertion {
 /// A fresh `jti`: 128 random bits from the operating system, base64url (22 characters).
 pub fn new_jti() -> Result<String> {
     let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).map_err(|e| {
-        Error::Assertion(format!("operating system random generator failed: {e}"))
-    })?;
+    getrandom::fill(&mut bytes)
+        .map_err(|e| Error::Assertion(format!("operating system random generator failed: {e}")))?;
     Ok(b64::encode(bytes))
 }

@@ -54,7 +54,9 @@ pub enum Error {
         reason: String,
     },
     /// The key URI names a backend that this build does not include.
-    #[error("{uri}: this pkjwt was built without {backend} support (rebuild with the `{feature}` feature)")]
+    #[error(
+        "{uri}: this pkjwt was built without {backend} support (rebuild with the `{feature}` feature)"
+    )]
     BackendNotBuilt {
         /// The URI, redacted.
         uri: String,

@@ -231,7 +231,10 @@ pub fn thumbprint(key: &PublicKey) -> String {
             b64::encode(n)
         ),
         PublicKey::Ed25519(x) => {
-            format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#, b64::encode(x))
+            format!(
+                r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#,
+                b64::encode(x)
+            )
         }
     };
     b64::encode(sha2::Sha256::digest(json.as_bytes()))
@@ -397,7 +400,10 @@ mod tests {
         let key = PublicKey::ec(Curve::P256, &x, &[3; 32]).unwrap();
         let jwk = Jwk::for_signing(&key, Algorithm::ES256);
         // Fixed-length coordinates: a leading zero byte is kept.
-        assert_eq!(b64::decode("x", jwk.x.as_deref().unwrap()).unwrap().len(), 32);
+        assert_eq!(
+            b64::decode("x", jwk.x.as_deref().unwrap()).unwrap().len(),
+            32
+        );
         let parsed = Jwk::from_json(&jwk.to_json()).unwrap();
         assert_eq!(parsed.to_public_key().unwrap(), key);
         assert_eq!(parsed.kid.as_deref(), Some(thumbprint(&key).as_str()));
@@ -409,16 +415,43 @@ mod tests {
         let x = b64::encode([1u8; 32]);
         let short = b64::encode([1u8; 31]);
         let cases = [
-            (format!(r#"{{"kty":"EC","crv":"P-256","x":"{x}"}}"#), "requires member \"y\""),
-            (format!(r#"{{"kty":"EC","crv":"P-256","x":"{x}","y":"{short}"}}"#), "must be 32 bytes, got 31"),
-            (format!(r#"{{"kty":"EC","crv":"P-192","x":"{x}","y":"{x}"}}"#), "unsupported EC curve"),
-            (format!(r#"{{"kty":"EC","crv":"P-256","x":"{x}","y":"{x}","d":"{x}"}}"#), "private key material"),
-            (format!(r#"{{"kty":"EC","crv":"P-256","x":"{x}=","y":"{x}"}}"#), "base64url"),
-            (format!(r#"{{"kty":"EC","crv":"P-256","x":"{x}","x":"{x}","y":"{x}"}}"#), "duplicate member"),
-            (format!(r#"{{"kty":"EC","crv":"P-256","x":"{x}","y":"{x}","alg":"RS256"}}"#), "cannot be used"),
-            (r#"{"kty":"oct","k":"AAAA"}"#.to_string(), "private key material"),
+            (
+                format!(r#"{{"kty":"EC","crv":"P-256","x":"{x}"}}"#),
+                "requires member \"y\"",
+            ),
+            (
+                format!(r#"{{"kty":"EC","crv":"P-256","x":"{x}","y":"{short}"}}"#),
+                "must be 32 bytes, got 31",
+            ),
+            (
+                format!(r#"{{"kty":"EC","crv":"P-192","x":"{x}","y":"{x}"}}"#),
+                "unsupported EC curve",
+            ),
+            (
+                format!(r#"{{"kty":"EC","crv":"P-256","x":"{x}","y":"{x}","d":"{x}"}}"#),
+                "private key material",
+            ),
+            (
+                format!(r#"{{"kty":"EC","crv":"P-256","x":"{x}=","y":"{x}"}}"#),
+                "base64url",
+            ),
+            (
+                format!(r#"{{"kty":"EC","crv":"P-256","x":"{x}","x":"{x}","y":"{x}"}}"#),
+                "duplicate member",
+            ),
+            (
+                format!(r#"{{"kty":"EC","crv":"P-256","x":"{x}","y":"{x}","alg":"RS256"}}"#),
+                "cannot be used",
+            ),
+            (
+                r#"{"kty":"oct","k":"AAAA"}"#.to_string(),
+                "private key material",
+            ),
             (r#"{"kty":"oct"}"#.to_string(), "symmetric"),
-            (r#"{"kty":"RSA","n":"AQAB","e":"AQAB"}"#.to_string(), "at least 2048"),
+            (
+                r#"{"kty":"RSA","n":"AQAB","e":"AQAB"}"#.to_string(),
+                "at least 2048",
+            ),
             (r#"[1]"#.to_string(), "JSON object"),
             (r#"{"kty":"EC""#.to_string(), "not valid JSON"),
         ];

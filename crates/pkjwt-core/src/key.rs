@@ -331,7 +331,11 @@ pub(crate) fn oid_to_string(oid: &[u8]) -> String {
         acc = (acc << 7) | u64::from(b & 0x7f);
         if b & 0x80 == 0 {
             if parts.is_empty() {
-                let (a, b) = if acc < 80 { (acc / 40, acc % 40) } else { (2, acc - 80) };
+                let (a, b) = if acc < 80 {
+                    (acc / 40, acc % 40)
+                } else {
+                    (2, acc - 80)
+                };
                 parts.push(a.to_string());
                 parts.push(b.to_string());
             } else {
@@ -361,23 +365,40 @@ mod tests {
 
     #[test]
     fn small_rsa_is_refused() {
-        let e = PublicKey::rsa(&[0xc5; 128], &[1, 0, 1]).unwrap_err().to_string();
-        assert!(e.contains("1024 bits") && e.contains("at least 2048"), "{e}");
+        let e = PublicKey::rsa(&[0xc5; 128], &[1, 0, 1])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("1024 bits") && e.contains("at least 2048"),
+            "{e}"
+        );
     }
 
     #[test]
     fn alg_override_must_fit_the_key() {
         let ec = PublicKey::ec(Curve::P256, &[1; 32], &[2; 32]).unwrap();
         assert_eq!(ec.resolve_algorithm(None).unwrap(), Algorithm::ES256);
-        let e = ec.resolve_algorithm(Some(Algorithm::ES384)).unwrap_err().to_string();
-        assert!(e.contains("ES384") && e.contains("P-256") && e.contains("ES256"), "{e}");
+        let e = ec
+            .resolve_algorithm(Some(Algorithm::ES384))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("ES384") && e.contains("P-256") && e.contains("ES256"),
+            "{e}"
+        );
         let rsa = PublicKey::rsa(&[0xc5; 256], &[1, 0, 1]).unwrap();
         assert_eq!(rsa.resolve_algorithm(None).unwrap(), Algorithm::PS256);
-        assert_eq!(rsa.resolve_algorithm(Some(Algorithm::RS512)).unwrap(), Algorithm::RS512);
+        assert_eq!(
+            rsa.resolve_algorithm(Some(Algorithm::RS512)).unwrap(),
+            Algorithm::RS512
+        );
     }
 
     #[test]
     fn unknown_curve_oid_is_named() {
-        assert_eq!(oid_to_string(&[0x2b, 0x81, 0x04, 0x00, 0x21]), "1.3.132.0.33");
+        assert_eq!(
+            oid_to_string(&[0x2b, 0x81, 0x04, 0x00, 0x21]),
+            "1.3.132.0.33"
+        );
     }
 }

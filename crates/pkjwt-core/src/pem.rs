@@ -99,10 +99,12 @@ pub fn decode_all(text: &str) -> Result<Vec<PemBlock>, PemError> {
         if !closed {
             return Err(PemError::Unterminated(label.to_string()));
         }
-        let der = STANDARD.decode(body.as_bytes()).map_err(|e| PemError::Base64 {
-            label: label.to_string(),
-            reason: e.to_string(),
-        })?;
+        let der = STANDARD
+            .decode(body.as_bytes())
+            .map_err(|e| PemError::Base64 {
+                label: label.to_string(),
+                reason: e.to_string(),
+            })?;
         zeroize::Zeroize::zeroize(&mut body);
         blocks.push(PemBlock {
             label: label.to_string(),

@@ -209,10 +209,15 @@ pub fn redact(uri: &str) -> String {
     'outer: while !rest.is_empty() {
         for key in ["pin-value=", "passphrase=", "password="] {
             let at_attr_start = out.is_empty() || out.ends_with(['?', '&', ';', ':']);
-            if at_attr_start && rest.len() >= key.len() && rest[..key.len()].eq_ignore_ascii_case(key) {
+            if at_attr_start
+                && rest.len() >= key.len()
+                && rest[..key.len()].eq_ignore_ascii_case(key)
+            {
                 out.push_str(&rest[..key.len()]);
                 out.push_str("<redacted>");
-                let end = rest[key.len()..].find(['&', ';']).map_or(rest.len(), |i| key.len() + i);
+                let end = rest[key.len()..]
+                    .find(['&', ';'])
+                    .map_or(rest.len(), |i| key.len() + i);
                 rest = &rest[end..];
                 continue 'outer;
             }
@@ -387,13 +392,16 @@ impl Pkcs11Uri {
         let (path, query) = split_query(rest);
         let mut out = Pkcs11Uri::default();
         for attr in path.split(';').filter(|a| !a.is_empty()) {
-            let (k, raw) = attr.split_once('=').ok_or_else(|| {
-                uri_err(uri, format!("path attribute \"{attr}\" has no '='"))
-            })?;
+            let (k, raw) = attr
+                .split_once('=')
+                .ok_or_else(|| uri_err(uri, format!("path attribute \"{attr}\" has no '='")))?;
             let v = || percent_decode_bytes(raw).map_err(|e| uri_err(uri, e));
             let text = || {
                 String::from_utf8(v()?).map_err(|_| {
-                    uri_err(uri, format!("attribute \"{k}\" is not UTF-8 after percent-decoding"))
+                    uri_err(
+                        uri,
+                        format!("attribute \"{k}\" is not UTF-8 after percent-decoding"),
+                    )
                 })
             };
             let dup = |set: bool| {
@@ -456,8 +464,11 @@ impl Pkcs11Uri {
                     });
                 }
                 // RFC 7512 attributes that do not narrow the key choice further: accepted.
-                "library-manufacturer" | "library-description" | "library-version"
-                | "slot-description" | "slot-manufacturer" => {}
+                "library-manufacturer"
+                | "library-description"
+                | "library-version"
+                | "slot-description"
+                | "slot-manufacturer" => {}
                 x if x.starts_with("x-") => {}
                 other => {
                     return Err(uri_err(
@@ -657,9 +668,7 @@ impl AwsKmsUri {
         {
             return Err(uri_err(
                 uri,
-                format!(
-                    "key-id \"{key_id}\" is neither a key id, an ARN nor alias/NAME"
-                ),
+                format!("key-id \"{key_id}\" is neither a key id, an ARN nor alias/NAME"),
             ));
         }
         if let Some(r) = &out.region {
@@ -688,7 +697,9 @@ impl AwsKmsUri {
             && parts[4].len() == 12
             && parts[4].chars().all(|c| c.is_ascii_digit())
             && (parts[5].strip_prefix("key/").is_some_and(|k| !k.is_empty())
-                || parts[5].strip_prefix("alias/").is_some_and(|k| !k.is_empty()));
+                || parts[5]
+                    .strip_prefix("alias/")
+                    .is_some_and(|k| !k.is_empty()));
         if !ok {
             return Err(uri_err(
                 uri,
@@ -746,9 +757,7 @@ fn percent_decode_bytes(s: &str) -> std::result::Result<Vec<u8>, String> {
                 .get(i + 1..i + 3)
                 .and_then(|h| std::str::from_utf8(h).ok())
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| {
-                    format!("\"{s}\" has a '%' not followed by two hex digits")
-                })?;
+                .ok_or_else(|| format!("\"{s}\" has a '%' not followed by two hex digits"))?;
             out.push(hex);
             i += 3;
         } else {
@@ -832,10 +841,10 @@ mod tests {
 
     #[test]
     fn awskms_forms() {
-        let KeyUri::AwsKms(a) =
-            KeyUri::parse("awskms:key-id=alias/payments;region=eu-west-1;endpoint=http://127.0.0.1:5000")
-                .unwrap()
-        else {
+        let KeyUri::AwsKms(a) = KeyUri::parse(
+            "awskms:key-id=alias/payments;region=eu-west-1;endpoint=http://127.0.0.1:5000",
+        )
+        .unwrap() else {
             panic!()
         };
         assert_eq!(a.key_id, "alias/payments");
@@ -858,22 +867,36 @@ mod tests {
             ("pkcs11:object=%zz", "two hex digits"),
             ("pkcs11:object=o?pin-source=|cat", "env:NAME or file:PATH"),
             ("pkcs11:object=o?pin-source=env:A&pin-value=1", "not both"),
-            ("pkcs11:object=o;type=secret-key", "cannot name a signing key"),
+            (
+                "pkcs11:object=o;type=secret-key",
+                "cannot name a signing key",
+            ),
             ("awskms:region=eu-west-1", "missing key-id"),
             ("awskms:key-id=alias/aws/ebs", "AWS-managed"),
             ("awskms:key-id=k;region=EU", "not an AWS region"),
             ("awskms:key-id=k;endpoint=ftp://x", "http://"),
             ("arn:aws:kms:eu-west-1:12:key/x", "not an AWS KMS key"),
-            ("awskms:key-id=arn:aws:kms:us-east-1:123456789012:key/x;region=eu-west-1", "contradicts"),
+            (
+                "awskms:key-id=arn:aws:kms:us-east-1:123456789012:key/x;region=eu-west-1",
+                "contradicts",
+            ),
             ("gcpkms:projects/x", "unknown scheme"),
             ("file:k.pem?passphrase=hunter2", "would put a secret"),
-            ("file:k.pem?passphrase-source=hunter2", "env:NAME or file:PATH"),
+            (
+                "file:k.pem?passphrase-source=hunter2",
+                "env:NAME or file:PATH",
+            ),
         ];
         for (s, want) in cases {
-            let e = KeyUri::parse(s).map(|u| u.to_string()).unwrap_err().to_string();
+            let e = KeyUri::parse(s)
+                .map(|u| u.to_string())
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(want), "{s}: {e} (wanted {want:?})");
         }
-        let e = KeyUri::parse("file:k.pem?passphrase=hunter2").unwrap_err().to_string();
+        let e = KeyUri::parse("file:k.pem?passphrase=hunter2")
+            .unwrap_err()
+            .to_string();
         assert!(!e.contains("hunter2"), "{e}");
     }
 
@@ -885,8 +908,16 @@ mod tests {
         std::fs::write(&f, "1234\n").unwrap();
         assert_eq!(&*SecretSource::File(f.clone()).read("PIN").unwrap(), "1234");
         std::fs::write(&f, "").unwrap();
-        assert!(SecretSource::File(f).read("PIN").unwrap_err().to_string().contains("empty"));
-        let e = SecretSource::Env("PKJWT_TEST_SURELY_UNSET".into()).read("PIN").unwrap_err();
+        assert!(
+            SecretSource::File(f)
+                .read("PIN")
+                .unwrap_err()
+                .to_string()
+                .contains("empty")
+        );
+        let e = SecretSource::Env("PKJWT_TEST_SURELY_UNSET".into())
+            .read("PIN")
+            .unwrap_err();
         assert!(e.to_string().contains("env:PKJWT_TEST_SURELY_UNSET"));
     }
 }

@@ -1,0 +1,263 @@
+//! Subcommands. Each one resolves its arguments into library calls and prints the result.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand, ValueEnum};
+use pkjwt::{
+    Algorithm, AssertionOptions, Audience, ClientAssertion, Jwk, JwkSet, KeyId, KeyUri,
+    OpenOptions, Signer,
+};
+
+type CmdResult = Result<ExitCode, Box<dyn std::error::Error + Send + Sync>>;
+
+#[derive(Subcommand)]
+pub(crate) enum Command {
+    /// Create a new signing key in a backend (a file is written with mode 0600 and never
+    /// overwritten); prints its public JWK.
+    #[command(
+        after_help = "Examples:\n  pkjwt keygen --key file:client.pem --alg ES256\n  \
+        pkjwt keygen --key 'file:client.pem?passphrase-source=env:KEY_PASS' --alg PS256"
+    )]
+    Keygen(KeygenArgs),
+    /// Print a key's public part as a JWK, a JWKS, PEM, or its RFC 7638 thumbprint.
+    #[command(
+        after_help = "Example:\n  pkjwt pubkey --key file:client.pem --format jwks > jwks.json"
+    )]
+    Pubkey(PubkeyArgs),
+    /// Print a signed RFC 7523 client assertion (private_key_jwt) on stdout.
+    #[command(
+        after_help = "Example:\n  pkjwt assert --key file:client.pem --client-id my-client \\\n    \
+        --aud https://as.example.com"
+    )]
+    Assert(AssertArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct KeyArgs {
+    /// Key reference: file:PATH (or a path), pkcs11:…, awskms:… or a KMS ARN.
+    #[arg(long, env = "PKJWT_KEY", value_name = "URI")]
+    key: String,
+    /// Accept a private key file that group or others can read (ssh refuses those; so do we).
+    #[arg(long, env = "PKJWT_ALLOW_INSECURE_KEY_PERMISSIONS")]
+    allow_insecure_key_permissions: bool,
+}
+
+impl KeyArgs {
+    fn uri(&self) -> Result<KeyUri, pkjwt::Error> {
+        KeyUri::parse(&self.key)
+    }
+
+    fn options(&self, alg: Option<Algorithm>) -> OpenOptions {
+        let mut o = OpenOptions::default().alg(alg);
+        o.file = o
+            .file
+            .allow_insecure_permissions(self.allow_insecure_key_permissions);
+        o
+    }
+
+    async fn open(
+        &self,
+        alg: Option<Algorithm>,
+    ) -> Result<std::sync::Arc<dyn Signer>, pkjwt::Error> {
+        pkjwt::open_uri(&self.uri()?, &self.options(alg)).await
+    }
+}
+
+fn parse_rsa_bits(s: &str) -> Result<usize, String> {
+    match s {
+        "2048" | "3072" | "4096" => s.parse().map_err(|_| String::new()),
+        _ => Err(format!(
+            "{s:?} is not a supported RSA size; expected 2048, 3072 or 4096"
+        )),
+    }
+}
+
+fn parse_alg(s: &str) -> Result<Algorithm, String> {
+    s.parse::<Algorithm>().map_err(|e| e.to_string())
+}
+
+#[derive(Args)]
+pub(crate) struct KeygenArgs {
+    #[command(flatten)]
+    key: KeyArgs,
+    /// Algorithm the key is for; picks the key type (ES256 → P-256, PS256/RS256 → RSA, EdDSA →
+    /// Ed25519, ES256K → secp256k1).
+    #[arg(long, env = "PKJWT_ALG", default_value = "ES256", value_parser = parse_alg)]
+    alg: Algorithm,
+    /// RSA modulus size for PS*/RS* keys.
+    #[arg(long, default_value_t = 2048, value_parser = parse_rsa_bits)]
+    rsa_bits: usize,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PubFormat {
+    /// One public JWK with kid, use and alg.
+    Jwk,
+    /// A JWK set holding the key.
+    Jwks,
+    /// SubjectPublicKeyInfo PEM.
+    Pem,
+    /// The RFC 7638 thumbprint (the default kid).
+    Thumbprint,
+}
+
+#[derive(Args)]
+pub(crate) struct PubkeyArgs {
+    #[command(flatten)]
+    key: KeyArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "jwk")]
+    format: PubFormat,
+    /// Algorithm to advertise in the JWK (default: derived from the key).
+    #[arg(long, env = "PKJWT_ALG", value_parser = parse_alg)]
+    alg: Option<Algorithm>,
+    /// kid to publish instead of the RFC 7638 thumbprint.
+    #[arg(long, env = "PKJWT_KID")]
+    kid: Option<String>,
+}
+
+#[derive(Args)]
+pub(crate) struct AssertArgs {
+    #[command(flatten)]
+    key: KeyArgs,
+    /// The client_id: becomes iss and sub.
+    #[arg(long, env = "PKJWT_CLIENT_ID")]
+    client_id: String,
+    /// Audience: the authorization server's issuer identifier (FAPI 2.0, rfc7523bis), or its
+    /// token endpoint for servers that want that. Repeat for an array (discouraged).
+    #[arg(long, env = "PKJWT_AUD", required = true, value_delimiter = ' ')]
+    aud: Vec<String>,
+    /// Signing algorithm (default: derived from the key).
+    #[arg(long, env = "PKJWT_ALG", value_parser = parse_alg)]
+    alg: Option<Algorithm>,
+    /// Seconds until exp.
+    #[arg(long, env = "PKJWT_LIFETIME", default_value_t = pkjwt::assertion::DEFAULT_LIFETIME_SECS)]
+    lifetime: u64,
+    /// Largest lifetime accepted; raise only for a server known to accept long-lived assertions.
+    #[arg(long, env = "PKJWT_MAX_LIFETIME", default_value_t = pkjwt::assertion::DEFAULT_MAX_LIFETIME_SECS)]
+    max_lifetime: u64,
+    /// Header typ (servers before rfc7523bis may want "JWT").
+    #[arg(long, env = "PKJWT_TYP", default_value = pkjwt::assertion::TYP_CLIENT_AUTHENTICATION, conflicts_with = "no_typ")]
+    typ: String,
+    /// Send no typ header.
+    #[arg(long)]
+    no_typ: bool,
+    /// kid header instead of the RFC 7638 thumbprint.
+    #[arg(long, env = "PKJWT_KID", conflicts_with = "no_kid")]
+    kid: Option<String>,
+    /// Send no kid header.
+    #[arg(long)]
+    no_kid: bool,
+    /// Extra claim NAME=VALUE; VALUE is parsed as JSON when it is valid JSON, else taken as a
+    /// string. Repeatable.
+    #[arg(long = "claim", value_name = "NAME=VALUE")]
+    claims: Vec<String>,
+    /// Seconds to add to the local clock (when it is known to be behind the server's).
+    #[arg(
+        long,
+        env = "PKJWT_CLOCK_OFFSET",
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
+    clock_offset: i64,
+    /// Print header, claims and JWT as JSON instead of the bare JWT.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) async fn run(cmd: Command) -> CmdResult {
+    match cmd {
+        Command::Keygen(a) => keygen(a).await,
+        Command::Pubkey(a) => pubkey(a).await,
+        Command::Assert(a) => assert(a).await,
+    }
+}
+
+fn out(text: &str) -> std::io::Result<()> {
+    let mut o = std::io::stdout().lock();
+    o.write_all(text.as_bytes())?;
+    if !text.ends_with('\n') {
+        o.write_all(b"\n")?;
+    }
+    o.flush()
+}
+
+async fn keygen(a: KeygenArgs) -> CmdResult {
+    let uri = a.key.uri()?;
+    let mut options = a.key.options(Some(a.alg));
+    options.generate = pkjwt::GenerateOptions::default();
+    if a.rsa_bits != 2048 {
+        let mut g = pkjwt::GenerateOptions::default();
+        g.rsa_bits = a.rsa_bits;
+        options.generate = g;
+    }
+    let signer = pkjwt::generate(&uri, a.alg, &options).await?;
+    let jwk = Jwk::for_signing(signer.public_key(), signer.algorithm());
+    eprintln!(
+        "pkjwt: created {} for {} at {uri} (kid {})",
+        signer
+            .public_key()
+            .describe()
+            .trim_start_matches("an ")
+            .trim_start_matches("a "),
+        signer.algorithm(),
+        jwk.kid.as_deref().unwrap_or("")
+    );
+    out(&jwk.to_json())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn pubkey(a: PubkeyArgs) -> CmdResult {
+    let signer = a.key.open(a.alg).await?;
+    let mut jwk = Jwk::for_signing(signer.public_key(), signer.algorithm());
+    if let Some(k) = a.kid {
+        jwk = jwk.with_kid(k);
+    }
+    let text = match a.format {
+        PubFormat::Jwk => jwk.to_json(),
+        PubFormat::Jwks => JwkSet::new(vec![jwk])?.to_json_pretty(),
+        PubFormat::Pem => signer.public_key().to_spki_pem(),
+        PubFormat::Thumbprint => pkjwt::thumbprint(signer.public_key()),
+    };
+    out(&text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn assert(a: AssertArgs) -> CmdResult {
+    let signer = a.key.open(a.alg).await?;
+    let audience = match a.aud.as_slice() {
+        [one] => Audience::One(one.clone()),
+        many => Audience::Many(many.to_vec()),
+    };
+    let mut o = AssertionOptions::new(a.client_id, audience);
+    o.lifetime_secs = a.lifetime;
+    o.max_lifetime_secs = a.max_lifetime;
+    o.typ = (!a.no_typ).then_some(a.typ);
+    o.kid = match (a.kid, a.no_kid) {
+        (_, true) => KeyId::Omit,
+        (Some(k), false) => KeyId::Given(k),
+        (None, false) => KeyId::Thumbprint,
+    };
+    o.clock_offset_secs = a.clock_offset;
+    for c in a.claims {
+        let (name, value) = c.split_once('=').ok_or_else(|| {
+            format!("--claim {c:?}: expected NAME=VALUE, for example --claim scope=payments")
+        })?;
+        if name.is_empty() {
+            return Err(format!("--claim {c:?}: the claim name is empty").into());
+        }
+        let v = serde_json::from_str(value)
+            .unwrap_or_else(|_| serde_json::Value::String(value.to_string()));
+        o.extra_claims.insert(name.to_string(), v);
+    }
+    let assertion = ClientAssertion::new(signer, o)?;
+    if a.json {
+        let s = assertion.sign_detailed().await?;
+        let v = serde_json::json!({ "header": s.header, "claims": s.claims, "jwt": s.jwt });
+        out(&serde_json::to_string_pretty(&v)?)?;
+    } else {
+        out(&assertion.sign().await?)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

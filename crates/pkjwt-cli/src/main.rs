@@ -1,0 +1,93 @@
+//! The `pkjwt` command: glue between the command line and the pkjwt crates.
+//!
+//! Parse, then resolve: clap turns arguments (and `PKJWT_*` environment variables) into typed
+//! options, each subcommand module turns those into library calls. `main` prints an error once,
+//! as `pkjwt: error: …` with its cause chain on one line, and exits 1; usage errors exit 2
+//! (clap's convention); a closed stdout pipe is not an error.
+
+mod cmd;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Version text: the crate version and the backends compiled in.
+fn version() -> &'static str {
+    static V: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    V.get_or_init(|| {
+        format!(
+            "{} (backends: {})",
+            env!("CARGO_PKG_VERSION"),
+            pkjwt::backends().join(", ")
+        )
+    })
+}
+
+#[derive(Parser)]
+#[command(
+    name = "pkjwt",
+    version = version(),
+    about = "private_key_jwt client authentication with keys in files, PKCS#11 HSMs or AWS KMS",
+    long_about = "private_key_jwt client authentication with keys in files, PKCS#11 HSMs or AWS KMS.\n\n\
+Key references (--key, or PKJWT_KEY):\n  \
+file:/path/client.pem  (or a plain path; ?passphrase-source=env:NAME|file:PATH for encrypted PKCS#8)\n  \
+pkcs11:token=T;object=O?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/run/pin\n  \
+awskms:key-id=alias/NAME;region=eu-west-1  (or a KMS key/alias ARN)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: cmd::Command,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("pkjwt: error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(cmd::run(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            if is_broken_pipe(&*e) {
+                return ExitCode::SUCCESS;
+            }
+            let _ = writeln!(std::io::stderr(), "pkjwt: error: {}", chain(&*e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error and its causes on one line, skipping causes whose text the parent already shows.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let s = c.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cur = c.source();
+    }
+    out
+}
+
+fn is_broken_pipe(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::BrokenPipe {
+                return true;
+            }
+        }
+        cur = c.source();
+    }
+    false
+}
