@@ -274,10 +274,10 @@ impl FromStr for Algorithm {
             .find(|a| a.name().eq_ignore_ascii_case(s))
         {
             return Err(Error::UnknownAlgorithm(format!(
-                "{s} (JOSE algorithm names are case-sensitive: did you mean {a}?)"
+                "\"{s}\" (JOSE algorithm names are case-sensitive: did you mean {a}?)"
             )));
         }
-        Err(Error::UnknownAlgorithm(s.to_string()))
+        Err(Error::UnknownAlgorithm(format!("\"{s}\"")))
     }
 }
 

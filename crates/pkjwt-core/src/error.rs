@@ -23,7 +23,7 @@ pub enum Error {
     },
     /// An algorithm name that pkjwt does not know.
     #[error(
-        "unknown algorithm {0:?}; expected one of ES256, ES384, ES512, ES256K, PS256, PS384, PS512, RS256, RS384, RS512, EdDSA"
+        "unknown algorithm {0}; expected one of ES256, ES384, ES512, ES256K, PS256, PS384, PS512, RS256, RS384, RS512, EdDSA"
     )]
     UnknownAlgorithm(String),
     /// The key cannot produce the requested algorithm.

@@ -1,0 +1,256 @@
+//! The `pkjwt` command's interface, which scripts rely on: output shapes, exit codes, error
+//! lines, environment variables — and assertions verified by an independent JOSE library
+//! (PyJWT, installed into `.venv` by `infra/ci/setup.sh`).
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_pkjwt");
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("pkjwt-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn pkjwt(dir: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("PKJWT_KEY")
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap()
+}
+
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let o = pkjwt(dir, args);
+    assert!(o.status.success(), "pkjwt {args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout).unwrap()
+}
+
+/// Runs a failing command and returns its one-line error.
+fn fails(dir: &Path, args: &[&str]) -> String {
+    let o = pkjwt(dir, args);
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert_eq!(o.status.code(), Some(1), "pkjwt {args:?}: expected exit 1, got {:?}: {err}", o.status);
+    assert!(o.stdout.is_empty(), "nothing on stdout on error");
+    assert!(err.starts_with("pkjwt: error: "), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
+    err
+}
+
+fn decode_part(jwt: &str, i: usize) -> Value {
+    let part = jwt.split('.').nth(i).unwrap();
+    serde_json::from_slice(&pkjwt_core_b64(part)).unwrap()
+}
+
+fn pkjwt_core_b64(s: &str) -> Vec<u8> {
+    // Small base64url decoder so the test does not lean on the code under test.
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut bits = 0u32;
+    let mut n = 0;
+    let mut out = Vec::new();
+    for c in s.bytes() {
+        let v = alphabet.iter().position(|a| *a == c).unwrap() as u32;
+        bits = (bits << 6) | v;
+        n += 6;
+        if n >= 8 {
+            n -= 8;
+            out.push((bits >> n) as u8);
+        }
+    }
+    out
+}
+
+#[test]
+fn version_lists_backends() {
+    let v = ok(&tmpdir("v"), &["--version"]);
+    assert!(v.starts_with("pkjwt ") && v.contains("backends: file"), "{v}");
+}
+
+#[test]
+fn keygen_pubkey_assert_for_every_algorithm() {
+    let dir = tmpdir("all");
+    for alg in ["ES256", "ES384", "ES512", "ES256K", "PS256", "PS384", "PS512", "RS256", "RS384", "RS512", "EdDSA"] {
+        let key = format!("file:{alg}.pem");
+        let jwk: Value = serde_json::from_str(&ok(&dir, &["keygen", "--key", &key, "--alg", alg])).unwrap();
+        assert_eq!(jwk["alg"], alg);
+        assert!(jwk.get("d").is_none(), "keygen must print only the public key");
+        let pub_jwk: Value = serde_json::from_str(&ok(&dir, &["pubkey", "--key", &key, "--alg", alg])).unwrap();
+        assert_eq!(pub_jwk, jwk);
+        let thumb = ok(&dir, &["pubkey", "--key", &key, "--format", "thumbprint"]);
+        assert_eq!(thumb.trim(), jwk["kid"]);
+        let jwks: Value = serde_json::from_str(&ok(&dir, &["pubkey", "--key", &key, "--format", "jwks", "--alg", alg])).unwrap();
+        assert_eq!(jwks["keys"][0], jwk);
+        let pem = ok(&dir, &["pubkey", "--key", &key, "--format", "pem"]);
+        assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----\n"));
+        std::fs::write(dir.join(format!("{alg}.jwk")), jwk.to_string()).unwrap();
+
+        let jwt = ok(&dir, &["assert", "--key", &key, "--client-id", "cli-client", "--aud", "https://as.example", "--alg", alg]);
+        assert_eq!(jwt.lines().count(), 1, "the JWT alone on stdout");
+        let jwt = jwt.trim();
+        assert_eq!(jwt.split('.').count(), 3);
+        let header = decode_part(jwt, 0);
+        assert_eq!(header["alg"], alg);
+        assert_eq!(header["typ"], "client-authentication+jwt");
+        assert_eq!(header["kid"], jwk["kid"]);
+        let claims = decode_part(jwt, 1);
+        assert_eq!(claims["aud"], "https://as.example");
+        assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 60);
+        pyjwt_verify(&dir.join(format!("{alg}.jwk")), alg, jwt);
+    }
+}
+
+#[test]
+fn assert_options() {
+    let dir = tmpdir("opts");
+    ok(&dir, &["keygen", "--key", "k.pem"]);
+    let j: Value = serde_json::from_str(&ok(
+        &dir,
+        &[
+            "assert", "--key", "k.pem", "--client-id", "c", "--aud", "https://as/token", "--aud", "https://as",
+            "--typ", "JWT", "--kid", "my-kid", "--lifetime", "120", "--claim", "scope=payments",
+            "--claim", "n=5", "--json",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(j["header"]["typ"], "JWT");
+    assert_eq!(j["header"]["kid"], "my-kid");
+    assert_eq!(j["claims"]["aud"], serde_json::json!(["https://as/token", "https://as"]));
+    assert_eq!(j["claims"]["scope"], "payments");
+    assert_eq!(j["claims"]["n"], 5);
+    assert_eq!(j["claims"]["exp"].as_i64().unwrap() - j["claims"]["iat"].as_i64().unwrap(), 120);
+    assert_eq!(decode_part(j["jwt"].as_str().unwrap(), 1), j["claims"]);
+    let j: Value = serde_json::from_str(&ok(
+        &dir,
+        &["assert", "--key", "k.pem", "--client-id", "c", "--aud", "https://as", "--no-typ", "--no-kid", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(j["header"], serde_json::json!({"alg": "ES256"}));
+    // Two assertions never share a jti.
+    let a = ok(&dir, &["assert", "--key", "k.pem", "--client-id", "c", "--aud", "https://as"]);
+    let b = ok(&dir, &["assert", "--key", "k.pem", "--client-id", "c", "--aud", "https://as"]);
+    assert_ne!(decode_part(a.trim(), 1)["jti"], decode_part(b.trim(), 1)["jti"]);
+}
+
+#[test]
+fn options_from_environment() {
+    let dir = tmpdir("env");
+    ok(&dir, &["keygen", "--key", "k.pem", "--alg", "EdDSA"]);
+    let o = Command::new(BIN)
+        .args(["assert", "--json"])
+        .current_dir(&dir)
+        .env("PKJWT_KEY", "file:k.pem")
+        .env("PKJWT_CLIENT_ID", "env-client")
+        .env("PKJWT_AUD", "https://issuer.example")
+        .env("PKJWT_LIFETIME", "30")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["claims"]["iss"], "env-client");
+    assert_eq!(j["claims"]["exp"].as_i64().unwrap() - j["claims"]["iat"].as_i64().unwrap(), 30);
+}
+
+#[test]
+fn user_mistakes_get_one_line_errors() {
+    let dir = tmpdir("err");
+    ok(&dir, &["keygen", "--key", "ec.pem"]);
+    let base = ["assert", "--key", "ec.pem", "--client-id", "c", "--aud", "https://as"];
+    let with = |extra: &[&'static str]| [&base[..], extra].concat();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (with(&["--alg", "PS256"]), "PS256 cannot be used with an EC P-256 key; this key can sign with ES256"),
+        (with(&["--lifetime", "3600"]), "exceeds the maximum of 600s"),
+        (with(&["--lifetime", "0"]), "at least 1 second"),
+        (with(&["--claim", "jti=x"]), "\"jti\" is set by pkjwt itself"),
+        (with(&["--claim", "novalue"]), "expected NAME=VALUE"),
+        (vec!["assert", "--key", "missing.pem", "--client-id", "c", "--aud", "https://as"], "missing.pem: No such file"),
+        (vec!["pubkey", "--key", "gcpkms:projects/x"], "unknown scheme"),
+        (vec!["pubkey", "--key", "file:ec.pem?passphrase=hunter2"], "would put a secret"),
+        (vec!["keygen", "--key", "ec.pem"], "refusing to overwrite"),
+    ];
+    for (args, want) in cases {
+        let e = fails(&dir, &args);
+        assert!(e.contains(want), "{args:?}: {e} (wanted {want:?})");
+        assert!(!e.contains("hunter2"), "a secret was echoed: {e}");
+    }
+    // Usage errors are clap's: exit 2, with the reason.
+    assert_eq!(pkjwt(&dir, &["assert", "--key", "ec.pem"]).status.code(), Some(2));
+    let o = pkjwt(&dir, &with(&["--alg", "es256"]));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("did you mean ES256"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.join("ec.pem"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = fails(&dir, &["pubkey", "--key", "ec.pem"]);
+        assert!(e.contains("mode 0644") && e.contains("chmod 600"), "{e}");
+        ok(&dir, &["pubkey", "--key", "ec.pem", "--allow-insecure-key-permissions"]);
+    }
+}
+
+#[test]
+fn backends_left_out_say_so() {
+    let dir = tmpdir("nb");
+    let version = ok(&dir, &["--version"]);
+    if !version.contains("pkcs11") {
+        let e = fails(&dir, &["pubkey", "--key", "pkcs11:token=t;object=o?pin-value=1234"]);
+        assert!(e.contains("built without PKCS#11 support") && !e.contains("1234"), "{e}");
+    }
+    if !version.contains("aws-kms") {
+        let e = fails(&dir, &["pubkey", "--key", "awskms:key-id=alias/x;region=eu-west-1"]);
+        assert!(e.contains("built without AWS KMS support"), "{e}");
+    }
+}
+
+#[test]
+fn closed_stdout_is_not_an_error() {
+    let dir = tmpdir("pipe");
+    ok(&dir, &["keygen", "--key", "k.pem"]);
+    let mut child = Command::new(BIN)
+        .args(["pubkey", "--key", "k.pem", "--format", "jwks"])
+        .current_dir(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    assert!(String::from_utf8_lossy(&o.stderr).is_empty(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// Verifies with PyJWT. Missing Python environment: a failure under PKJWT_REQUIRE_PEERS=1.
+fn pyjwt_verify(jwk: &Path, alg: &str, jwt: &str) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let python = std::env::var_os("PKJWT_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join(".venv/bin/python"));
+    if !python.exists() {
+        assert!(
+            std::env::var("PKJWT_REQUIRE_PEERS").as_deref() != Ok("1"),
+            "{} missing: run infra/ci/setup.sh",
+            python.display()
+        );
+        eprintln!("SKIPPED: PyJWT cross-check ({} missing; run infra/ci/setup.sh)", python.display());
+        return;
+    }
+    let mut child = Command::new(python)
+        .arg(root.join("infra/ci/pyjwt_verify.py"))
+        .args([jwk.to_str().unwrap(), alg, "cli-client", "https://as.example"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(jwt.as_bytes()).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{alg}: {}", String::from_utf8_lossy(&o.stderr));
+}

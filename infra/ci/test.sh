@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The whole test suite: what `.ci/run` and the README's second command run.
+# Installs the test peers (infra/ci/setup.sh), then: format, lints (per package with its own
+# features, and the CLI built with only the file backend), tests against the real peers, docs,
+# and the quick start as a smoke test. A missing peer is a failure here (PKJWT_REQUIRE_PEERS=1).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$root"
+export PKJWT_REQUIRE_PEERS=1
+export AWS_EC2_METADATA_DISABLED=true
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-always}"
+
+step() { printf '\n\033[1;34m==> %s\033[0m\n' "$*" >&2; }
+start=$(date +%s)
+
+step "setup"
+infra/ci/setup.sh
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "clippy (workspace, all features)"
+cargo clippy --workspace --all-targets --all-features -- -D warnings
+
+step "clippy (CLI with only the file backend)"
+cargo clippy -p pkjwt-cli --all-targets --no-default-features -- -D warnings
+
+step "tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --all-features --no-fail-fast
+  cargo test --workspace --all-features --doc
+else
+  cargo test --workspace --all-features --no-fail-fast
+fi
+
+step "docs"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --quiet
+
+step "quick start (smoke)"
+infra/quickstart.sh >/dev/null
+
+step "done in $(( $(date +%s) - start ))s"
