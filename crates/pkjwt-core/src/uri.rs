@@ -210,8 +210,10 @@ pub fn redact(uri: &str) -> String {
         for key in ["pin-value=", "passphrase=", "password="] {
             let at_attr_start = out.is_empty() || out.ends_with(['?', '&', ';', ':']);
             if at_attr_start
+                // Compare bytes: slicing `rest` at key.len() could split a multi-byte character.
+                // A match means those bytes are ASCII, so key.len() is then a char boundary.
                 && rest.len() >= key.len()
-                && rest[..key.len()].eq_ignore_ascii_case(key)
+                && rest.as_bytes()[..key.len()].eq_ignore_ascii_case(key.as_bytes())
             {
                 out.push_str(&rest[..key.len()]);
                 out.push_str("<redacted>");
@@ -824,6 +826,14 @@ mod tests {
         assert_eq!(p.pin_source, Some(SecretSource::File("/run/pin".into())));
         let again = KeyUri::parse(&p.to_string()).unwrap();
         assert_eq!(again, KeyUri::Pkcs11(p));
+    }
+
+    #[test]
+    fn redaction_handles_multibyte_text() {
+        // Found by the key_uri fuzz target: a multi-byte character where a key name could start.
+        assert_eq!(redact("pkcs11:é€"), "pkcs11:é€");
+        assert_eq!(redact("x?pin-value=é€&a"), "x?pin-value=<redacted>&a");
+        assert!(KeyUri::parse("pkcs11:object=o?pin-value=\u{20ac}\u{20ac}\u{20ac}&bad").is_err());
     }
 
     #[test]
