@@ -30,7 +30,11 @@ fn pkjwt(dir: &Path, args: &[&str]) -> Output {
 
 fn ok(dir: &Path, args: &[&str]) -> String {
     let o = pkjwt(dir, args);
-    assert!(o.status.success(), "pkjwt {args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "pkjwt {args:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8(o.stdout).unwrap()
 }
 
@@ -38,11 +42,19 @@ fn ok(dir: &Path, args: &[&str]) -> String {
 fn fails(dir: &Path, args: &[&str]) -> String {
     let o = pkjwt(dir, args);
     let err = String::from_utf8(o.stderr).unwrap();
-    assert_eq!(o.status.code(), Some(1), "pkjwt {args:?}: expected exit 1, got {:?}: {err}", o.status);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "pkjwt {args:?}: expected exit 1, got {:?}: {err}",
+        o.status
+    );
     assert!(o.stdout.is_empty(), "nothing on stdout on error");
     assert!(err.starts_with("pkjwt: error: "), "{err}");
     assert_eq!(err.lines().count(), 1, "one line: {err}");
-    assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
     err
 }
 
@@ -72,28 +84,56 @@ fn pkjwt_core_b64(s: &str) -> Vec<u8> {
 #[test]
 fn version_lists_backends() {
     let v = ok(&tmpdir("v"), &["--version"]);
-    assert!(v.starts_with("pkjwt ") && v.contains("backends: file"), "{v}");
+    assert!(
+        v.starts_with("pkjwt ") && v.contains("backends: file"),
+        "{v}"
+    );
 }
 
 #[test]
 fn keygen_pubkey_assert_for_every_algorithm() {
     let dir = tmpdir("all");
-    for alg in ["ES256", "ES384", "ES512", "ES256K", "PS256", "PS384", "PS512", "RS256", "RS384", "RS512", "EdDSA"] {
+    for alg in [
+        "ES256", "ES384", "ES512", "ES256K", "PS256", "PS384", "PS512", "RS256", "RS384", "RS512",
+        "EdDSA",
+    ] {
         let key = format!("file:{alg}.pem");
-        let jwk: Value = serde_json::from_str(&ok(&dir, &["keygen", "--key", &key, "--alg", alg])).unwrap();
+        let jwk: Value =
+            serde_json::from_str(&ok(&dir, &["keygen", "--key", &key, "--alg", alg])).unwrap();
         assert_eq!(jwk["alg"], alg);
-        assert!(jwk.get("d").is_none(), "keygen must print only the public key");
-        let pub_jwk: Value = serde_json::from_str(&ok(&dir, &["pubkey", "--key", &key, "--alg", alg])).unwrap();
+        assert!(
+            jwk.get("d").is_none(),
+            "keygen must print only the public key"
+        );
+        let pub_jwk: Value =
+            serde_json::from_str(&ok(&dir, &["pubkey", "--key", &key, "--alg", alg])).unwrap();
         assert_eq!(pub_jwk, jwk);
         let thumb = ok(&dir, &["pubkey", "--key", &key, "--format", "thumbprint"]);
         assert_eq!(thumb.trim(), jwk["kid"]);
-        let jwks: Value = serde_json::from_str(&ok(&dir, &["pubkey", "--key", &key, "--format", "jwks", "--alg", alg])).unwrap();
+        let jwks: Value = serde_json::from_str(&ok(
+            &dir,
+            &["pubkey", "--key", &key, "--format", "jwks", "--alg", alg],
+        ))
+        .unwrap();
         assert_eq!(jwks["keys"][0], jwk);
         let pem = ok(&dir, &["pubkey", "--key", &key, "--format", "pem"]);
         assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----\n"));
         std::fs::write(dir.join(format!("{alg}.jwk")), jwk.to_string()).unwrap();
 
-        let jwt = ok(&dir, &["assert", "--key", &key, "--client-id", "cli-client", "--aud", "https://as.example", "--alg", alg]);
+        let jwt = ok(
+            &dir,
+            &[
+                "assert",
+                "--key",
+                &key,
+                "--client-id",
+                "cli-client",
+                "--aud",
+                "https://as.example",
+                "--alg",
+                alg,
+            ],
+        );
         assert_eq!(jwt.lines().count(), 1, "the JWT alone on stdout");
         let jwt = jwt.trim();
         assert_eq!(jwt.split('.').count(), 3);
@@ -103,7 +143,10 @@ fn keygen_pubkey_assert_for_every_algorithm() {
         assert_eq!(header["kid"], jwk["kid"]);
         let claims = decode_part(jwt, 1);
         assert_eq!(claims["aud"], "https://as.example");
-        assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 60);
+        assert_eq!(
+            claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+            60
+        );
         pyjwt_verify(&dir.join(format!("{alg}.jwk")), alg, jwt);
     }
 }
@@ -115,29 +158,88 @@ fn assert_options() {
     let j: Value = serde_json::from_str(&ok(
         &dir,
         &[
-            "assert", "--key", "k.pem", "--client-id", "c", "--aud", "https://as/token", "--aud", "https://as",
-            "--typ", "JWT", "--kid", "my-kid", "--lifetime", "120", "--claim", "scope=payments",
-            "--claim", "n=5", "--json",
+            "assert",
+            "--key",
+            "k.pem",
+            "--client-id",
+            "c",
+            "--aud",
+            "https://as/token",
+            "--aud",
+            "https://as",
+            "--typ",
+            "JWT",
+            "--kid",
+            "my-kid",
+            "--lifetime",
+            "120",
+            "--claim",
+            "scope=payments",
+            "--claim",
+            "n=5",
+            "--json",
         ],
     ))
     .unwrap();
     assert_eq!(j["header"]["typ"], "JWT");
     assert_eq!(j["header"]["kid"], "my-kid");
-    assert_eq!(j["claims"]["aud"], serde_json::json!(["https://as/token", "https://as"]));
+    assert_eq!(
+        j["claims"]["aud"],
+        serde_json::json!(["https://as/token", "https://as"])
+    );
     assert_eq!(j["claims"]["scope"], "payments");
     assert_eq!(j["claims"]["n"], 5);
-    assert_eq!(j["claims"]["exp"].as_i64().unwrap() - j["claims"]["iat"].as_i64().unwrap(), 120);
+    assert_eq!(
+        j["claims"]["exp"].as_i64().unwrap() - j["claims"]["iat"].as_i64().unwrap(),
+        120
+    );
     assert_eq!(decode_part(j["jwt"].as_str().unwrap(), 1), j["claims"]);
     let j: Value = serde_json::from_str(&ok(
         &dir,
-        &["assert", "--key", "k.pem", "--client-id", "c", "--aud", "https://as", "--no-typ", "--no-kid", "--json"],
+        &[
+            "assert",
+            "--key",
+            "k.pem",
+            "--client-id",
+            "c",
+            "--aud",
+            "https://as",
+            "--no-typ",
+            "--no-kid",
+            "--json",
+        ],
     ))
     .unwrap();
     assert_eq!(j["header"], serde_json::json!({"alg": "ES256"}));
     // Two assertions never share a jti.
-    let a = ok(&dir, &["assert", "--key", "k.pem", "--client-id", "c", "--aud", "https://as"]);
-    let b = ok(&dir, &["assert", "--key", "k.pem", "--client-id", "c", "--aud", "https://as"]);
-    assert_ne!(decode_part(a.trim(), 1)["jti"], decode_part(b.trim(), 1)["jti"]);
+    let a = ok(
+        &dir,
+        &[
+            "assert",
+            "--key",
+            "k.pem",
+            "--client-id",
+            "c",
+            "--aud",
+            "https://as",
+        ],
+    );
+    let b = ok(
+        &dir,
+        &[
+            "assert",
+            "--key",
+            "k.pem",
+            "--client-id",
+            "c",
+            "--aud",
+            "https://as",
+        ],
+    );
+    assert_ne!(
+        decode_part(a.trim(), 1)["jti"],
+        decode_part(b.trim(), 1)["jti"]
+    );
 }
 
 #[test]
@@ -156,24 +258,58 @@ fn options_from_environment() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let j: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(j["claims"]["iss"], "env-client");
-    assert_eq!(j["claims"]["exp"].as_i64().unwrap() - j["claims"]["iat"].as_i64().unwrap(), 30);
+    assert_eq!(
+        j["claims"]["exp"].as_i64().unwrap() - j["claims"]["iat"].as_i64().unwrap(),
+        30
+    );
 }
 
 #[test]
 fn user_mistakes_get_one_line_errors() {
     let dir = tmpdir("err");
     ok(&dir, &["keygen", "--key", "ec.pem"]);
-    let base = ["assert", "--key", "ec.pem", "--client-id", "c", "--aud", "https://as"];
+    let base = [
+        "assert",
+        "--key",
+        "ec.pem",
+        "--client-id",
+        "c",
+        "--aud",
+        "https://as",
+    ];
     let with = |extra: &[&'static str]| [&base[..], extra].concat();
     let cases: Vec<(Vec<&str>, &str)> = vec![
-        (with(&["--alg", "PS256"]), "PS256 cannot be used with an EC P-256 key; this key can sign with ES256"),
+        (
+            with(&["--alg", "PS256"]),
+            "PS256 cannot be used with an EC P-256 key; this key can sign with ES256",
+        ),
         (with(&["--lifetime", "3600"]), "exceeds the maximum of 600s"),
         (with(&["--lifetime", "0"]), "at least 1 second"),
-        (with(&["--claim", "jti=x"]), "\"jti\" is set by pkjwt itself"),
+        (
+            with(&["--claim", "jti=x"]),
+            "\"jti\" is set by pkjwt itself",
+        ),
         (with(&["--claim", "novalue"]), "expected NAME=VALUE"),
-        (vec!["assert", "--key", "missing.pem", "--client-id", "c", "--aud", "https://as"], "missing.pem: No such file"),
-        (vec!["pubkey", "--key", "gcpkms:projects/x"], "unknown scheme"),
-        (vec!["pubkey", "--key", "file:ec.pem?passphrase=hunter2"], "would put a secret"),
+        (
+            vec![
+                "assert",
+                "--key",
+                "missing.pem",
+                "--client-id",
+                "c",
+                "--aud",
+                "https://as",
+            ],
+            "missing.pem: No such file",
+        ),
+        (
+            vec!["pubkey", "--key", "gcpkms:projects/x"],
+            "unknown scheme",
+        ),
+        (
+            vec!["pubkey", "--key", "file:ec.pem?passphrase=hunter2"],
+            "would put a secret",
+        ),
         (vec!["keygen", "--key", "ec.pem"], "refusing to overwrite"),
     ];
     for (args, want) in cases {
@@ -182,17 +318,29 @@ fn user_mistakes_get_one_line_errors() {
         assert!(!e.contains("hunter2"), "a secret was echoed: {e}");
     }
     // Usage errors are clap's: exit 2, with the reason.
-    assert_eq!(pkjwt(&dir, &["assert", "--key", "ec.pem"]).status.code(), Some(2));
+    assert_eq!(
+        pkjwt(&dir, &["assert", "--key", "ec.pem"]).status.code(),
+        Some(2)
+    );
     let o = pkjwt(&dir, &with(&["--alg", "es256"]));
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("did you mean ES256"));
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir.join("ec.pem"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::set_permissions(dir.join("ec.pem"), std::fs::Permissions::from_mode(0o644))
+            .unwrap();
         let e = fails(&dir, &["pubkey", "--key", "ec.pem"]);
         assert!(e.contains("mode 0644") && e.contains("chmod 600"), "{e}");
-        ok(&dir, &["pubkey", "--key", "ec.pem", "--allow-insecure-key-permissions"]);
+        ok(
+            &dir,
+            &[
+                "pubkey",
+                "--key",
+                "ec.pem",
+                "--allow-insecure-key-permissions",
+            ],
+        );
     }
 }
 
@@ -201,11 +349,20 @@ fn backends_left_out_say_so() {
     let dir = tmpdir("nb");
     let version = ok(&dir, &["--version"]);
     if !version.contains("pkcs11") {
-        let e = fails(&dir, &["pubkey", "--key", "pkcs11:token=t;object=o?pin-value=1234"]);
-        assert!(e.contains("built without PKCS#11 support") && !e.contains("1234"), "{e}");
+        let e = fails(
+            &dir,
+            &["pubkey", "--key", "pkcs11:token=t;object=o?pin-value=1234"],
+        );
+        assert!(
+            e.contains("built without PKCS#11 support") && !e.contains("1234"),
+            "{e}"
+        );
     }
     if !version.contains("aws-kms") {
-        let e = fails(&dir, &["pubkey", "--key", "awskms:key-id=alias/x;region=eu-west-1"]);
+        let e = fails(
+            &dir,
+            &["pubkey", "--key", "awskms:key-id=alias/x;region=eu-west-1"],
+        );
         assert!(e.contains("built without AWS KMS support"), "{e}");
     }
 }
@@ -223,7 +380,11 @@ fn closed_stdout_is_not_an_error() {
         .unwrap();
     drop(child.stdout.take());
     let o = child.wait_with_output().unwrap();
-    assert!(String::from_utf8_lossy(&o.stderr).is_empty(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 /// Verifies with PyJWT. Missing Python environment: a failure under PKJWT_REQUIRE_PEERS=1.
@@ -238,19 +399,36 @@ fn pyjwt_verify(jwk: &Path, alg: &str, jwt: &str) {
             "{} missing: run infra/ci/setup.sh",
             python.display()
         );
-        eprintln!("SKIPPED: PyJWT cross-check ({} missing; run infra/ci/setup.sh)", python.display());
+        eprintln!(
+            "SKIPPED: PyJWT cross-check ({} missing; run infra/ci/setup.sh)",
+            python.display()
+        );
         return;
     }
     let mut child = Command::new(python)
         .arg(root.join("infra/ci/pyjwt_verify.py"))
-        .args([jwk.to_str().unwrap(), alg, "cli-client", "https://as.example"])
+        .args([
+            jwk.to_str().unwrap(),
+            alg,
+            "cli-client",
+            "https://as.example",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(jwt.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(jwt.as_bytes())
+        .unwrap();
     let o = child.wait_with_output().unwrap();
-    assert!(o.status.success(), "{alg}: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{alg}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }

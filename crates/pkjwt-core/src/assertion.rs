@@ -201,10 +201,10 @@ impl AssertionOptions {
         if self.client_id.is_empty() {
             return Err(Error::Assertion("client_id is empty".into()));
         }
-        if let Some(s) = &self.subject {
-            if s.is_empty() {
-                return Err(Error::Assertion("subject is empty".into()));
-            }
+        if let Some(s) = &self.subject
+            && s.is_empty()
+        {
+            return Err(Error::Assertion("subject is empty".into()));
         }
         self.audience.validate()?;
         if self.lifetime_secs == 0 {
@@ -220,12 +220,12 @@ impl AssertionOptions {
                 self.lifetime_secs, self.max_lifetime_secs
             )));
         }
-        if let Some(typ) = &self.typ {
-            if typ.is_empty() {
-                return Err(Error::Assertion(
-                    "typ is empty; omit it instead of sending an empty value".into(),
-                ));
-            }
+        if let Some(typ) = &self.typ
+            && typ.is_empty()
+        {
+            return Err(Error::Assertion(
+                "typ is empty; omit it instead of sending an empty value".into(),
+            ));
         }
         if let Some(k) = REGISTERED
             .iter()

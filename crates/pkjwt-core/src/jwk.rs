@@ -251,10 +251,10 @@ impl JwkSet {
     pub fn new(keys: Vec<Jwk>) -> Result<JwkSet> {
         let mut seen = HashSet::new();
         for k in &keys {
-            if let Some(kid) = &k.kid {
-                if !seen.insert(kid.as_str()) {
-                    return Err(Error::DuplicateKid(kid.clone()));
-                }
+            if let Some(kid) = &k.kid
+                && !seen.insert(kid.as_str())
+            {
+                return Err(Error::DuplicateKid(kid.clone()));
             }
         }
         Ok(JwkSet { keys })

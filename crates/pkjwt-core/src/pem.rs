@@ -88,11 +88,11 @@ pub fn decode_all(text: &str) -> Result<Vec<PemBlock>, PemError> {
                 closed = true;
                 break;
             }
-            if body.is_empty() {
-                if let Some((k, v)) = l.split_once(':') {
-                    headers.push((k.trim().to_string(), v.trim().to_string()));
-                    continue;
-                }
+            if body.is_empty()
+                && let Some((k, v)) = l.split_once(':')
+            {
+                headers.push((k.trim().to_string(), v.trim().to_string()));
+                continue;
             }
             body.push_str(l);
         }

@@ -648,13 +648,13 @@ impl AwsKmsUri {
         })?;
         if key_id.starts_with("arn:") {
             let from_arn = AwsKmsUri::parse_arn(uri, &key_id)?;
-            if let (Some(a), Some(b)) = (&from_arn.region, &out.region) {
-                if a != b {
-                    return Err(uri_err(
-                        uri,
-                        format!("region={b} contradicts the key ARN's region {a}"),
-                    ));
-                }
+            if let (Some(a), Some(b)) = (&from_arn.region, &out.region)
+                && a != b
+            {
+                return Err(uri_err(
+                    uri,
+                    format!("region={b} contradicts the key ARN's region {a}"),
+                ));
             }
             out.region = from_arn.region;
         } else if let Some(alias) = key_id.strip_prefix("alias/") {
@@ -676,13 +676,13 @@ impl AwsKmsUri {
         if let Some(r) = &out.region {
             validate_region(uri, r)?;
         }
-        if let Some(e) = &out.endpoint {
-            if !(e.starts_with("https://") || e.starts_with("http://")) {
-                return Err(uri_err(
-                    uri,
-                    format!("endpoint \"{e}\" must be an http:// or https:// URL"),
-                ));
-            }
+        if let Some(e) = &out.endpoint
+            && !(e.starts_with("https://") || e.starts_with("http://"))
+        {
+            return Err(uri_err(
+                uri,
+                format!("endpoint \"{e}\" must be an http:// or https:// URL"),
+            ));
         }
         out.key_id = key_id;
         Ok(out)

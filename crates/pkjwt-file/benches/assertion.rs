@@ -67,8 +67,13 @@ fn main() {
     let round = Duration::from_secs_f64(secs);
     let rounds = 5;
     let rng = SystemRandom::new();
-    println!("pkjwt assertion benchmark: {rounds} interleaved rounds of {secs}s per loop, one core");
-    println!("{:<7} {:>14} {:>16} {:>7}", "alg", "bare sign/s", "assertions/s", "ratio");
+    println!(
+        "pkjwt assertion benchmark: {rounds} interleaved rounds of {secs}s per loop, one core"
+    );
+    println!(
+        "{:<7} {:>14} {:>16} {:>7}",
+        "alg", "bare sign/s", "assertions/s", "ratio"
+    );
     for alg in [
         Algorithm::ES256,
         Algorithm::ES384,
@@ -151,7 +156,16 @@ fn main() {
 /// `openssl speed` for the same operations, in the same run, as the machine's reference.
 fn openssl_speed() {
     let Ok(out) = std::process::Command::new("openssl")
-        .args(["speed", "-seconds", "1", "ecdsap256", "ecdsap384", "ecdsap521", "rsa2048", "ed25519"])
+        .args([
+            "speed",
+            "-seconds",
+            "1",
+            "ecdsap256",
+            "ecdsap384",
+            "ecdsap521",
+            "rsa2048",
+            "ed25519",
+        ])
         .output()
     else {
         println!("openssl not installed: no reference figures");
