@@ -208,3 +208,110 @@ pub fn jwks(keys: Vec<Jwk>) -> JwkSet {
 pub fn keyset(set: &JwkSet) -> Arc<pkjwt_verify::KeySet> {
     Arc::new(pkjwt_verify::KeySet::from_jwks(set).unwrap())
 }
+
+/// A tiny HTTP server on 127.0.0.1 whose answer the test changes at will.
+pub mod http {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use axum::Router;
+    use axum::body::Body;
+    use axum::extract::State;
+    use axum::http::{Response, StatusCode};
+    use axum::routing::get;
+
+    #[derive(Clone, Debug)]
+    pub struct Answer {
+        pub status: u16,
+        pub body: String,
+        pub cache_control: Option<String>,
+        pub delay: Duration,
+        pub location: Option<String>,
+    }
+
+    impl Answer {
+        pub fn ok(body: impl Into<String>) -> Self {
+            Answer {
+                status: 200,
+                body: body.into(),
+                cache_control: None,
+                delay: Duration::ZERO,
+                location: None,
+            }
+        }
+    }
+
+    #[derive(Default)]
+    pub struct Shared {
+        pub routes: Mutex<std::collections::HashMap<String, Answer>>,
+        pub hits: AtomicUsize,
+    }
+
+    pub struct Server {
+        pub base: String,
+        pub shared: Arc<Shared>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            self.task.abort();
+        }
+    }
+
+    impl Server {
+        pub async fn start() -> Server {
+            let shared = Arc::new(Shared::default());
+            let app = Router::new()
+                .route("/{*path}", get(handle))
+                .with_state(shared.clone());
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let base = format!("http://{}", listener.local_addr().unwrap());
+            let task = tokio::spawn(async move {
+                axum::serve(listener, app).await.unwrap();
+            });
+            Server { base, shared, task }
+        }
+
+        pub fn set(&self, path: &str, a: Answer) {
+            self.shared
+                .routes
+                .lock()
+                .unwrap()
+                .insert(path.to_string(), a);
+        }
+
+        pub fn url(&self, path: &str) -> String {
+            format!("{}{path}", self.base)
+        }
+
+        pub fn hits(&self) -> usize {
+            self.shared.hits.load(Ordering::SeqCst)
+        }
+    }
+
+    async fn handle(State(s): State<Arc<Shared>>, uri: axum::http::Uri) -> Response<Body> {
+        s.hits.fetch_add(1, Ordering::SeqCst);
+        let a = s.routes.lock().unwrap().get(uri.path()).cloned();
+        let Some(a) = a else {
+            let mut r = Response::new(Body::from("not found"));
+            *r.status_mut() = StatusCode::NOT_FOUND;
+            return r;
+        };
+        if !a.delay.is_zero() {
+            tokio::time::sleep(a.delay).await;
+        }
+        let mut r = Response::new(Body::from(a.body));
+        *r.status_mut() = StatusCode::from_u16(a.status).unwrap();
+        if let Some(cc) = a.cache_control {
+            r.headers_mut().insert("cache-control", cc.parse().unwrap());
+        }
+        if let Some(l) = a.location {
+            r.headers_mut().insert("location", l.parse().unwrap());
+        }
+        r.headers_mut()
+            .insert("content-type", "application/json".parse().unwrap());
+        r
+    }
+}
