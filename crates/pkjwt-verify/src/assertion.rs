@@ -170,10 +170,10 @@ impl AssertionVerifier {
                 let _ = check::check_signature(&mut run, &jws, alg, kid.as_deref(), keys);
             }
             let now = self.clock.now();
-            if let Ok((Some(_), _)) = self.check_claims(&mut run, &jws.claims, client_id, now) {
-                if !run.failed() {
-                    run.skip("replay", "jti not recorded: explain is a dry run");
-                }
+            if let Ok((Some(_), _)) = self.check_claims(&mut run, &jws.claims, client_id, now)
+                && !run.failed()
+            {
+                run.skip("replay", "jti not recorded: explain is a dry run");
             }
         }
         check::into_report(run)

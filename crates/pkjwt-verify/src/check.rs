@@ -519,14 +519,14 @@ fn signature_length_rejection(
     expected: usize,
     sig: &[u8],
 ) -> Rejection {
-    if let Family::Ecdsa(curve) = alg.family() {
-        if ecdsa_der_to_fixed(sig, curve).is_ok() {
-            return Rejection::DerSignature {
-                alg: alg.name().into(),
-                len,
-                expected,
-            };
-        }
+    if let Family::Ecdsa(curve) = alg.family()
+        && ecdsa_der_to_fixed(sig, curve).is_ok()
+    {
+        return Rejection::DerSignature {
+            alg: alg.name().into(),
+            len,
+            expected,
+        };
     }
     Rejection::SignatureLength {
         alg: alg.name().into(),

@@ -237,10 +237,10 @@ pub(crate) fn parse_max_age(v: &str) -> Option<u64> {
         if d.eq_ignore_ascii_case("no-store") || d.eq_ignore_ascii_case("no-cache") {
             return Some(0);
         }
-        if let Some((k, val)) = d.split_once('=') {
-            if k.trim().eq_ignore_ascii_case("max-age") {
-                out = val.trim().trim_matches('"').parse::<u64>().ok();
-            }
+        if let Some((k, val)) = d.split_once('=')
+            && k.trim().eq_ignore_ascii_case("max-age")
+        {
+            out = val.trim().trim_matches('"').parse::<u64>().ok();
         }
     }
     out
@@ -410,6 +410,7 @@ impl KeySource for RemoteJwks {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

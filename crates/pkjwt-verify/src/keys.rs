@@ -120,10 +120,10 @@ impl VerifyingKey {
                 .join(", ");
             return Some(format!("it verifies only {can}"));
         }
-        if let Some(ja) = &self.jwk_alg {
-            if ja != alg.name() {
-                return Some(format!("its JWK restricts it to \"alg\": \"{ja}\""));
-            }
+        if let Some(ja) = &self.jwk_alg
+            && ja != alg.name()
+        {
+            return Some(format!("its JWK restricts it to \"alg\": \"{ja}\""));
         }
         None
     }

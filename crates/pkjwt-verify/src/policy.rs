@@ -192,10 +192,10 @@ impl VerifyPolicy {
         if self.max_jti_bytes == 0 {
             return Err(PolicyError("max_jti_bytes is 0".into()));
         }
-        if let TypPolicy::Required(v) = &self.typ {
-            if v.is_empty() {
-                return Err(PolicyError("required typ is empty".into()));
-            }
+        if let TypPolicy::Required(v) = &self.typ
+            && v.is_empty()
+        {
+            return Err(PolicyError("required typ is empty".into()));
         }
         if self.additional_audiences.iter().any(|a| a.is_empty()) {
             return Err(PolicyError("an additional audience is empty".into()));
@@ -213,6 +213,7 @@ impl VerifyPolicy {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -138,6 +138,7 @@ impl ReplayStore for MemoryReplayStore {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
