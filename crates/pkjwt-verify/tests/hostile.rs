@@ -601,6 +601,11 @@ async fn every_hostile_case_is_refused_with_its_own_error() {
         );
         kinds.insert(err.kind());
     }
+    eprintln!(
+        "{} hostile cases, {} distinct rejection kinds",
+        cases.len(),
+        kinds.len()
+    );
     assert!(kinds.len() >= 25, "distinct kinds: {kinds:?}");
 }
 
