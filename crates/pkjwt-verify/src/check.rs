@@ -200,7 +200,8 @@ pub(crate) fn parse<'a>(run: &mut Run, jwt: &'a str, max_bytes: usize) -> Option
         ),
     );
     Some(Jws {
-        signing_input: &jwt[..h.len() + 1 + p.len()],
+        // h and p are the first two '.'-separated pieces of jwt, so this is a char boundary.
+        signing_input: jwt.get(..h.len() + 1 + p.len()).unwrap_or(jwt),
         header,
         claims,
         signature,
@@ -334,7 +335,7 @@ fn check_alg(
     };
     let rejection = if name.eq_ignore_ascii_case("none") {
         Rejection::AlgNone { alg: name.into() }
-    } else if name.len() >= 2 && name[..2].eq_ignore_ascii_case("HS") {
+    } else if name.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("HS")) {
         Rejection::MacAlgorithm { alg: name.into() }
     } else {
         match name.parse::<Algorithm>() {

@@ -60,10 +60,13 @@ impl Default for TypPolicy {
 /// Normalises a media type for comparison (RFC 7515 §4.1.9).
 pub(crate) fn typ_eq(a: &str, b: &str) -> bool {
     fn strip(s: &str) -> &str {
-        if s.len() > 12 && s[..12].eq_ignore_ascii_case("application/") {
-            &s[12..]
-        } else {
-            s
+        // `get` rather than slicing: typ is untrusted and may put a multi-byte character
+        // across byte 12.
+        match (s.get(..12), s.get(12..)) {
+            (Some(p), Some(rest)) if !rest.is_empty() && p.eq_ignore_ascii_case("application/") => {
+                rest
+            }
+            _ => s,
         }
     }
     strip(a).eq_ignore_ascii_case(strip(b))
@@ -223,6 +226,9 @@ mod tests {
         assert!(typ_eq("JWT", "jwt"));
         assert!(!typ_eq("at+jwt", "client-authentication+jwt"));
         assert!(!typ_eq("application/", "x"));
+        // Multi-byte characters across the prefix boundary must not panic.
+        assert!(!typ_eq("applicatio€n/x", "x"));
+        assert!(!typ_eq("€€€€€€€€", "JWT"));
     }
 
     #[test]

@@ -873,6 +873,12 @@ async fn garbage_never_panics() {
         "eyJhbGciOjF9.e30.AA",
         "W10.e30.AA",
         "bnVsbA.e30.AA",
+        // Multi-byte characters where the verifier looks at prefixes of alg and typ.
+        &format!(
+            "{}.e30.AA",
+            b64(r#"{"alg":"€S256","typ":"applicatio€n/jwt"}"#)
+        ),
+        &format!("{}.e30.AA", b64(r#"{"alg":"ES256","typ":"€€€€€€€€€€"}"#)),
     ] {
         let e = v.verify(t, CLIENT, &k.set).await.unwrap_err();
         let _ = v.explain(t, CLIENT, &k.set).to_string();
