@@ -792,10 +792,6 @@ async fn explain_reports_every_check_with_values() {
     // Accepted: one ✓ line per check.
     let t = craft(&k.a, &header("ES256", "a"), &claims("ex"));
     let policy = VerifyPolicy::default();
-    let r = pkjwt_verify::explain(&t, &k.jwks, CLIENT, AS, &policy);
-    // explain() uses the system clock: NOW lies in 2027, so this token is not yet expired but
-    // its exp is too far ahead... unless the clock is past it. Use the verifier's explain for
-    // a fixed clock, and the free function for the structure.
     let fixed = verifier(policy.clone()).explain(&t, CLIENT, &k.set);
     assert!(fixed.accepted(), "{fixed}");
     let text = fixed.to_string();
@@ -814,7 +810,18 @@ async fn explain_reports_every_check_with_values() {
         assert!(text.contains(line), "missing {line:?} in\n{text}");
     }
     assert!(text.ends_with("accepted"), "{text}");
-    assert!(!r.checks().is_empty());
+
+    // The free function (what `pkjwt verify` calls) uses the system clock and a JwkSet.
+    let now = pkjwt_core::Clock::now(&pkjwt_core::SystemClock);
+    let live = craft(
+        &k.a,
+        &header("ES256", "a"),
+        &json!({"iss": CLIENT, "sub": CLIENT, "aud": AS, "iat": now, "exp": now + 60, "jti": "live"}),
+    );
+    let r = pkjwt_verify::explain(&live, &k.jwks, CLIENT, AS, &policy);
+    assert!(r.accepted(), "{r}");
+    let r = pkjwt_verify::explain(&live, &k.jwks, "client-2", AS, &policy);
+    assert_eq!(r.rejection().unwrap().kind(), "issuer_mismatch", "{r}");
 
     // Refused: several problems at once, each on its own line.
     let t = craft(

@@ -309,3 +309,25 @@ async fn concurrent_verifications_share_one_fetch() {
     }
     assert_eq!(s.hits(), 1);
 }
+
+#[tokio::test]
+async fn an_unreachable_key_set_is_a_specific_rejection() {
+    let s = Server::start().await;
+    let mut a500 = Answer::ok("");
+    a500.status = 500;
+    s.set("/jwks", a500);
+    let r = RemoteJwks::new(&s.url("/jwks"), FetchPolicy::default()).unwrap();
+    let a = TestSigner::new(Algorithm::ES256);
+    let v = AssertionVerifier::new(AS, VerifyPolicy::default())
+        .unwrap()
+        .with_clock(Arc::new(FixedClock::new(NOW)));
+    let e = v
+        .verify(&craft(&a, &header("ES256", "k"), &claims("x")), CLIENT, &r)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), "key_set_unavailable");
+    assert!(
+        e.to_string().contains("HTTP 500") && e.to_string().contains("/jwks"),
+        "{e}"
+    );
+}
