@@ -148,13 +148,14 @@ impl AssertionVerifier {
             }
             Err(e) => return Err(Rejection::ReplayStoreUnavailable { reason: e.0 }),
         }
+        let jti = jti.to_string();
         Ok(VerifiedAssertion {
             client_id: client_id.into(),
             kid,
             alg,
-            jti: jti.into(),
+            jti,
             exp,
-            claims: jws.claims.clone(),
+            claims: jws.claims,
             header: jws.header,
         })
     }
