@@ -834,6 +834,7 @@ async fn explain_reports_every_check_with_values() {
         ),
     );
     let r = verifier(policy.clone()).explain(&t, CLIENT, &k.set);
+    eprintln!("{r}");
     assert!(!r.accepted());
     let kinds: Vec<_> = r.rejections().map(|e| e.kind()).collect();
     assert_eq!(
