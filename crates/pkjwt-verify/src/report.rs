@@ -87,6 +87,36 @@ impl Report {
     pub fn claims(&self) -> Option<&Map<String, Value>> {
         self.claims.as_ref()
     }
+
+    /// The report as JSON (for `pkjwt verify --json`): `accepted`, `rejection` (kind and
+    /// message of the first failure, or null), `checks` (name, `status` pass/fail/skipped,
+    /// `detail`, and `kind` for failures), `header` and `claims`.
+    pub fn to_json(&self) -> Value {
+        let checks: Vec<Value> = self
+            .checks
+            .iter()
+            .map(|c| match &c.outcome {
+                Outcome::Pass(t) => {
+                    serde_json::json!({"name": c.name, "status": "pass", "detail": t})
+                }
+                Outcome::Fail(r) => serde_json::json!({
+                    "name": c.name, "status": "fail", "kind": r.kind(), "detail": r.to_string()
+                }),
+                Outcome::Skipped(t) => {
+                    serde_json::json!({"name": c.name, "status": "skipped", "detail": t})
+                }
+            })
+            .collect();
+        serde_json::json!({
+            "accepted": self.accepted(),
+            "rejection": self.rejection().map(|r| serde_json::json!({
+                "kind": r.kind(), "subject": r.subject(), "message": r.to_string()
+            })),
+            "checks": checks,
+            "header": self.header,
+            "claims": self.claims,
+        })
+    }
 }
 
 impl fmt::Display for Report {

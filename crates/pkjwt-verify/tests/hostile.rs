@@ -836,6 +836,18 @@ async fn explain_reports_every_check_with_values() {
     let r = verifier(policy.clone()).explain(&t, CLIENT, &k.set);
     eprintln!("{r}");
     assert!(!r.accepted());
+    let j = r.to_json();
+    assert_eq!(j["accepted"], false);
+    assert_eq!(j["rejection"]["kind"], "bad_signature");
+    assert_eq!(j["rejection"]["subject"], "signature");
+    assert_eq!(j["claims"]["sub"], "x");
+    assert!(
+        j["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == "aud" && c["kind"] == "audience_mismatch")
+    );
     let kinds: Vec<_> = r.rejections().map(|e| e.kind()).collect();
     assert_eq!(
         kinds,
