@@ -9,7 +9,7 @@ use pkjwt::{
     OpenOptions, Signer,
 };
 
-type CmdResult = Result<ExitCode, Box<dyn std::error::Error + Send + Sync>>;
+pub(crate) type CmdResult = Result<ExitCode, Box<dyn std::error::Error + Send + Sync>>;
 
 #[derive(Subcommand)]
 pub(crate) enum Command {
@@ -31,6 +31,13 @@ pub(crate) enum Command {
         --aud https://as.example.com"
     )]
     Assert(AssertArgs),
+    /// Explain, claim by claim, whether a client assertion would be accepted (exit 0) or refused
+    /// (exit 1, the reason on stderr).
+    #[command(
+        after_help = "Example:\n  pkjwt verify --jwks jwks.json --client-id my-client \\\n    \
+        --aud https://as.example.com \"$JWT\""
+    )]
+    Verify(crate::verify::VerifyArgs),
 }
 
 #[derive(Args)]
@@ -171,6 +178,7 @@ pub(crate) async fn run(cmd: Command) -> CmdResult {
         Command::Keygen(a) => keygen(a).await,
         Command::Pubkey(a) => pubkey(a).await,
         Command::Assert(a) => assert(a).await,
+        Command::Verify(a) => crate::verify::run(a).await,
     }
 }
 

@@ -6,6 +6,7 @@
 //! (clap's convention); a closed stdout pipe is not an error.
 
 mod cmd;
+mod verify;
 
 use std::io::Write;
 use std::process::ExitCode;

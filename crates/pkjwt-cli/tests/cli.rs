@@ -432,3 +432,124 @@ fn pyjwt_verify(jwk: &Path, alg: &str, jwt: &str) {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+#[test]
+fn verify_accepts_and_explains_refusals() {
+    let dir = tmpdir("verify");
+    ok(&dir, &["keygen", "--key", "k.pem", "--alg", "PS256"]);
+    std::fs::write(
+        dir.join("jwks.json"),
+        ok(&dir, &["pubkey", "--key", "k.pem", "--format", "jwks"]),
+    )
+    .unwrap();
+    let jwt = ok(
+        &dir,
+        &[
+            "assert",
+            "--key",
+            "k.pem",
+            "--client-id",
+            "c",
+            "--aud",
+            "https://as.example",
+        ],
+    );
+    let jwt = jwt.trim();
+    let report = ok(
+        &dir,
+        &[
+            "verify",
+            "--jwks",
+            "jwks.json",
+            "--client-id",
+            "c",
+            "--aud",
+            "https://as.example",
+            jwt,
+        ],
+    );
+    assert!(
+        report.contains("✓ signature") && report.trim_end().ends_with("accepted"),
+        "{report}"
+    );
+    // Each refusal: exit 1, the report on stdout, one line on stderr naming the claim at fault.
+    for (args, want) in [
+        (
+            vec!["--client-id", "c", "--aud", "https://as.example/"],
+            "claim \"aud\"",
+        ),
+        (
+            vec!["--client-id", "d", "--aud", "https://as.example"],
+            "claim \"iss\"",
+        ),
+        (
+            vec![
+                "--client-id",
+                "c",
+                "--aud",
+                "https://as.example",
+                "--alg",
+                "ES256",
+            ],
+            "alg",
+        ),
+        (
+            vec![
+                "--client-id",
+                "c",
+                "--aud",
+                "https://as.example",
+                "--max-lifetime",
+                "30",
+            ],
+            "lifetime",
+        ),
+    ] {
+        let mut full = vec!["verify", "--jwks", "jwks.json"];
+        full.extend(args);
+        full.push(jwt);
+        let o = pkjwt(&dir, &full);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{full:?}: {err}");
+        assert!(
+            err.starts_with("pkjwt: refused: ") && err.contains(want),
+            "{full:?}: {err}"
+        );
+    }
+    // A tampered signature.
+    let mut bad = jwt.to_string();
+    let last = bad.pop().unwrap();
+    bad.push(if last == 'A' { 'B' } else { 'A' });
+    let o = pkjwt(
+        &dir,
+        &[
+            "verify",
+            "--jwks",
+            "jwks.json",
+            "--client-id",
+            "c",
+            "--aud",
+            "https://as.example",
+            &bad,
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("signature"));
+    // JSON report.
+    let j: Value = serde_json::from_str(&ok(
+        &dir,
+        &[
+            "verify",
+            "--jwks",
+            "jwks.json",
+            "--client-id",
+            "c",
+            "--aud",
+            "https://as.example",
+            "--json",
+            jwt,
+        ],
+    ))
+    .unwrap();
+    assert!(j.is_object(), "{j}");
+}
