@@ -502,7 +502,7 @@ fn verify_accepts_and_explains_refusals() {
                 "--max-lifetime",
                 "30",
             ],
-            "lifetime",
+            "claim \"exp\"",
         ),
     ] {
         let mut full = vec!["verify", "--jwks", "jwks.json"];
