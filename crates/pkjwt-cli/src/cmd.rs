@@ -38,6 +38,13 @@ pub(crate) enum Command {
         --aud https://as.example.com \"$JWT\""
     )]
     Verify(crate::verify::VerifyArgs),
+    /// Print a self-signed X.509 certificate (or, with --csr, a PKCS#10 request) signed by the
+    /// key, as PEM on stdout.
+    #[command(
+        after_help = "Examples:\n  pkjwt cert --key file:client.pem --subject \"CN=payments-client,O=Example,C=GB\" --days 365\n  \
+        pkjwt cert --key 'pkcs11:token=t;object=k?pin-source=env:PIN' --subject CN=client --csr"
+    )]
+    Cert(crate::cert::CertArgs),
 }
 
 #[derive(Args)]
@@ -63,7 +70,7 @@ impl KeyArgs {
         o
     }
 
-    async fn open(
+    pub(crate) async fn open(
         &self,
         alg: Option<Algorithm>,
     ) -> Result<std::sync::Arc<dyn Signer>, pkjwt::Error> {
@@ -122,6 +129,13 @@ pub(crate) struct PubkeyArgs {
     /// kid to publish instead of the RFC 7638 thumbprint.
     #[arg(long, env = "PKJWT_KID")]
     kid: Option<String>,
+    /// Certificate (PEM chain, leaf first, or DER) of the key: adds x5c and x5t#S256. Refused
+    /// when it holds another key.
+    #[arg(long, value_name = "FILE")]
+    cert: Option<std::path::PathBuf>,
+    /// With --cert: also add the SHA-1 x5t (only for servers that ask for it).
+    #[arg(long, requires = "cert")]
+    x5t_sha1: bool,
 }
 
 #[derive(Args)]
@@ -168,6 +182,16 @@ pub(crate) struct AssertArgs {
         allow_negative_numbers = true
     )]
     clock_offset: i64,
+    /// Certificate of the key (PEM or DER): adds the x5t#S256 header. Refused when it holds
+    /// another key.
+    #[arg(long, value_name = "FILE")]
+    cert: Option<std::path::PathBuf>,
+    /// With --cert: also send the chain as x5c.
+    #[arg(long, requires = "cert")]
+    x5c: bool,
+    /// With --cert: also send the SHA-1 x5t (Entra's older certificate credentials).
+    #[arg(long, requires = "cert")]
+    x5t_sha1: bool,
     /// Print header, claims and JWT as JSON instead of the bare JWT.
     #[arg(long)]
     json: bool,
@@ -179,6 +203,7 @@ pub(crate) async fn run(cmd: Command) -> CmdResult {
         Command::Pubkey(a) => pubkey(a).await,
         Command::Assert(a) => assert(a).await,
         Command::Verify(a) => crate::verify::run(a).await,
+        Command::Cert(a) => crate::cert::run(a).await,
     }
 }
 
@@ -222,6 +247,10 @@ async fn pubkey(a: PubkeyArgs) -> CmdResult {
     if let Some(k) = a.kid {
         jwk = jwk.with_kid(k);
     }
+    if let Some(path) = &a.cert {
+        let chain = crate::cert::load_chain(path, signer.as_ref())?;
+        crate::cert::add_to_jwk(&mut jwk, &chain, a.x5t_sha1);
+    }
     let text = match a.format {
         PubFormat::Jwk => jwk.to_json(),
         PubFormat::Jwks => JwkSet::new(vec![jwk])?.to_json_pretty(),
@@ -248,6 +277,16 @@ async fn assert(a: AssertArgs) -> CmdResult {
         (None, false) => KeyId::Thumbprint,
     };
     o.clock_offset_secs = a.clock_offset;
+    if let Some(path) = &a.cert {
+        let chain = crate::cert::load_chain(path, signer.as_ref())?;
+        o.x5t_s256 = Some(pkjwt_x509::x5t_s256(&chain[0]));
+        if a.x5t_sha1 {
+            o.x5t = Some(pkjwt_x509::x5t_sha1(&chain[0]));
+        }
+        if a.x5c {
+            o.x5c = Some(chain.iter().map(|c| pkjwt_x509::x5c_entry(c)).collect());
+        }
+    }
     for c in a.claims {
         let (name, value) = c.split_once('=').ok_or_else(|| {
             format!("--claim {c:?}: expected NAME=VALUE, for example --claim scope=payments")

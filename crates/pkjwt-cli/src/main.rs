@@ -5,6 +5,7 @@
 //! as `pkjwt: error: …` with its cause chain on one line, and exits 1; usage errors exit 2
 //! (clap's convention); a closed stdout pipe is not an error.
 
+mod cert;
 mod cmd;
 mod verify;
 
