@@ -22,7 +22,9 @@ On top of that it adds what a test needs and real KMS cannot do on demand, under
 
 * ``POST /_pkjwt/faults`` ``{"rules": [...]}`` appends fault rules. A rule matches an operation
   (``"Sign"``), optionally a ``key_id`` exactly as the client sent it, ``times`` (``-1`` = for
-  ever); it may delay (``delay_ms``) and/or answer an error (``type``, ``message``, ``status``).
+  ever); it may delay (``delay_ms``), answer an error (``type``, ``message``, ``status``), or
+  drop fields from the real answer (``drop_fields``, e.g. ``["KeySpec"]`` to answer as stock
+  moto does).
 * ``GET /_pkjwt/calls?key_id=K`` returns ``{"Sign": n, "GetPublicKey": m, ...}`` counted as the
   requests arrive (all keys if ``key_id`` is absent); ``POST /_pkjwt/reset`` clears rules and
   counters.
@@ -403,7 +405,28 @@ class Double:
                 headers = list(headers) + [("x-amzn-RequestId", str(uuid.uuid4()))]
             return start_response(status, headers, exc_info)
 
-        return self.app(environ, with_request_id)
+        drop = rule.get("drop_fields") if rule is not None else None
+        if not drop:
+            return self.app(environ, with_request_id)
+        # Answer without some fields, e.g. what stock moto sends (no KeySpec in GetPublicKey).
+        captured = {}
+
+        def capture(status, headers, exc_info=None):
+            captured["status"], captured["headers"] = status, headers
+            return lambda _data: None
+
+        body = b"".join(self.app(environ, capture))
+        try:
+            obj = json.loads(body)
+            for field in drop:
+                obj.pop(field, None)
+            body = json.dumps(obj).encode()
+        except ValueError:
+            pass
+        headers = [(h, v) for h, v in captured["headers"] if h.lower() != "content-length"]
+        headers.append(("Content-Length", str(len(body))))
+        with_request_id(captured["status"], headers)
+        return [body]
 
 
 def make_app():

@@ -236,3 +236,11 @@ def test_delay_fault(kms, endpoint):
     start = time.monotonic()
     kms.get_public_key(KeyId=key)
     assert time.monotonic() - start < 0.7
+
+
+def test_drop_fields_fault(kms, endpoint):
+    key = new_key(kms, "ECC_NIST_P256")
+    control(endpoint, "/_pkjwt/faults", {"rules": [{"operation": "GetPublicKey", "key_id": key, "drop_fields": ["KeySpec"]}]})
+    r = kms.get_public_key(KeyId=key)
+    assert "KeySpec" not in r and r["CustomerMasterKeySpec"] == "ECC_NIST_P256"
+    assert kms.get_public_key(KeyId=key)["KeySpec"] == "ECC_NIST_P256"
