@@ -689,3 +689,68 @@ async fn generate_creates_key_and_alias() {
     .expect_err("not an alias");
     assert!(matches!(e, AwsKmsError::KeygenNeedsAlias { .. }), "{e:?}");
 }
+
+// ---- the standard AWS chain -------------------------------------------------------------------
+
+/// Region, credentials and endpoint from the environment only (`AWS_REGION`,
+/// `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, `AWS_ENDPOINT_URL_KMS`), as a user's process has
+/// them, through `aws-config`'s default chain. Runs in a child process (this test binary,
+/// re-executed) so that the environment is its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standard_chain_from_environment() {
+    const CHILD: &str = "PKJWT_KMS_CHILD_KEY";
+    if let Ok(key) = std::env::var(CHILD) {
+        let Ok(pkjwt_core::KeyUri::AwsKms(u)) =
+            pkjwt_core::KeyUri::parse(&format!("awskms:key-id={key}"))
+        else {
+            panic!("URI")
+        };
+        assert_eq!((u.region.as_deref(), u.endpoint.as_deref()), (None, None));
+        let signer: Arc<dyn Signer> = Arc::new(
+            AwsKmsSigner::open(&u, None, &AwsKmsOptions::default())
+                .await
+                .expect("open through the standard chain"),
+        );
+        let a = ClientAssertion::new(signer, AssertionOptions::new("env-client", "https://as"))
+            .expect("options");
+        println!("CHILD-OK {}", a.sign().await.expect("sign"));
+        return;
+    }
+    let Some(d) = require!() else { return };
+    let (alias, arn) = create_key(d, KeySpec::EccNistP256, KeyUsageType::SignVerify, "env").await;
+    let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "--exact",
+            "standard_chain_from_environment",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env(CHILD, &alias)
+        .env("AWS_ENDPOINT_URL_KMS", d.endpoint())
+        .env("AWS_REGION", common::REGION)
+        .env("AWS_ACCESS_KEY_ID", "AKIDENV")
+        .env("AWS_SECRET_ACCESS_KEY", "env-secret")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent/pkjwt-test-config")
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/pkjwt-test-credentials",
+        )
+        .output()
+        .expect("run child");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "child failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let jwt = stdout
+        .lines()
+        .find_map(|l| l.split_once("CHILD-OK ").map(|(_, jwt)| jwt.trim()))
+        .unwrap_or_else(|| panic!("no assertion from the child:\n{stdout}"));
+    verify::verify_jws(jwt, &spki(d, &arn).await).expect("child's assertion verifies");
+    assert_eq!(calls(d, &alias, "GetPublicKey"), 1);
+    assert_eq!(calls(d, &arn, "Sign"), 1);
+}
