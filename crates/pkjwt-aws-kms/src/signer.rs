@@ -138,7 +138,22 @@ impl AwsKmsSigner {
                     request_id,
                 });
             }
-            None => return Err(invalid("no KeyUsage in the answer".into())),
+            // Stock moto answers GetPublicKey for a symmetric key, without KeyUsage.
+            #[allow(deprecated)]
+            None => {
+                let spec = out
+                    .key_spec()
+                    .map(|s| s.as_str().to_owned())
+                    .or_else(|| out.customer_master_key_spec().map(|s| s.as_str().to_owned()));
+                return Err(match spec {
+                    Some(spec) if algorithms_for_spec(&spec).is_none() => AwsKmsError::NotSigningKey {
+                        key: key_arn,
+                        detail: format!("its key spec is {spec}"),
+                        request_id,
+                    },
+                    _ => invalid("no KeyUsage in the answer".into()),
+                });
+            }
         }
 
         let spki = out
