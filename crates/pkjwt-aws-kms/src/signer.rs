@@ -141,16 +141,18 @@ impl AwsKmsSigner {
             // Stock moto answers GetPublicKey for a symmetric key, without KeyUsage.
             #[allow(deprecated)]
             None => {
-                let spec = out
-                    .key_spec()
-                    .map(|s| s.as_str().to_owned())
-                    .or_else(|| out.customer_master_key_spec().map(|s| s.as_str().to_owned()));
+                let spec = out.key_spec().map(|s| s.as_str().to_owned()).or_else(|| {
+                    out.customer_master_key_spec()
+                        .map(|s| s.as_str().to_owned())
+                });
                 return Err(match spec {
-                    Some(spec) if algorithms_for_spec(&spec).is_none() => AwsKmsError::NotSigningKey {
-                        key: key_arn,
-                        detail: format!("its key spec is {spec}"),
-                        request_id,
-                    },
+                    Some(spec) if algorithms_for_spec(&spec).is_none() => {
+                        AwsKmsError::NotSigningKey {
+                            key: key_arn,
+                            detail: format!("its key spec is {spec}"),
+                            request_id,
+                        }
+                    }
                     _ => invalid("no KeyUsage in the answer".into()),
                 });
             }

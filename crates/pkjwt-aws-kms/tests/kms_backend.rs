@@ -214,6 +214,44 @@ async fn key_spec_fallbacks_for_answers_without_key_spec() {
         &s.public_key().to_spki_der(),
     )
     .expect("verifies");
+    // No KeyUsage at all: refused, not guessed.
+    let (alias, _) = create_key(d, KeySpec::EccNistP256, KeyUsageType::SignVerify, "nousage").await;
+    faults(
+        d,
+        json!([{ "operation": "GetPublicKey", "key_id": alias, "drop_fields": ["KeyUsage"] }]),
+    );
+    let e = open(d, &alias, None).await.expect_err("no KeyUsage");
+    assert!(matches!(e, AwsKmsError::InvalidResponse { .. }), "{e:?}");
+    assert!(e.to_string().contains("KeyUsage"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credential_and_other_service_errors() {
+    let Some(d) = require!() else { return };
+    let (alias, _) = create_key(d, KeySpec::EccNistP256, KeyUsageType::SignVerify, "creds").await;
+    faults(
+        d,
+        json!([
+            { "operation": "GetPublicKey", "key_id": alias, "type": "ExpiredTokenException",
+              "message": "The security token included in the request is expired" },
+            { "operation": "GetPublicKey", "key_id": alias, "type": "ValidationException",
+              "message": "1 validation error detected" },
+        ]),
+    );
+    let e = open(d, &alias, None).await.expect_err("expired token");
+    assert!(matches!(e, AwsKmsError::Credentials { .. }), "{e:?}");
+    assert!(e.to_string().contains("refresh"), "{e}");
+    let e = open(d, &alias, None).await.expect_err("validation");
+    match &e {
+        AwsKmsError::Service {
+            code, request_id, ..
+        } => {
+            assert_eq!(code, "ValidationException");
+            assert!(request_id.is_some());
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(calls(d, &alias, "GetPublicKey"), 2, "neither is retried");
 }
 
 // ---- faults -----------------------------------------------------------------------------------
