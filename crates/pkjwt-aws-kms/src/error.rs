@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::operation::RequestId;
 use pkjwt_core::Algorithm;
 
@@ -328,10 +328,24 @@ pub enum AwsKmsError {
         /// The SDK's description.
         detail: String,
     },
-    /// The request could not be sent (connection refused, DNS, TLS, no credentials).
+    /// No credentials anywhere in the chain (or none in the given `SdkConfig`).
     #[error(
-        "cannot reach KMS for {operation} on key {key} at {endpoint}: {detail}; check the endpoint, \
-         the network (VPC endpoint, proxy) and that credentials are available"
+        "no AWS credentials for {operation} on KMS key {key}: run with an IAM role (EC2 instance \
+         profile, ECS task role, EKS IRSA / Pod Identity), or set AWS_PROFILE (aws sso login) or \
+         AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY: {detail}"
+    )]
+    NoCredentials {
+        /// The operation.
+        operation: Operation,
+        /// The key.
+        key: String,
+        /// The SDK's description.
+        detail: String,
+    },
+    /// The request could not be sent (connection refused, DNS, TLS, …).
+    #[error(
+        "cannot reach KMS for {operation} on key {key} at {endpoint}: {detail}; check the endpoint \
+         URL and the network path (VPC endpoint, proxy, DNS, TLS)"
     )]
     Unreachable {
         /// The operation.
@@ -422,6 +436,35 @@ const BAD_CREDENTIALS: [&str; 6] = [
     "SignatureDoesNotMatch",
 ];
 
+/// The error and its sources, Display only, joined with ": " (the SDK's own
+/// `DisplayErrorContext` appends a Debug dump that helps nobody reading a CLI message).
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cur {
+        let text = e.to_string();
+        if !text.is_empty() && parts.last().is_none_or(|p| !p.contains(&text)) {
+            parts.push(text);
+        }
+        cur = e.source();
+    }
+    parts.join(": ")
+}
+
+/// True when a dispatch failure is the SDK finding no credentials. The SDK exposes this only as
+/// an error text (identity resolution happens inside the orchestrator), so match its wording:
+/// "no identity resolver" (no provider configured) and the chain's "failed to load credentials"
+/// / "CredentialsNotLoaded".
+fn lacks_credentials(detail: &str) -> bool {
+    let d = detail.to_ascii_lowercase();
+    d.contains("no identity resolver")
+        || d.contains("failed to load credentials")
+        || d.contains("credentialsnotloaded")
+        || d.contains("credential provider was not enabled")
+        || d.contains("no providers in chain provided credentials")
+        || d.contains("no credentials")
+}
+
 /// Turns an SDK error into a specific [`AwsKmsError`].
 pub(crate) fn classify<E>(
     ctx: &CallContext<'_>,
@@ -433,7 +476,7 @@ where
     let request_id = err.request_id().map(str::to_owned);
     let key = ctx.key.to_owned();
     let operation = ctx.operation;
-    let detail = || DisplayErrorContext(&err).to_string();
+    let detail = || error_chain(&err);
     match &err {
         SdkError::TimeoutError(_) => AwsKmsError::Timeout {
             operation,
@@ -449,6 +492,22 @@ where
             endpoint: ctx.endpoint.to_owned(),
             detail: detail(),
         },
+        SdkError::DispatchFailure(_) | SdkError::ConstructionFailure(_)
+            if lacks_credentials(&detail()) =>
+        {
+            let detail = detail();
+            AwsKmsError::NoCredentials {
+                operation,
+                key,
+                // The SDK's text for a config without any provider is a paragraph about
+                // Smithy models; say what it means instead.
+                detail: if detail.contains("no identity resolver") {
+                    "the AWS SDK configuration has no credentials provider".into()
+                } else {
+                    detail
+                },
+            }
+        }
         SdkError::DispatchFailure(_) | SdkError::ConstructionFailure(_) => {
             AwsKmsError::Unreachable {
                 operation,

@@ -267,8 +267,16 @@ impl AwsKmsSigner {
         let payload = match self.kms.message_type {
             MessageType::Digest => match self.algorithm.hash() {
                 Some(h) => h.digest(message),
-                // Invariant of spec::kms_algorithm: DIGEST only for algorithms with a hash.
-                None => message.to_vec(),
+                // spec::kms_algorithm picks DIGEST only for algorithms with a hash; never send
+                // an unhashed message as a digest, even if that mapping changes.
+                None => {
+                    return Err(AwsKmsError::AlgorithmNotSupported {
+                        key: self.key_arn.clone(),
+                        key_spec: self.key_spec.clone(),
+                        requested: self.algorithm,
+                        supported: "(no digest for this algorithm)".into(),
+                    });
+                }
             },
             _ => {
                 if message.len() > MAX_RAW_MESSAGE || message.is_empty() {

@@ -461,6 +461,7 @@ async fn access_denied_names_the_permission_and_the_key() {
         "{text}"
     );
     assert_eq!(calls(d, &arn, "Sign"), 1, "access denied is not retried");
+    eprintln!("access denied: {e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -541,6 +542,7 @@ async fn throttling_and_5xx_exhaust_the_retries_with_a_clear_error() {
     }
     assert_eq!(calls(d, &arn, "Sign"), 4, "exactly max_attempts attempts");
     assert!(e.to_string().contains("4 attempts"), "{e}");
+    eprintln!("throttled: {e}");
 
     faults(
         d,
@@ -600,6 +602,7 @@ async fn slow_endpoint_times_out_without_hanging() {
     );
     assert!(took < Duration::from_millis(2500), "took {took:?}");
     assert!(e.to_string().contains("timed out"), "{e}");
+    eprintln!("timeout: {e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -637,6 +640,7 @@ async fn endpoint_down_is_unreachable_without_hanging() {
         }
         other => panic!("{other:?}"),
     }
+    eprintln!("endpoint down: {e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -675,8 +679,9 @@ async fn missing_credentials_is_a_specific_error() {
     )
     .await
     .expect_err("no credentials");
-    assert!(matches!(e, AwsKmsError::Unreachable { .. }), "{e:?}");
-    assert!(e.to_string().to_lowercase().contains("credentials"), "{e}");
+    assert!(matches!(e, AwsKmsError::NoCredentials { .. }), "{e:?}");
+    assert!(e.to_string().contains("AWS_PROFILE"), "{e}");
+    eprintln!("no credentials: {e}");
 }
 
 // ---- generate ---------------------------------------------------------------------------------
@@ -732,11 +737,12 @@ async fn generate_creates_key_and_alias() {
 
 /// Region, credentials and endpoint from the environment only (`AWS_REGION`,
 /// `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, `AWS_ENDPOINT_URL_KMS`), as a user's process has
-/// them, through `aws-config`'s default chain. Runs in a child process (this test binary,
-/// re-executed) so that the environment is its own.
+/// them, through `aws-config`'s default chain; and the same chain with no credentials anywhere.
+/// Runs in child processes (this test binary, re-executed) so that the environment is their own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn standard_chain_from_environment() {
     const CHILD: &str = "PKJWT_KMS_CHILD_KEY";
+    const NO_CREDS: &str = "PKJWT_KMS_CHILD_NO_CREDENTIALS";
     if let Ok(key) = std::env::var(CHILD) {
         let Ok(pkjwt_core::KeyUri::AwsKms(u)) =
             pkjwt_core::KeyUri::parse(&format!("awskms:key-id={key}"))
@@ -744,11 +750,14 @@ async fn standard_chain_from_environment() {
             panic!("URI")
         };
         assert_eq!((u.region.as_deref(), u.endpoint.as_deref()), (None, None));
-        let signer: Arc<dyn Signer> = Arc::new(
-            AwsKmsSigner::open(&u, None, &AwsKmsOptions::default())
-                .await
-                .expect("open through the standard chain"),
-        );
+        let opened = AwsKmsSigner::open(&u, None, &AwsKmsOptions::default()).await;
+        if std::env::var_os(NO_CREDS).is_some() {
+            let e = opened.expect_err("no credentials in the chain");
+            assert!(matches!(e, AwsKmsError::NoCredentials { .. }), "{e:?}");
+            println!("CHILD-OK {e}");
+            return;
+        }
+        let signer: Arc<dyn Signer> = Arc::new(opened.expect("open through the standard chain"));
         let a = ClientAssertion::new(signer, AssertionOptions::new("env-client", "https://as"))
             .expect("options");
         println!("CHILD-OK {}", a.sign().await.expect("sign"));
@@ -756,8 +765,9 @@ async fn standard_chain_from_environment() {
     }
     let Some(d) = require!() else { return };
     let (alias, arn) = create_key(d, KeySpec::EccNistP256, KeyUsageType::SignVerify, "env").await;
-    let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
-        .args([
+    let child = |credentials: bool| {
+        let mut cmd = std::process::Command::new(std::env::current_exe().expect("test binary"));
+        cmd.args([
             "--exact",
             "standard_chain_from_environment",
             "--nocapture",
@@ -765,30 +775,46 @@ async fn standard_chain_from_environment() {
         ])
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", "/nonexistent/pkjwt-test-home")
         .env(CHILD, &alias)
         .env("AWS_ENDPOINT_URL_KMS", d.endpoint())
         .env("AWS_REGION", common::REGION)
-        .env("AWS_ACCESS_KEY_ID", "AKIDENV")
-        .env("AWS_SECRET_ACCESS_KEY", "env-secret")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("AWS_CONFIG_FILE", "/nonexistent/pkjwt-test-config")
         .env(
             "AWS_SHARED_CREDENTIALS_FILE",
             "/nonexistent/pkjwt-test-credentials",
-        )
-        .output()
-        .expect("run child");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "child failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let jwt = stdout
-        .lines()
-        .find_map(|l| l.split_once("CHILD-OK ").map(|(_, jwt)| jwt.trim()))
-        .unwrap_or_else(|| panic!("no assertion from the child:\n{stdout}"));
-    verify::verify_jws(jwt, &spki(d, &arn).await).expect("child's assertion verifies");
+        );
+        if credentials {
+            cmd.env("AWS_ACCESS_KEY_ID", "AKIDENV")
+                .env("AWS_SECRET_ACCESS_KEY", "env-secret");
+        } else {
+            cmd.env(NO_CREDS, "1");
+        }
+        let out = cmd.output().expect("run child");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "child failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+            .lines()
+            .find_map(|l| {
+                l.split_once("CHILD-OK ")
+                    .map(|(_, rest)| rest.trim().to_owned())
+            })
+            .unwrap_or_else(|| panic!("no result from the child:\n{stdout}"))
+    };
+    let jwt = child(true);
+    verify::verify_jws(&jwt, &spki(d, &arn).await).expect("child's assertion verifies");
     assert_eq!(calls(d, &alias, "GetPublicKey"), 1);
     assert_eq!(calls(d, &arn, "Sign"), 1);
+    let message = child(false);
+    eprintln!("no credentials in the chain: {message}");
+    assert_eq!(
+        calls(d, &alias, "GetPublicKey"),
+        1,
+        "nothing is sent without credentials"
+    );
 }
