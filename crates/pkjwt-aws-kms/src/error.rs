@@ -238,9 +238,9 @@ pub enum AwsKmsError {
     },
     /// KMS kept throttling after every allowed attempt.
     #[error(
-        "KMS throttled {operation} on key {key} ({code}: {message}) and {attempts} attempts did not \
-         get through; lower the request rate, raise max_attempts, or ask AWS for a higher KMS \
-         request quota{}",
+        "KMS throttled {operation} on key {key} ({code}: {message}) and retrying (up to {attempts} \
+         attempts) did not get through; lower the request rate, raise max_attempts, or ask AWS \
+         for a higher KMS request quota{}",
         rid(.request_id)
     )]
     Throttled {
@@ -252,7 +252,7 @@ pub enum AwsKmsError {
         code: String,
         /// AWS's message.
         message: String,
-        /// Attempts made.
+        /// Maximum attempts configured (the SDK's retry quota can stop retrying earlier).
         attempts: u32,
         /// AWS request id of the last attempt.
         request_id: Option<String>,

@@ -56,6 +56,9 @@ fn start() -> Result<Double, String> {
             python.display()
         ));
     }
+    if std::env::var("PKJWT_KMS_STOCK_MOTO").as_deref() == Ok("1") {
+        return start_stock_moto(&python);
+    }
     let mut child = Command::new(&python)
         .arg(root.join("infra/kms/kms_double.py"))
         .args(["--host", "127.0.0.1", "--port", "0"])
@@ -86,6 +89,40 @@ fn start() -> Result<Double, String> {
         _stdin: Mutex::new(stdin),
         _child: Mutex::new(child),
     })
+}
+
+/// `PKJWT_KMS_STOCK_MOTO=1`: unpatched `moto.server` instead of the double, to show what the
+/// suite says about an endpoint that is not faithful (expected: the DIGEST and PS* conformance
+/// tests fail, and every test that needs the control API fails). Never set in CI.
+fn start_stock_moto(python: &std::path::Path) -> Result<Double, String> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| e.to_string())?
+        .port();
+    let mut child = Command::new(python)
+        .args(["-c", "import sys, threading, os\nfrom moto.server import main\nthreading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()\nmain(sys.argv[1:])"])
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start moto.server: {e}"))?;
+    let stdin = child.stdin.take().ok_or("no stdin pipe")?;
+    for _ in 0..300 {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            eprintln!(
+                "!!!!!!!! PKJWT_KMS_STOCK_MOTO=1: testing against UNPATCHED moto on port {port}"
+            );
+            return Ok(Double {
+                port,
+                _stdin: Mutex::new(stdin),
+                _child: Mutex::new(child),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err("stock moto.server did not listen within 30 s".into())
 }
 
 /// The double, or `None` (test skipped) when it cannot run and peers are not required.
