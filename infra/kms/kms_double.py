@@ -21,7 +21,8 @@ handlers so that, for the operations pkjwt uses, the server behaves as the API r
 On top of that it adds what a test needs and real KMS cannot do on demand, under ``/_pkjwt/``:
 
 * ``POST /_pkjwt/faults`` ``{"rules": [...]}`` appends fault rules. A rule matches an operation
-  (``"Sign"``), optionally a ``key_id`` exactly as the client sent it, ``times`` (``-1`` = for
+  (``"Sign"``), optionally a ``key_id`` exactly as the client sent it (``KeyId``, or
+  ``AliasName`` for the alias operations), ``times`` (``-1`` = for
   ever); it may delay (``delay_ms``), answer an error (``type``, ``message``, ``status``), or
   drop fields from the real answer (``drop_fields``, e.g. ``["KeySpec"]`` to answer as stock
   moto does).
@@ -383,7 +384,9 @@ class Double:
             return self.app(environ, start_response)
         body = self._body(environ)
         try:
-            key_id = json.loads(body or b"{}").get("KeyId")
+            params = json.loads(body or b"{}")
+            # CreateAlias/UpdateAlias/DeleteAlias name no KeyId: match and count them by alias.
+            key_id = params.get("KeyId") or params.get("AliasName")
         except ValueError:
             key_id = None
         rule = self.faults.record(op, key_id)

@@ -105,6 +105,19 @@ pub enum AwsKmsError {
         /// The key it names.
         target: String,
     },
+    /// Key generation created the key but not its alias.
+    #[error("created KMS key {key} but not its alias {alias}: {cause}; {cleanup}")]
+    AliasNotCreated {
+        /// The alias asked for.
+        alias: String,
+        /// The key that was created.
+        key: String,
+        /// Why CreateAlias failed.
+        #[source]
+        cause: Box<AwsKmsError>,
+        /// What happened to the new key.
+        cleanup: String,
+    },
     /// The caller's IAM identity is not allowed to call the operation on the key.
     #[error(
         "access denied: {operation} on KMS key {key} needs the IAM permission {permission} \

@@ -130,19 +130,20 @@ pub async fn generate(
             .pending_window_in_days(7)
             .send()
             .await;
-        let note = match cleanup {
-            Ok(_) => format!("the new key {key_arn} was scheduled for deletion in 7 days"),
+        let cleanup = match cleanup {
+            Ok(_) => "the new key was scheduled for deletion in 7 days (aws kms \
+                      cancel-key-deletion recovers it)"
+                .to_owned(),
             Err(_) => format!(
-                "the new key {key_arn} could not be scheduled for deletion; delete it with \
+                "the new key could not be scheduled for deletion; delete it with \
                  aws kms schedule-key-deletion --key-id {key_id}"
             ),
         };
-        return Err(AwsKmsError::Service {
-            operation: Operation::CreateAlias,
-            key: alias,
-            code: "CreateAlias failed".into(),
-            message: format!("{err}; {note}"),
-            request_id: err.request_id().map(str::to_owned),
+        return Err(AwsKmsError::AliasNotCreated {
+            alias,
+            key: key_arn,
+            cause: Box::new(err),
+            cleanup,
         });
     }
 

@@ -818,3 +818,45 @@ async fn standard_chain_from_environment() {
         "nothing is sent without credentials"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generate_cleans_up_when_the_alias_cannot_be_created() {
+    let Some(d) = require!() else { return };
+    let alias = common::alias("noalias");
+    faults(
+        d,
+        json!([{ "operation": "CreateAlias", "key_id": alias, "type": "AccessDeniedException",
+                 "message": "not authorized to perform: kms:CreateAlias" }]),
+    );
+    let e = generate(&uri(d, &alias), Algorithm::ES256, &options())
+        .await
+        .expect_err("CreateAlias denied");
+    let AwsKmsError::AliasNotCreated { key, cause, .. } = &e else {
+        panic!("{e:?}")
+    };
+    assert!(
+        matches!(
+            **cause,
+            AwsKmsError::AccessDenied {
+                permission: "kms:CreateAlias",
+                ..
+            }
+        ),
+        "{cause:?}"
+    );
+    assert!(e.to_string().contains("scheduled for deletion"), "{e}");
+    let meta = admin(d)
+        .describe_key()
+        .key_id(key)
+        .send()
+        .await
+        .expect("describe");
+    assert_eq!(
+        meta.key_metadata()
+            .and_then(|m| m.key_state())
+            .map(|s| s.as_str()),
+        Some("PendingDeletion"),
+        "the orphan key is scheduled for deletion"
+    );
+    assert_eq!(calls(d, &alias, "CreateAlias"), 1);
+}
