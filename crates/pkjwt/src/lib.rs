@@ -16,6 +16,9 @@ pub struct OpenOptions {
     pub file: FileOptions,
     /// Key generation options (RSA size).
     pub generate: GenerateOptions,
+    /// AWS KMS backend options (retries, timeouts, an SDK config).
+    #[cfg(feature = "aws-kms")]
+    pub aws_kms: pkjwt_aws_kms::AwsKmsOptions,
 }
 
 impl OpenOptions {
@@ -50,7 +53,12 @@ pub async fn open_uri(uri: &KeyUri, options: &OpenOptions) -> Result<Arc<dyn Sig
                 .map_err(|e| Error::backend("file", e))?,
         )),
         KeyUri::Pkcs11(_) => Err(not_built(uri)),
-        KeyUri::AwsKms(_) => Err(not_built(uri)),
+        #[cfg(feature = "aws-kms")]
+        KeyUri::AwsKms(k) => Ok(Arc::new(
+            pkjwt_aws_kms::AwsKmsSigner::open(k, options.alg, &options.aws_kms)
+                .await
+                .map_err(|e| Error::backend("AWS KMS", e))?,
+        )),
         #[allow(unreachable_patterns)]
         _ => Err(not_built(uri)),
     }
@@ -67,6 +75,13 @@ pub async fn generate(
             pkjwt_file::generate(f, alg, &options.generate)
                 .map_err(|e| Error::backend("file", e))?,
         )),
+        #[cfg(feature = "aws-kms")]
+        KeyUri::AwsKms(k) => {
+            pkjwt_aws_kms::generate(k, alg, &options.aws_kms)
+                .await
+                .map_err(|e| Error::backend("AWS KMS", e))?;
+            open_uri(uri, &options.clone().alg(Some(alg))).await
+        }
         _ => Err(not_built(uri)),
     }
 }
