@@ -421,7 +421,7 @@ pub(crate) fn unwrap_ec_point(v: &[u8], raw_len: usize) -> &[u8] {
         return v;
     }
     match read_tlv(v) {
-        Some((0x04, body, rest)) if rest.is_empty() => body,
+        Some((0x04, body, [])) => body,
         _ => v,
     }
 }
@@ -429,7 +429,7 @@ pub(crate) fn unwrap_ec_point(v: &[u8], raw_len: usize) -> &[u8] {
 /// Curve from `CKA_EC_PARAMS` (a DER namedCurve OID).
 pub(crate) fn parse_ec_params(p: &[u8]) -> Result<Curve, String> {
     match read_tlv(p) {
-        Some((0x06, oid, rest)) if rest.is_empty() => Curve::from_oid(oid).ok_or_else(|| {
+        Some((0x06, oid, [])) => Curve::from_oid(oid).ok_or_else(|| {
             format!(
                 "curve OID {} is not one pkjwt signs with; expected P-256, P-384, P-521 or secp256k1",
                 hex(oid)
@@ -451,8 +451,8 @@ const OID_ED25519_GNU: &[u8] = &[0x2b, 0x06, 0x01, 0x04, 0x01, 0xda, 0x47, 0x0f,
 /// `edwards25519` (PKCS#11 3.0 §2.3.10 allows curve names).
 pub(crate) fn is_ed25519_params(p: &[u8]) -> bool {
     match read_tlv(p) {
-        Some((0x06, oid, rest)) if rest.is_empty() => oid == OID_ED25519 || oid == OID_ED25519_GNU,
-        Some((0x13 | 0x0c, name, rest)) if rest.is_empty() => {
+        Some((0x06, oid, [])) => oid == OID_ED25519 || oid == OID_ED25519_GNU,
+        Some((0x13 | 0x0c, name, [])) => {
             name == b"edwards25519" || name == b"Ed25519"
         }
         _ => false,

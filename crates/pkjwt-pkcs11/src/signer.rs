@@ -72,6 +72,10 @@ struct Pooled {
 struct PoolState {
     idle: Vec<Pooled>,
     epoch: u64,
+    /// Sessions of epochs below this one died with their handles (`CKR_SESSION_HANDLE_INVALID`
+    /// and the like): they are forgotten, not closed, because after a module re-initialization
+    /// the same handle number may already belong to a fresh session of ours.
+    forget_below: u64,
     handle: ObjectHandle,
     token: TokenRef,
 }
@@ -107,6 +111,20 @@ impl fmt::Debug for Pkcs11Signer {
             .field("pool_size", &self.inner.pool_size)
             .finish_non_exhaustive()
     }
+}
+
+/// Return values that mean the session handle itself is gone.
+fn session_is_dead(e: &CkError) -> bool {
+    matches!(
+        e,
+        CkError::Pkcs11(
+            RvError::SessionHandleInvalid
+                | RvError::SessionClosed
+                | RvError::DeviceRemoved
+                | RvError::TokenNotPresent,
+            _
+        )
+    )
 }
 
 /// Return values after which the sessions are rebuilt and the login renewed.
@@ -256,6 +274,7 @@ impl Pkcs11Signer {
             state: Mutex::new(PoolState {
                 idle: vec![Pooled { session, epoch: 0 }],
                 epoch: 0,
+                forget_below: 0,
                 handle,
                 token,
             }),
@@ -347,23 +366,42 @@ impl Inner {
         )
     }
 
+    /// Disposes of a session that will not be reused: closed if it may still be alive,
+    /// forgotten if its handle died (see [`PoolState::forget_below`]).
+    fn dispose(p: Pooled, forget_below: u64) {
+        if p.epoch < forget_below {
+            // Leaks one reference count of the module context, never a live session.
+            std::mem::forget(p.session);
+        } else {
+            drop(p);
+        }
+    }
+
     /// Takes an idle session of the current epoch, or opens a new one.
     fn checkout(&self) -> Result<(Pooled, ObjectHandle, TokenRef), (Pkcs11Error, u64)> {
-        let (stale, epoch, handle, token) = {
+        let (stale, forget_below, epoch, handle, token) = {
             let mut st = self.lock_state();
             let mut stale = Vec::new();
+            let mut found = None;
             while let Some(p) = st.idle.pop() {
                 if p.epoch == st.epoch {
-                    let (handle, token) = (st.handle, st.token.clone());
-                    drop(st);
-                    drop(stale);
-                    return Ok((p, handle, token));
+                    found = Some(p);
+                    break;
                 }
                 stale.push(p);
             }
-            (stale, st.epoch, st.handle, st.token.clone())
+            let fb = st.forget_below;
+            if let Some(p) = found {
+                let (handle, token) = (st.handle, st.token.clone());
+                drop(st);
+                stale.into_iter().for_each(|s| Self::dispose(s, fb));
+                return Ok((p, handle, token));
+            }
+            (stale, fb, st.epoch, st.handle, st.token.clone())
         };
-        drop(stale);
+        stale
+            .into_iter()
+            .for_each(|s| Self::dispose(s, forget_below));
         let session = token::open_session(&self.module, &token, false).map_err(|e| (e, epoch))?;
         self.sessions_opened.fetch_add(1, Ordering::Relaxed);
         token::ensure_login(&self.module, &token, &session, self.pin.as_ref())
@@ -376,13 +414,14 @@ impl Inner {
         if p.epoch == st.epoch {
             st.idle.push(p);
         } else {
+            let fb = st.forget_below;
             drop(st);
-            drop(p);
+            Self::dispose(p, fb);
         }
     }
 
     /// Rebuilds after a failure seen in `failed_epoch`: unless another thread already did.
-    fn recover(&self, failed_epoch: u64) -> Result<(), Pkcs11Error> {
+    fn recover(&self, failed_epoch: u64, sessions_dead: bool) -> Result<(), Pkcs11Error> {
         let _guard = self.recovery.lock().unwrap_or_else(|p| p.into_inner());
         if self.lock_state().epoch != failed_epoch {
             return Ok(());
@@ -392,18 +431,20 @@ impl Inner {
         self.sessions_opened.fetch_add(1, Ordering::Relaxed);
         token::ensure_login(&self.module, &token, &session, self.pin.as_ref())?;
         let handle = object::refind(&session, &token, &self.key)?;
-        let old = {
+        let (old, fb) = {
             let mut st = self.lock_state();
             st.epoch += 1;
             st.handle = handle;
             st.token = token;
             let epoch = st.epoch;
+            if sessions_dead {
+                st.forget_below = epoch;
+            }
             let old = std::mem::take(&mut st.idle);
             st.idle.push(Pooled { session, epoch });
-            old
+            (old, st.forget_below)
         };
-        // Closing dead sessions may fail (their handles are gone); cryptoki ignores that.
-        drop(old);
+        old.into_iter().for_each(|p| Self::dispose(p, fb));
         self.recoveries.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -420,8 +461,9 @@ impl Inner {
             let (pooled, handle, token) = match self.checkout() {
                 Ok(x) => x,
                 Err((e, epoch)) if err_is_recoverable(&e) => {
+                    let dead = matches!(&e, Pkcs11Error::Call { source, .. } if session_is_dead(source));
                     last = Some(e);
-                    if let Err(e) = self.recover(epoch) {
+                    if let Err(e) = self.recover(epoch, dead) {
                         if !err_is_recoverable(&e) {
                             return Err(e);
                         }
@@ -439,9 +481,15 @@ impl Inner {
                 }
                 Err(e) if is_recoverable(&e) => {
                     let epoch = pooled.epoch;
-                    drop(pooled);
+                    let dead = session_is_dead(&e);
+                    if dead {
+                        // Its handle is gone; never close a number that may be reused.
+                        std::mem::forget(pooled.session);
+                    } else {
+                        drop(pooled);
+                    }
                     last = Some(Pkcs11Error::call(self.token_context(&token), e));
-                    if let Err(e) = self.recover(epoch) {
+                    if let Err(e) = self.recover(epoch, dead) {
                         if !err_is_recoverable(&e) {
                             return Err(e);
                         }
