@@ -452,9 +452,7 @@ const OID_ED25519_GNU: &[u8] = &[0x2b, 0x06, 0x01, 0x04, 0x01, 0xda, 0x47, 0x0f,
 pub(crate) fn is_ed25519_params(p: &[u8]) -> bool {
     match read_tlv(p) {
         Some((0x06, oid, [])) => oid == OID_ED25519 || oid == OID_ED25519_GNU,
-        Some((0x13 | 0x0c, name, [])) => {
-            name == b"edwards25519" || name == b"Ed25519"
-        }
+        Some((0x13 | 0x0c, name, [])) => name == b"edwards25519" || name == b"Ed25519",
         _ => false,
     }
 }

@@ -461,7 +461,8 @@ impl Inner {
             let (pooled, handle, token) = match self.checkout() {
                 Ok(x) => x,
                 Err((e, epoch)) if err_is_recoverable(&e) => {
-                    let dead = matches!(&e, Pkcs11Error::Call { source, .. } if session_is_dead(source));
+                    let dead =
+                        matches!(&e, Pkcs11Error::Call { source, .. } if session_is_dead(source));
                     last = Some(e);
                     if let Err(e) = self.recover(epoch, dead) {
                         if !err_is_recoverable(&e) {

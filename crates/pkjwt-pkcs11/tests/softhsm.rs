@@ -66,7 +66,11 @@ fn conformance(env: &Env, alg: Algorithm, label: &str, id: &str) {
         let generated = generate(&uri, alg, &opts()).await.unwrap();
         let signer = Pkcs11Signer::open(&uri, Some(alg), &opts()).await.unwrap();
         assert_eq!(signer.algorithm(), alg);
-        assert_eq!(signer.public_key(), &generated, "public key read back = generated");
+        assert_eq!(
+            signer.public_key(),
+            &generated,
+            "public key read back = generated"
+        );
         assert!(signer.warnings().is_empty());
         assert_eq!(signer.key_label(), Some(label));
         let debug = format!("{signer:?}");
@@ -93,9 +97,13 @@ fn conformance(env: &Env, alg: Algorithm, label: &str, id: &str) {
             .await
             .unwrap_err();
         assert!(matches!(e, Pkcs11Error::DuplicateKey { .. }), "{e}");
-        let e = generate(&env.uri(&format!("object={label}-other;id={id}")), alg, &opts())
-            .await
-            .unwrap_err();
+        let e = generate(
+            &env.uri(&format!("object={label}-other;id={id}")),
+            alg,
+            &opts(),
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(e, Pkcs11Error::DuplicateKey { .. }), "{e}");
         assert!(e.to_string().contains(label), "{e}");
     });
@@ -184,29 +192,31 @@ softhsm_test!(conformance_eddsa, |env| conformance(
     "%06"
 ));
 
-softhsm_test!(rsa_key_signs_every_rsa_algorithm, |env| rt().block_on(async {
-    let uri = env.uri("object=rsa;id=%07");
-    generate(&uri, Algorithm::PS256, &opts()).await.unwrap();
-    for alg in [
-        Algorithm::RS256,
-        Algorithm::RS384,
-        Algorithm::RS512,
-        Algorithm::PS256,
-        Algorithm::PS384,
-        Algorithm::PS512,
-    ] {
-        let signer = Pkcs11Signer::open(&uri, Some(alg), &opts()).await.unwrap();
-        assert_signs(Arc::new(signer), 3).await;
+softhsm_test!(rsa_key_signs_every_rsa_algorithm, |env| rt().block_on(
+    async {
+        let uri = env.uri("object=rsa;id=%07");
+        generate(&uri, Algorithm::PS256, &opts()).await.unwrap();
+        for alg in [
+            Algorithm::RS256,
+            Algorithm::RS384,
+            Algorithm::RS512,
+            Algorithm::PS256,
+            Algorithm::PS384,
+            Algorithm::PS512,
+        ] {
+            let signer = Pkcs11Signer::open(&uri, Some(alg), &opts()).await.unwrap();
+            assert_signs(Arc::new(signer), 3).await;
+        }
+        // The default for RSA is PS256 (FAPI 2.0); an EC algorithm is refused with the list.
+        let signer = Pkcs11Signer::open(&uri, None, &opts()).await.unwrap();
+        assert_eq!(signer.algorithm(), Algorithm::PS256);
+        let e = Pkcs11Signer::open(&uri, Some(Algorithm::ES256), &opts())
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Pkcs11Error::Algorithm { .. }), "{e}");
+        assert!(e.to_string().contains("PS256"), "{e}");
     }
-    // The default for RSA is PS256 (FAPI 2.0); an EC algorithm is refused with the list.
-    let signer = Pkcs11Signer::open(&uri, None, &opts()).await.unwrap();
-    assert_eq!(signer.algorithm(), Algorithm::PS256);
-    let e = Pkcs11Signer::open(&uri, Some(Algorithm::ES256), &opts())
-        .await
-        .unwrap_err();
-    assert!(matches!(e, Pkcs11Error::Algorithm { .. }), "{e}");
-    assert!(e.to_string().contains("PS256"), "{e}");
-}));
+));
 
 /// A key made by OpenSC's pkcs11-tool (not by pkjwt) is found by id alone and signs.
 #[test]
@@ -221,6 +231,8 @@ fn pkcs11_tool_key() {
             for (key_type, label, id) in [
                 ("EC:prime256v1", "tool-p256", "42"),
                 ("rsa:2048", "tool-rsa", "43"),
+                // pkcs11-tool writes CKA_EC_PARAMS as the PrintableString "edwards25519".
+                ("EC:edwards25519", "tool-ed25519", "44"),
             ] {
                 let out = std::process::Command::new("pkcs11-tool")
                     .env("SOFTHSM2_CONF", env.dir.join("softhsm2.conf"))
@@ -266,56 +278,63 @@ fn pkcs11_tool_key() {
                 .await
                 .unwrap();
                 assert_signs(Arc::new(signer), 3).await;
+                let signer = Pkcs11Signer::open(&env.uri("object=tool-ed25519"), None, &opts())
+                    .await
+                    .unwrap();
+                assert_eq!(signer.algorithm(), Algorithm::EdDSA);
+                assert_signs(Arc::new(signer), 3).await;
             })
         },
     );
 }
 
-softhsm_test!(concurrent_signers_share_the_pool, |env| rt().block_on(async {
-    let uri = env.uri("object=busy");
-    generate(&uri, Algorithm::ES256, &opts()).await.unwrap();
-    let signer = Arc::new(
-        Pkcs11Signer::open(&uri, None, &opts().pool_size(4))
-            .await
+softhsm_test!(concurrent_signers_share_the_pool, |env| rt().block_on(
+    async {
+        let uri = env.uri("object=busy");
+        generate(&uri, Algorithm::ES256, &opts()).await.unwrap();
+        let signer = Arc::new(
+            Pkcs11Signer::open(&uri, None, &opts().pool_size(4))
+                .await
+                .unwrap(),
+        );
+        let key = signer.public_key().clone();
+        let assertion = Arc::new(
+            ClientAssertion::new(
+                signer.clone(),
+                AssertionOptions::new("client-c", "https://as.example.com"),
+            )
             .unwrap(),
-    );
-    let key = signer.public_key().clone();
-    let assertion = Arc::new(
-        ClientAssertion::new(
-            signer.clone(),
-            AssertionOptions::new("client-c", "https://as.example.com"),
-        )
-        .unwrap(),
-    );
-    const TASKS: usize = 32;
-    const EACH: usize = 100;
-    let mut joins = Vec::new();
-    for _ in 0..TASKS {
-        let a = assertion.clone();
-        joins.push(tokio::spawn(async move {
-            let mut out = Vec::with_capacity(EACH);
-            for _ in 0..EACH {
-                out.push(a.sign().await.unwrap());
-            }
-            out
-        }));
-    }
-    let mut jtis = std::collections::HashSet::new();
-    for j in joins {
-        for jwt in j.await.unwrap() {
-            let claims = verify_jws(&jwt, &key, Algorithm::ES256);
-            assert!(jtis.insert(claims["jti"].as_str().unwrap().to_string()));
+        );
+        const TASKS: usize = 32;
+        const EACH: usize = 100;
+        let mut joins = Vec::new();
+        for _ in 0..TASKS {
+            let a = assertion.clone();
+            joins.push(tokio::spawn(async move {
+                let mut out = Vec::with_capacity(EACH);
+                for _ in 0..EACH {
+                    out.push(a.sign().await.unwrap());
+                }
+                out
+            }));
         }
+        let mut jtis = std::collections::HashSet::new();
+        for j in joins {
+            for jwt in j.await.unwrap() {
+                let claims = verify_jws(&jwt, &key, Algorithm::ES256);
+                assert!(jtis.insert(claims["jti"].as_str().unwrap().to_string()));
+            }
+        }
+        assert_eq!(jtis.len(), TASKS * EACH);
+        let stats = signer.stats();
+        assert_eq!(stats.signatures, (TASKS * EACH) as u64);
+        assert_eq!(stats.recoveries, 0);
+        assert!(
+            stats.sessions_opened > 1 && stats.sessions_opened <= 4,
+            "pool used 2..=4 sessions: {stats:?}"
+        );
     }
-    assert_eq!(jtis.len(), TASKS * EACH);
-    let stats = signer.stats();
-    assert_eq!(stats.signatures, (TASKS * EACH) as u64);
-    assert_eq!(stats.recoveries, 0);
-    assert!(
-        stats.sessions_opened > 1 && stats.sessions_opened <= 4,
-        "pool used 2..=4 sessions: {stats:?}"
-    );
-}));
+));
 
 softhsm_test!(fault_wrong_pin, |env| rt().block_on(async {
     let bad = env.dir.join("bad-pin");
@@ -329,40 +348,59 @@ softhsm_test!(fault_wrong_pin, |env| rt().block_on(async {
     let e = Pkcs11Signer::open(&uri, None, &opts()).await.unwrap_err();
     assert!(matches!(e, Pkcs11Error::PinIncorrect { .. }), "{e}");
     let msg = e.to_string();
-    assert!(msg.contains("PIN is incorrect") && !msg.contains("0000-wrong"), "{msg}");
+    assert!(
+        msg.contains("PIN is incorrect") && !msg.contains("0000-wrong"),
+        "{msg}"
+    );
 }));
 
 softhsm_test!(fault_missing_token, |env| rt().block_on(async {
-    let uri = common::parse(&env.uri_string("object=k").replace("token=pkjwt-test", "token=nope"));
+    let uri = common::parse(
+        &env.uri_string("object=k")
+            .replace("token=pkjwt-test", "token=nope"),
+    );
     let e = Pkcs11Signer::open(&uri, None, &opts()).await.unwrap_err();
     assert!(matches!(e, Pkcs11Error::TokenNotFound { .. }), "{e}");
     let msg = e.to_string();
-    assert!(msg.contains("\"nope\"") && msg.contains("\"pkjwt-test\""), "{msg}");
+    assert!(
+        msg.contains("\"nope\"") && msg.contains("\"pkjwt-test\""),
+        "{msg}"
+    );
     // A padded label in the URI still matches: labels compare without padding.
     generate(&env.uri("object=k"), Algorithm::ES256, &opts())
         .await
         .unwrap();
-    let padded = env.uri_string("object=k").replace("token=pkjwt-test", "token=pkjwt-test%20%20%20");
+    let padded = env
+        .uri_string("object=k")
+        .replace("token=pkjwt-test", "token=pkjwt-test%20%20%20");
     Pkcs11Signer::open(&common::parse(&padded), None, &opts())
         .await
         .unwrap();
 }));
 
-softhsm_test!(fault_missing_object_lists_what_is_there, |env| rt().block_on(async {
-    generate(&env.uri("object=present;id=%aa%bb"), Algorithm::ES256, &opts())
+softhsm_test!(fault_missing_object_lists_what_is_there, |env| rt()
+    .block_on(async {
+        generate(
+            &env.uri("object=present;id=%aa%bb"),
+            Algorithm::ES256,
+            &opts(),
+        )
         .await
         .unwrap();
-    let e = Pkcs11Signer::open(&env.uri("object=absent"), None, &opts())
-        .await
-        .unwrap_err();
-    assert!(matches!(e, Pkcs11Error::ObjectNotFound { .. }), "{e}");
-    let msg = e.to_string();
-    assert!(
-        msg.contains("\"absent\"") && msg.contains("\"present\"") && msg.contains("aabb") && msg.contains("EC"),
-        "{msg}"
-    );
-    assert!(!msg.contains(common::USER_PIN));
-}));
+        let e = Pkcs11Signer::open(&env.uri("object=absent"), None, &opts())
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Pkcs11Error::ObjectNotFound { .. }), "{e}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("\"absent\"")
+                && msg.contains("\"present\"")
+                && msg.contains("aabb")
+                && msg.contains("EC"),
+            "{msg}"
+        );
+        assert!(!msg.contains(common::USER_PIN));
+    }));
 
 softhsm_test!(fault_ambiguous_object, |env| rt().block_on(async {
     // Two keys under one label, as another tool may create them (pkjwt refuses to).
@@ -377,7 +415,9 @@ softhsm_test!(fault_ambiguous_object, |env| rt().block_on(async {
                 &Mechanism::EccKeyPairGen,
                 &[
                     Attribute::Token(true),
-                    Attribute::EcParams(vec![0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07]),
+                    Attribute::EcParams(vec![
+                        0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07,
+                    ]),
                     Attribute::Label(b"dup".to_vec()),
                     Attribute::Id(id.to_vec()),
                 ],
@@ -394,7 +434,10 @@ softhsm_test!(fault_ambiguous_object, |env| rt().block_on(async {
     let e = Pkcs11Signer::open(&env.uri("object=dup"), None, &opts())
         .await
         .unwrap_err();
-    assert!(matches!(e, Pkcs11Error::AmbiguousObject { count: 2, .. }), "{e}");
+    assert!(
+        matches!(e, Pkcs11Error::AmbiguousObject { count: 2, .. }),
+        "{e}"
+    );
     let msg = e.to_string();
     assert!(msg.contains("d1") && msg.contains("d2"), "{msg}");
     // Adding the id picks one.
@@ -427,19 +470,24 @@ softhsm_test!(fault_unreadable_pin_file, |env| rt().block_on(async {
         common::module().display(),
     ));
     let e = Pkcs11Signer::open(&uri, None, &opts()).await.unwrap_err();
-    assert!(e.to_string().contains("env:PKJWT_TEST_SURELY_UNSET_PIN"), "{e}");
+    assert!(
+        e.to_string().contains("env:PKJWT_TEST_SURELY_UNSET_PIN"),
+        "{e}"
+    );
 }));
 
-softhsm_test!(fault_no_pin_when_login_required, |env| rt().block_on(async {
-    let uri = common::parse(&format!(
-        "pkcs11:token={};object=k?module-path={}",
-        common::TOKEN,
-        common::module().display()
-    ));
-    let e = Pkcs11Signer::open(&uri, None, &opts()).await.unwrap_err();
-    assert!(matches!(e, Pkcs11Error::PinRequired { .. }), "{e}");
-    let _ = env;
-}));
+softhsm_test!(fault_no_pin_when_login_required, |env| rt().block_on(
+    async {
+        let uri = common::parse(&format!(
+            "pkcs11:token={};object=k?module-path={}",
+            common::TOKEN,
+            common::module().display()
+        ));
+        let e = Pkcs11Signer::open(&uri, None, &opts()).await.unwrap_err();
+        assert!(matches!(e, Pkcs11Error::PinRequired { .. }), "{e}");
+        let _ = env;
+    }
+));
 
 softhsm_test!(fault_bad_modules, |env| rt().block_on(async {
     let with_module = |m: &str| {
@@ -460,9 +508,13 @@ softhsm_test!(fault_bad_modules, |env| rt().block_on(async {
         .unwrap_err();
     assert!(matches!(e, Pkcs11Error::NotAModule { .. }), "{e}");
     // A real shared library that is not a PKCS#11 module.
-    let libm = ["/lib/x86_64-linux-gnu/libm.so.6", "/lib/aarch64-linux-gnu/libm.so.6", "/usr/lib64/libm.so.6"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).is_file());
+    let libm = [
+        "/lib/x86_64-linux-gnu/libm.so.6",
+        "/lib/aarch64-linux-gnu/libm.so.6",
+        "/usr/lib64/libm.so.6",
+    ]
+    .into_iter()
+    .find(|p| std::path::Path::new(p).is_file());
     if let Some(libm) = libm {
         let e = Pkcs11Signer::open(&with_module(libm), None, &opts())
             .await
@@ -478,119 +530,184 @@ softhsm_test!(fault_bad_modules, |env| rt().block_on(async {
     assert!(matches!(e, Pkcs11Error::ModuleNotAllowed { .. }), "{e}");
 }));
 
-softhsm_test!(fault_key_without_sign_permission, |env| rt().block_on(async {
-    let ctx = other_handle();
-    let session = ctx.open_rw_session(test_slot(&ctx)).unwrap();
-    session
-        .login(UserType::User, Some(&AuthPin::from(common::USER_PIN)))
-        .unwrap();
-    session
-        .generate_key_pair(
-            &Mechanism::EccKeyPairGen,
-            &[
-                Attribute::Token(true),
-                Attribute::EcParams(vec![0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07]),
-                Attribute::Label(b"nosign".to_vec()),
-                Attribute::Id(vec![0x0e]),
-            ],
-            &[
-                Attribute::Token(true),
-                Attribute::Private(true),
-                Attribute::Sign(false),
-                Attribute::Derive(true),
-                Attribute::Label(b"nosign".to_vec()),
-                Attribute::Id(vec![0x0e]),
-            ],
-        )
-        .unwrap();
-    let e = Pkcs11Signer::open(&env.uri("object=nosign"), None, &opts())
-        .await
-        .unwrap_err();
-    assert!(matches!(e, Pkcs11Error::KeyCannotSign { .. }), "{e}");
-    assert!(e.to_string().contains("CKA_SIGN=false"), "{e}");
-}));
-
-softhsm_test!(pin_value_is_accepted_with_a_warning, |env| rt().block_on(async {
-    generate(&env.uri("object=pv"), Algorithm::ES256, &opts())
-        .await
-        .unwrap();
-    let uri = common::parse(&format!(
-        "pkcs11:token={};object=pv?module-path={}&pin-value={}",
-        common::TOKEN,
-        common::module().display(),
-        common::USER_PIN
-    ));
-    let signer = Pkcs11Signer::open(&uri, None, &opts()).await.unwrap();
-    assert_eq!(signer.warnings().len(), 1);
-    assert!(signer.warnings()[0].contains("pin-source"));
-    for text in [format!("{signer:?}"), signer.warnings().join(" ")] {
-        assert!(!text.contains(common::USER_PIN), "{text}");
+softhsm_test!(fault_key_without_sign_permission, |env| rt().block_on(
+    async {
+        let ctx = other_handle();
+        let session = ctx.open_rw_session(test_slot(&ctx)).unwrap();
+        session
+            .login(UserType::User, Some(&AuthPin::from(common::USER_PIN)))
+            .unwrap();
+        session
+            .generate_key_pair(
+                &Mechanism::EccKeyPairGen,
+                &[
+                    Attribute::Token(true),
+                    Attribute::EcParams(vec![
+                        0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07,
+                    ]),
+                    Attribute::Label(b"nosign".to_vec()),
+                    Attribute::Id(vec![0x0e]),
+                ],
+                &[
+                    Attribute::Token(true),
+                    Attribute::Private(true),
+                    Attribute::Sign(false),
+                    Attribute::Derive(true),
+                    Attribute::Label(b"nosign".to_vec()),
+                    Attribute::Id(vec![0x0e]),
+                ],
+            )
+            .unwrap();
+        let e = Pkcs11Signer::open(&env.uri("object=nosign"), None, &opts())
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Pkcs11Error::KeyCannotSign { .. }), "{e}");
+        assert!(e.to_string().contains("CKA_SIGN=false"), "{e}");
     }
-    // Errors from such a URI do not print the PIN either.
-    let uri = common::parse(&format!(
-        "pkcs11:token={};object=missing?module-path={}&pin-value={}",
-        common::TOKEN,
-        common::module().display(),
-        common::USER_PIN
-    ));
-    let e = Pkcs11Signer::open(&uri, None, &opts()).await.unwrap_err();
-    assert!(!format!("{e} {e:?}").contains(common::USER_PIN), "{e}");
-}));
+));
 
-softhsm_test!(recovers_after_logout_by_another_handle, |env| rt().block_on(async {
-    let uri = env.uri("object=resilient");
-    generate(&uri, Algorithm::ES256, &opts()).await.unwrap();
-    let signer = Arc::new(Pkcs11Signer::open(&uri, None, &opts()).await.unwrap());
-    assert_signs(signer.clone(), 3).await;
-    assert_eq!(signer.stats().recoveries, 0);
-    // Another part of the process logs the application out of the token: every session loses
-    // its login and the private key's handle dies with it.
-    let ctx = other_handle();
-    let session = ctx.open_ro_session(test_slot(&ctx)).unwrap();
-    session.logout().unwrap();
-    assert_signs(signer.clone(), 3).await;
-    assert_eq!(signer.stats().recoveries, 1, "{:?}", signer.stats());
-    drop(session);
-    assert_signs(signer.clone(), 3).await;
-    assert_eq!(signer.stats().recoveries, 1);
-}));
-
-softhsm_test!(recovers_after_all_sessions_are_closed, |env| rt().block_on(async {
-    let uri = env.uri("object=resilient2");
-    generate(&uri, Algorithm::EdDSA, &opts()).await.unwrap();
-    let signer = Arc::new(Pkcs11Signer::open(&uri, None, &opts()).await.unwrap());
-    assert_signs(signer.clone(), 3).await;
-    // Another handle finalizes and re-initializes the module: every session handle of the
-    // process dies (as with C_CloseAllSessions, which cryptoki does not expose) and the login
-    // is gone. Nothing is signing at this moment.
-    let ctx = other_handle();
-    ctx.finalize().unwrap();
-    let ctx = other_handle();
-    assert_signs(signer.clone(), 5).await;
-    assert!(signer.stats().recoveries >= 1, "{:?}", signer.stats());
-    drop(ctx);
-}));
-
-softhsm_test!(recovery_gives_up_with_a_clear_error, |env| rt().block_on(async {
-    let uri = env.uri("object=doomed");
-    generate(&uri, Algorithm::ES256, &opts()).await.unwrap();
-    let signer = Pkcs11Signer::open(&uri, None, &opts().max_attempts(2))
-        .await
-        .unwrap();
-    // Delete the key underneath: sessions are fine, but the key is gone for good.
-    let ctx = other_handle();
-    let session = ctx.open_rw_session(test_slot(&ctx)).unwrap();
-    let _ = session.login(UserType::User, Some(&AuthPin::from(common::USER_PIN)));
-    for h in session
-        .find_objects(&[Attribute::Label(b"doomed".to_vec())])
-        .unwrap()
-    {
-        session.destroy_object(h).unwrap();
+softhsm_test!(pin_value_is_accepted_with_a_warning, |env| rt().block_on(
+    async {
+        generate(&env.uri("object=pv"), Algorithm::ES256, &opts())
+            .await
+            .unwrap();
+        let uri = common::parse(&format!(
+            "pkcs11:token={};object=pv?module-path={}&pin-value={}",
+            common::TOKEN,
+            common::module().display(),
+            common::USER_PIN
+        ));
+        let signer = Pkcs11Signer::open(&uri, None, &opts()).await.unwrap();
+        assert_eq!(signer.warnings().len(), 1);
+        assert!(signer.warnings()[0].contains("pin-source"));
+        for text in [format!("{signer:?}"), signer.warnings().join(" ")] {
+            assert!(!text.contains(common::USER_PIN), "{text}");
+        }
+        // Errors from such a URI do not print the PIN either.
+        let uri = common::parse(&format!(
+            "pkcs11:token={};object=missing?module-path={}&pin-value={}",
+            common::TOKEN,
+            common::module().display(),
+            common::USER_PIN
+        ));
+        let e = Pkcs11Signer::open(&uri, None, &opts()).await.unwrap_err();
+        assert!(!format!("{e} {e:?}").contains(common::USER_PIN), "{e}");
     }
-    let e = signer.sign(b"x").await.unwrap_err();
-    let msg = format!("{e}");
-    assert!(
-        msg.contains("doomed") && (msg.contains("no private key") || msg.contains("attempts")),
-        "{msg}"
+));
+
+softhsm_test!(recovers_after_logout_by_another_handle, |env| rt()
+    .block_on(async {
+        let uri = env.uri("object=resilient");
+        generate(&uri, Algorithm::ES256, &opts()).await.unwrap();
+        let signer = Arc::new(Pkcs11Signer::open(&uri, None, &opts()).await.unwrap());
+        assert_signs(signer.clone(), 3).await;
+        assert_eq!(signer.stats().recoveries, 0);
+        // Another part of the process logs the application out of the token: every session loses
+        // its login and the private key's handle dies with it.
+        let ctx = other_handle();
+        let session = ctx.open_ro_session(test_slot(&ctx)).unwrap();
+        session.logout().unwrap();
+        assert_signs(signer.clone(), 3).await;
+        assert_eq!(signer.stats().recoveries, 1, "{:?}", signer.stats());
+        drop(session);
+        assert_signs(signer.clone(), 3).await;
+        assert_eq!(signer.stats().recoveries, 1);
+    }));
+
+softhsm_test!(recovers_after_all_sessions_are_closed, |env| rt().block_on(
+    async {
+        let uri = env.uri("object=resilient2");
+        generate(&uri, Algorithm::EdDSA, &opts()).await.unwrap();
+        let signer = Arc::new(Pkcs11Signer::open(&uri, None, &opts()).await.unwrap());
+        assert_signs(signer.clone(), 3).await;
+        // Another handle finalizes and re-initializes the module: every session handle of the
+        // process dies (as with C_CloseAllSessions, which cryptoki does not expose) and the login
+        // is gone. Nothing is signing at this moment.
+        let ctx = other_handle();
+        ctx.finalize().unwrap();
+        let ctx = other_handle();
+        assert_signs(signer.clone(), 5).await;
+        assert!(signer.stats().recoveries >= 1, "{:?}", signer.stats());
+        drop(ctx);
+    }
+));
+
+softhsm_test!(recovery_gives_up_with_a_clear_error, |env| rt().block_on(
+    async {
+        let uri = env.uri("object=doomed");
+        generate(&uri, Algorithm::ES256, &opts()).await.unwrap();
+        let signer = Pkcs11Signer::open(&uri, None, &opts().max_attempts(2))
+            .await
+            .unwrap();
+        // Delete the key underneath: sessions are fine, but the key is gone for good.
+        let ctx = other_handle();
+        let session = ctx.open_rw_session(test_slot(&ctx)).unwrap();
+        let _ = session.login(UserType::User, Some(&AuthPin::from(common::USER_PIN)));
+        for h in session
+            .find_objects(&[Attribute::Label(b"doomed".to_vec())])
+            .unwrap()
+        {
+            session.destroy_object(h).unwrap();
+        }
+        let e = signer.sign(b"x").await.unwrap_err();
+        let msg = format!("{e}");
+        assert!(
+            msg.contains("doomed") && (msg.contains("no private key") || msg.contains("attempts")),
+            "{msg}"
+        );
+    }
+));
+
+/// `infra/softhsm/setup.sh` makes a token whose five keys all open and sign.
+#[test]
+fn setup_script_keys_sign() {
+    if !common::have_pkcs11_tool() {
+        return;
+    }
+    isolated(
+        "setup_script_keys_sign",
+        |env| {
+            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../infra/softhsm/setup.sh");
+            let out = std::process::Command::new("bash")
+                .arg(script)
+                .arg(env.dir.join("script"))
+                .arg(common::TOKEN)
+                .env("PKJWT_SOFTHSM_PIN", common::USER_PIN)
+                .env("PKJWT_SOFTHSM_MODULE", common::module())
+                .env("PKJWT_SOFTHSM_KEYGEN", "pkcs11-tool")
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "setup.sh: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(stdout.contains("export SOFTHSM2_CONF="), "{stdout}");
+            // The child process uses the script's token directory.
+            std::fs::copy(
+                env.dir.join("script/softhsm2.conf"),
+                env.dir.join("softhsm2.conf"),
+            )
+            .unwrap();
+        },
+        |env| {
+            rt().block_on(async {
+                for (label, alg) in [
+                    ("p256", Algorithm::ES256),
+                    ("p384", Algorithm::ES384),
+                    ("p521", Algorithm::ES512),
+                    ("rsa2048", Algorithm::PS256),
+                    ("ed25519", Algorithm::EdDSA),
+                ] {
+                    let signer =
+                        Pkcs11Signer::open(&env.uri(&format!("object={label}")), None, &opts())
+                            .await
+                            .unwrap();
+                    assert_eq!(signer.algorithm(), alg, "{label}");
+                    assert_signs(Arc::new(signer), 2).await;
+                }
+            })
+        },
     );
-}));
+}

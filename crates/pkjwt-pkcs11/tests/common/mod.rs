@@ -96,9 +96,8 @@ pub fn have(what: &str, present: bool) -> bool {
 
 fn on_path(tool: &str) -> bool {
     Command::new(tool).arg("--version").output().is_ok()
-        || std::env::var_os("PATH").is_some_and(|p| {
-            std::env::split_paths(&p).any(|d| d.join(tool).is_file())
-        })
+        || std::env::var_os("PATH")
+            .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
 }
 
 /// True when `pkcs11-tool` (OpenSC) is there, skipping or failing as [`have`] does otherwise.
@@ -157,10 +156,7 @@ pub fn isolated(name: &str, setup: impl FnOnce(&Env), body: impl FnOnce(&Env)) {
         body(&Env { dir });
         return;
     }
-    if !have(
-        "SoftHSM2",
-        module().is_file() && on_path("softhsm2-util"),
-    ) {
+    if !have("SoftHSM2", module().is_file() && on_path("softhsm2-util")) {
         return;
     }
     let dir = make_token_dir(name);
@@ -247,7 +243,8 @@ pub fn verify_raw(msg: &[u8], sig: &[u8], key: &PublicKey, alg: Algorithm) {
                 ($d:ty) => {{
                     let vk = rsa::pkcs1v15::VerifyingKey::<$d>::new(pk);
                     let s = rsa::pkcs1v15::Signature::try_from(sig).unwrap();
-                    vk.verify(msg, &s).expect("RSASSA-PKCS1-v1_5 signature verifies");
+                    vk.verify(msg, &s)
+                        .expect("RSASSA-PKCS1-v1_5 signature verifies");
                 }};
             }
             macro_rules! pss {
@@ -271,7 +268,8 @@ pub fn verify_raw(msg: &[u8], sig: &[u8], key: &PublicKey, alg: Algorithm) {
         (PublicKey::Ed25519(x), Algorithm::EdDSA) => {
             let vk = ed25519_dalek::VerifyingKey::from_bytes(x).unwrap();
             let s = ed25519_dalek::Signature::from_slice(sig).unwrap();
-            vk.verify_strict(msg, &s).expect("Ed25519 signature verifies");
+            vk.verify_strict(msg, &s)
+                .expect("Ed25519 signature verifies");
         }
         other => panic!("no verifier for {other:?}"),
     }
