@@ -12,9 +12,8 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::collections::BTreeMap;
 use std::process::Command;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
@@ -25,26 +24,6 @@ use pkjwt_core::{Algorithm, AssertionOptions, ClientAssertion, HashAlg};
 use pkjwt_pkcs11::{Pkcs11Options, Pkcs11Signer, generate};
 
 const CHILD: &str = "PKJWT_BENCH_CHILD_DIR";
-
-/// Total (operations, time) per configuration, across every criterion call.
-fn totals() -> &'static Mutex<BTreeMap<String, (u64, Duration)>> {
-    static T: OnceLock<Mutex<BTreeMap<String, (u64, Duration)>>> = OnceLock::new();
-    T.get_or_init(|| Mutex::new(BTreeMap::new()))
-}
-
-fn record(name: &str, n: u64, d: Duration) {
-    let mut t = totals().lock().unwrap();
-    let e = t.entry(name.to_string()).or_default();
-    e.0 += n;
-    e.1 += d;
-}
-
-fn rate(name: &str) -> f64 {
-    let t = totals().lock().unwrap();
-    t.get(name)
-        .map(|(n, d)| *n as f64 / d.as_secs_f64())
-        .unwrap_or(0.0)
-}
 
 fn main() {
     let Some(dir) = std::env::var_os(CHILD) else {
@@ -78,6 +57,7 @@ fn main() {
         .measurement_time(Duration::from_secs(3))
         .configure_from_args();
 
+    let mut rows = Vec::new();
     for alg in &algs {
         let label = format!("bench-{}", alg.name().to_lowercase());
         let uri = env.uri(&format!("object={label}"));
@@ -108,89 +88,121 @@ fn main() {
             .into_iter()
             .find(|s| ctx.get_token_info(*s).unwrap().label().trim_end() == common::TOKEN)
             .unwrap();
-        let input = bare_input(*alg);
-        // One session per bare thread, opened once, as a hand-written loop would.
-        let bare: Vec<Mutex<(cryptoki::session::Session, cryptoki::object::ObjectHandle)>> = (0..2)
-            .map(|_| {
-                let session = ctx.open_ro_session(slot).unwrap();
-                let key = session
-                    .find_objects(&[
-                        Attribute::Class(ObjectClass::PRIVATE_KEY),
-                        Attribute::Label(label.as_bytes().to_vec()),
-                    ])
-                    .unwrap()[0];
-                Mutex::new((session, key))
-            })
+        // Two long-lived bare threads, each with its own session opened once (as a hand-written
+        // loop would have them), fed with "sign n times" jobs.
+        let bare_workers: Vec<BareWorker> = (0..2)
+            .map(|_| BareWorker::start(&ctx, slot, &label, *alg))
             .collect();
+
+        let backend = |workers: usize, iters: u64| -> Duration {
+            let start = Instant::now();
+            rt.block_on(async {
+                let mut joins = Vec::new();
+                for w in 0..workers as u64 {
+                    let a = assertion.clone();
+                    let n = iters / workers as u64 + u64::from(w < iters % workers as u64);
+                    joins.push(tokio::spawn(async move {
+                        for _ in 0..n {
+                            std::hint::black_box(a.sign().await.unwrap());
+                        }
+                    }));
+                }
+                for j in joins {
+                    j.await.unwrap();
+                }
+            });
+            start.elapsed()
+        };
+        let bare_loop = |workers: usize, iters: u64| -> Duration {
+            let start = Instant::now();
+            for (w, bw) in bare_workers.iter().take(workers).enumerate() {
+                let w = w as u64;
+                bw.jobs
+                    .send(iters / workers as u64 + u64::from(w < iters % workers as u64))
+                    .unwrap();
+            }
+            for bw in bare_workers.iter().take(workers) {
+                bw.done.recv().unwrap();
+            }
+            start.elapsed()
+        };
 
         let mut g = c.benchmark_group(alg.name());
         g.throughput(Throughput::Elements(1));
         for workers in [1usize, 2] {
-            let name = format!("{} backend, {workers} worker(s)", alg.name());
             g.bench_function(format!("backend/{workers}"), |b| {
-                b.iter_custom(|iters| {
-                    let start = Instant::now();
-                    rt.block_on(async {
-                        let mut joins = Vec::new();
-                        for w in 0..workers as u64 {
-                            let a = assertion.clone();
-                            let n = iters / workers as u64 + u64::from(w < iters % workers as u64);
-                            joins.push(tokio::spawn(async move {
-                                for _ in 0..n {
-                                    std::hint::black_box(a.sign().await.unwrap());
-                                }
-                            }));
-                        }
-                        for j in joins {
-                            j.await.unwrap();
-                        }
-                    });
-                    let d = start.elapsed();
-                    record(&name, iters, d);
-                    d
-                })
+                b.iter_custom(|iters| backend(workers, iters))
             });
-            let name = format!("{} bare C_Sign, {workers} thread(s)", alg.name());
             g.bench_function(format!("bare/{workers}"), |b| {
-                b.iter_custom(|iters| {
-                    let start = Instant::now();
-                    std::thread::scope(|s| {
-                        for w in 0..workers as u64 {
-                            let n = iters / workers as u64 + u64::from(w < iters % workers as u64);
-                            let (input, slot, alg) = (&input, &bare[w as usize], *alg);
-                            s.spawn(move || {
-                                let guard = slot.lock().unwrap();
-                                let (session, key) = (&guard.0, guard.1);
-                                let mech = bare_mechanism(alg);
-                                for _ in 0..n {
-                                    std::hint::black_box(session.sign(&mech, key, input).unwrap());
-                                }
-                            });
-                        }
-                    });
-                    let d = start.elapsed();
-                    record(&name, iters, d);
-                    d
-                })
+                b.iter_custom(|iters| bare_loop(workers, iters))
             });
         }
         g.finish();
-    }
 
-    println!("\n== PKCS#11 (SoftHSM2) assertions/s vs bare C_Sign/s, same run ==");
-    println!("| alg | workers | backend assertions/s | bare C_Sign/s | ratio |");
-    println!("| --- | --- | --- | --- | --- |");
-    for alg in &algs {
-        for w in [1, 2] {
-            let be = rate(&format!("{} backend, {w} worker(s)", alg.name()));
-            let bare = rate(&format!("{} bare C_Sign, {w} thread(s)", alg.name()));
-            println!(
-                "| {} | {w} | {be:.0} | {bare:.0} | {:.2}x |",
+        // Ratios from interleaved rounds: the machine is shared and its speed drifts by tens of
+        // percent within seconds, so each round measures backend and bare back to back and the
+        // median of the per-round ratios is reported.
+        let rounds: usize = std::env::var("PKJWT_BENCH_ROUNDS")
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(7);
+        let chunk = if alg.curve().is_some() || *alg == Algorithm::EdDSA {
+            400
+        } else {
+            40
+        };
+        let rate_for = |f: &dyn Fn(usize, u64) -> Duration, workers: usize| {
+            let (mut n, mut d) = (0u64, Duration::ZERO);
+            while d < Duration::from_millis(400) {
+                d += f(workers, chunk);
+                n += chunk;
+            }
+            n as f64 / d.as_secs_f64()
+        };
+        for workers in [1usize, 2] {
+            let mut be_rates = Vec::new();
+            let mut bare_rates = Vec::new();
+            let mut ratios = Vec::new();
+            for round in 0..rounds {
+                // Alternate which goes first, so that neither always gets the warmer cache.
+                let (be, ba) = if round % 2 == 0 {
+                    let be = rate_for(&backend, workers);
+                    (be, rate_for(&bare_loop, workers))
+                } else {
+                    let ba = rate_for(&bare_loop, workers);
+                    (rate_for(&backend, workers), ba)
+                };
+                be_rates.push(be);
+                bare_rates.push(ba);
+                ratios.push(be / ba);
+            }
+            rows.push((
                 alg.name(),
-                if bare > 0.0 { be / bare } else { 0.0 }
-            );
+                workers,
+                median(be_rates),
+                median(bare_rates),
+                median(ratios),
+            ));
         }
     }
+
+    println!(
+        "\n== PKCS#11 (SoftHSM2): assertions/s through the backend vs bare C_Sign/s, same run =="
+    );
+    println!("(medians of interleaved rounds; ratio = median of per-round ratios)");
+    println!("| alg | workers/threads | backend assertions/s | bare C_Sign/s | ratio |");
+    println!("| --- | --- | --- | --- | --- |");
+    for (alg, w, be, bare, ratio) in rows {
+        println!("| {alg} | {w} | {be:.0} | {bare:.0} | {ratio:.2}x |");
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() {
+        return 0.0;
+    }
+    v[v.len() / 2]
 }
 
 /// What the bare loop hands to `C_Sign`: a precomputed digest for CKM_ECDSA, else the message.
@@ -210,5 +222,38 @@ fn bare_mechanism(alg: Algorithm) -> Mechanism<'static> {
             cryptoki::mechanism::eddsa::EddsaSignatureScheme::Pure,
         )),
         other => panic!("no bare loop for {other}"),
+    }
+}
+
+/// A thread with its own session that signs `n` times per job.
+struct BareWorker {
+    jobs: std::sync::mpsc::Sender<u64>,
+    done: std::sync::mpsc::Receiver<()>,
+}
+
+impl BareWorker {
+    fn start(ctx: &Pkcs11, slot: cryptoki::slot::Slot, label: &str, alg: Algorithm) -> Self {
+        let (jobs, job_rx) = std::sync::mpsc::channel::<u64>();
+        let (done_tx, done) = std::sync::mpsc::channel();
+        let session = ctx.open_ro_session(slot).unwrap();
+        let key = session
+            .find_objects(&[
+                Attribute::Class(ObjectClass::PRIVATE_KEY),
+                Attribute::Label(label.as_bytes().to_vec()),
+            ])
+            .unwrap()[0];
+        std::thread::spawn(move || {
+            let mech = bare_mechanism(alg);
+            let input = bare_input(alg);
+            while let Ok(n) = job_rx.recv() {
+                for _ in 0..n {
+                    std::hint::black_box(session.sign(&mech, key, &input).unwrap());
+                }
+                if done_tx.send(()).is_err() {
+                    break;
+                }
+            }
+        });
+        BareWorker { jobs, done }
     }
 }

@@ -358,12 +358,9 @@ impl Inner {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn token_context(&self, token: &TokenRef) -> String {
-        format!(
-            "signing with key {} on token \"{}\"",
-            self.key.name(),
-            token.label
-        )
+    fn sign_context(&self) -> String {
+        let label = self.lock_state().token.label.clone();
+        format!("signing with key {} on token \"{label}\"", self.key.name())
     }
 
     /// Disposes of a session that will not be reused: closed if it may still be alive,
@@ -378,7 +375,7 @@ impl Inner {
     }
 
     /// Takes an idle session of the current epoch, or opens a new one.
-    fn checkout(&self) -> Result<(Pooled, ObjectHandle, TokenRef), (Pkcs11Error, u64)> {
+    fn checkout(&self) -> Result<(Pooled, ObjectHandle), (Pkcs11Error, u64)> {
         let (stale, forget_below, epoch, handle, token) = {
             let mut st = self.lock_state();
             let mut stale = Vec::new();
@@ -392,10 +389,11 @@ impl Inner {
             }
             let fb = st.forget_below;
             if let Some(p) = found {
-                let (handle, token) = (st.handle, st.token.clone());
+                // The hot path: no allocation, one short lock.
+                let handle = st.handle;
                 drop(st);
                 stale.into_iter().for_each(|s| Self::dispose(s, fb));
-                return Ok((p, handle, token));
+                return Ok((p, handle));
             }
             (stale, fb, st.epoch, st.handle, st.token.clone())
         };
@@ -406,7 +404,7 @@ impl Inner {
         self.sessions_opened.fetch_add(1, Ordering::Relaxed);
         token::ensure_login(&self.module, &token, &session, self.pin.as_ref())
             .map_err(|e| (e, epoch))?;
-        Ok((Pooled { session, epoch }, handle, token))
+        Ok((Pooled { session, epoch }, handle))
     }
 
     fn checkin(&self, p: Pooled) {
@@ -458,7 +456,7 @@ impl Inner {
                 // back, an HSM failing over): 20 ms, 40 ms, … at most 640 ms.
                 std::thread::sleep(Duration::from_millis(20 << (attempt - 2).min(5)));
             }
-            let (pooled, handle, token) = match self.checkout() {
+            let (pooled, handle) = match self.checkout() {
                 Ok(x) => x,
                 Err((e, epoch)) if err_is_recoverable(&e) => {
                     let dead =
@@ -489,7 +487,7 @@ impl Inner {
                     } else {
                         drop(pooled);
                     }
-                    last = Some(Pkcs11Error::call(self.token_context(&token), e));
+                    last = Some(Pkcs11Error::call(self.sign_context(), e));
                     if let Err(e) = self.recover(epoch, dead) {
                         if !err_is_recoverable(&e) {
                             return Err(e);
@@ -501,8 +499,7 @@ impl Inner {
                     // The failed operation is over (C_Sign terminates it), so the session is
                     // still good.
                     self.checkin(pooled);
-                    let token = self.lock_state().token.clone();
-                    return Err(Pkcs11Error::call(self.token_context(&token), e));
+                    return Err(Pkcs11Error::call(self.sign_context(), e));
                 }
             }
         }
