@@ -1,4 +1,6 @@
 #![doc = include_str!("../README.md")]
+// Tests may unwrap: a panic is how they fail.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod error;
 mod keygen;

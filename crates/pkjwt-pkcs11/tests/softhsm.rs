@@ -614,23 +614,59 @@ softhsm_test!(recovers_after_logout_by_another_handle, |env| rt()
         assert_eq!(signer.stats().recoveries, 1);
     }));
 
-softhsm_test!(recovers_after_all_sessions_are_closed, |env| rt().block_on(
-    async {
-        let uri = env.uri("object=resilient2");
-        generate(&uri, Algorithm::EdDSA, &opts()).await.unwrap();
+softhsm_test!(recovers_after_module_finalized_and_reinitialized, |env| rt(
+)
+.block_on(async {
+    let uri = env.uri("object=resilient2");
+    generate(&uri, Algorithm::EdDSA, &opts()).await.unwrap();
+    let signer = Arc::new(Pkcs11Signer::open(&uri, None, &opts()).await.unwrap());
+    assert_signs(signer.clone(), 3).await;
+    // Another handle finalizes and re-initializes the module: every session handle of the
+    // process dies (harsher than C_CloseAllSessions, tested below) and the login
+    // is gone. Nothing is signing at this moment.
+    let ctx = other_handle();
+    ctx.finalize().unwrap();
+    let ctx = other_handle();
+    assert_signs(signer.clone(), 5).await;
+    assert!(signer.stats().recoveries >= 1, "{:?}", signer.stats());
+    drop(ctx);
+}));
+
+softhsm_test!(recovers_after_c_close_all_sessions, |env| {
+    // cryptoki 0.12 has no C_CloseAllSessions, so a second binding (the `pkcs11` crate) plays
+    // "another library in this process". It refuses every call unless its own C_Initialize
+    // succeeded, so it initializes the module first (NULL arguments: its argument-passing path
+    // is unsound) and the backend then accepts CKR_CRYPTOKI_ALREADY_INITIALIZED. With NULL
+    // arguments SoftHSM2 may skip its own locking, so this test signs from one task at a time.
+    let mut other = pkcs11::Ctx::new(common::module()).unwrap();
+    other.initialize(None).unwrap();
+    let slot = other
+        .get_slot_list(true)
+        .unwrap()
+        .into_iter()
+        .find(|s| {
+            other
+                .get_token_info(*s)
+                .is_ok_and(|i| String::from(i.label).trim_end() == common::TOKEN)
+        })
+        .unwrap();
+    rt().block_on(async {
+        let uri = env.uri("object=resilient3");
+        generate(&uri, Algorithm::ES384, &opts()).await.unwrap();
         let signer = Arc::new(Pkcs11Signer::open(&uri, None, &opts()).await.unwrap());
         assert_signs(signer.clone(), 3).await;
-        // Another handle finalizes and re-initializes the module: every session handle of the
-        // process dies (as with C_CloseAllSessions, which cryptoki does not expose) and the login
-        // is gone. Nothing is signing at this moment.
-        let ctx = other_handle();
-        ctx.finalize().unwrap();
-        let ctx = other_handle();
-        assert_signs(signer.clone(), 5).await;
-        assert!(signer.stats().recoveries >= 1, "{:?}", signer.stats());
-        drop(ctx);
-    }
-));
+        assert_eq!(signer.stats().recoveries, 0);
+        other.close_all_sessions(slot).unwrap();
+        assert_signs(signer.clone(), 3).await;
+        assert_eq!(signer.stats().recoveries, 1, "{:?}", signer.stats());
+        // Twice in a row works too.
+        other.close_all_sessions(slot).unwrap();
+        assert_signs(signer.clone(), 3).await;
+        assert_eq!(signer.stats().recoveries, 2, "{:?}", signer.stats());
+    });
+    // Its Drop would C_Finalize the module underneath everything else in this process.
+    std::mem::forget(other);
+});
 
 softhsm_test!(recovery_gives_up_with_a_clear_error, |env| rt().block_on(
     async {
