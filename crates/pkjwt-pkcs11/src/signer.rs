@@ -546,3 +546,37 @@ impl Signer for Pkcs11Signer {
         Ok(Signature::new(der))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cryptoki::context::Function;
+
+    #[test]
+    fn which_errors_rebuild_the_pool() {
+        let e = |rv| CkError::Pkcs11(rv, Function::Sign);
+        for rv in [
+            RvError::SessionHandleInvalid,
+            RvError::SessionClosed,
+            RvError::UserNotLoggedIn,
+            RvError::DeviceRemoved,
+            RvError::TokenNotPresent,
+            RvError::ObjectHandleInvalid,
+            RvError::KeyHandleInvalid,
+        ] {
+            assert!(is_recoverable(&e(rv)), "{rv:?}");
+        }
+        for rv in [
+            RvError::PinIncorrect,
+            RvError::KeyFunctionNotPermitted,
+            RvError::MechanismInvalid,
+            RvError::DataLenRange,
+            RvError::GeneralError,
+        ] {
+            assert!(!is_recoverable(&e(rv)), "{rv:?}");
+        }
+        // Only handle-level failures make the old sessions unsafe to close.
+        assert!(session_is_dead(&e(RvError::SessionHandleInvalid)));
+        assert!(!session_is_dead(&e(RvError::UserNotLoggedIn)));
+    }
+}

@@ -292,47 +292,62 @@ softhsm_test!(concurrent_signers_share_the_pool, |env| rt().block_on(
     async {
         let uri = env.uri("object=busy");
         generate(&uri, Algorithm::ES256, &opts()).await.unwrap();
+        let uri2 = env.uri("object=busy-ed");
+        generate(&uri2, Algorithm::EdDSA, &opts()).await.unwrap();
         let signer = Arc::new(
             Pkcs11Signer::open(&uri, None, &opts().pool_size(4))
                 .await
                 .unwrap(),
         );
-        let key = signer.public_key().clone();
-        let assertion = Arc::new(
-            ClientAssertion::new(
-                signer.clone(),
-                AssertionOptions::new("client-c", "https://as.example.com"),
-            )
-            .unwrap(),
-        );
+        // A second signer on the same token, default pool size: one login serves both.
+        let signer2 = Arc::new(Pkcs11Signer::open(&uri2, None, &opts()).await.unwrap());
+        let cpus = std::thread::available_parallelism().unwrap().get();
+        assert_eq!(signer2.pool_size(), cpus);
+        let mut assertions = Vec::new();
+        for s in [signer.clone(), signer2.clone()] {
+            let key = s.public_key().clone();
+            let alg = s.algorithm();
+            let a = Arc::new(
+                ClientAssertion::new(
+                    s,
+                    AssertionOptions::new("client-c", "https://as.example.com"),
+                )
+                .unwrap(),
+            );
+            assertions.push((a, key, alg));
+        }
         const TASKS: usize = 32;
         const EACH: usize = 100;
         let mut joins = Vec::new();
-        for _ in 0..TASKS {
-            let a = assertion.clone();
+        for t in 0..TASKS {
+            // Three of every four tasks use the ES256 signer, the rest the EdDSA one.
+            let (a, key, alg) = assertions[usize::from(t % 4 == 3)].clone();
             joins.push(tokio::spawn(async move {
                 let mut out = Vec::with_capacity(EACH);
                 for _ in 0..EACH {
                     out.push(a.sign().await.unwrap());
                 }
-                out
+                (out, key, alg)
             }));
         }
         let mut jtis = std::collections::HashSet::new();
         for j in joins {
-            for jwt in j.await.unwrap() {
-                let claims = verify_jws(&jwt, &key, Algorithm::ES256);
+            let (jwts, key, alg) = j.await.unwrap();
+            for jwt in jwts {
+                let claims = verify_jws(&jwt, &key, alg);
                 assert!(jtis.insert(claims["jti"].as_str().unwrap().to_string()));
             }
         }
         assert_eq!(jtis.len(), TASKS * EACH);
-        let stats = signer.stats();
-        assert_eq!(stats.signatures, (TASKS * EACH) as u64);
-        assert_eq!(stats.recoveries, 0);
+        let (s1, s2) = (signer.stats(), signer2.stats());
+        assert_eq!(s1.signatures + s2.signatures, (TASKS * EACH) as u64);
+        assert_eq!(s1.signatures, (TASKS / 4 * 3 * EACH) as u64);
+        assert_eq!(s1.recoveries + s2.recoveries, 0);
         assert!(
-            stats.sessions_opened > 1 && stats.sessions_opened <= 4,
-            "pool used 2..=4 sessions: {stats:?}"
+            s1.sessions_opened > 1 && s1.sessions_opened <= 4,
+            "pool used 2..=4 sessions: {s1:?}"
         );
+        assert!(s2.sessions_opened as usize <= cpus, "{s2:?}");
     }
 ));
 
@@ -742,6 +757,182 @@ fn setup_script_keys_sign() {
                             .unwrap();
                     assert_eq!(signer.algorithm(), alg, "{label}");
                     assert_signs(Arc::new(signer), 2).await;
+                }
+            })
+        },
+    );
+}
+
+/// The public key comes from a certificate with the key's id when there is no public-key
+/// object (a key imported together with its certificate, as CAs and HSM vendors deliver them),
+/// and from the private key's own attributes for RSA; without either, the error says what to
+/// import.
+#[test]
+fn public_key_from_certificate_or_private_attributes() {
+    if !common::have_pkcs11_tool()
+        || !common::have(
+            "openssl",
+            std::process::Command::new("openssl")
+                .arg("version")
+                .output()
+                .is_ok(),
+        )
+    {
+        return;
+    }
+    isolated(
+        "public_key_from_certificate_or_private_attributes",
+        |env| {
+            let run = |cmd: &str, args: &[&str]| {
+                let out = std::process::Command::new(cmd)
+                    .env("SOFTHSM2_CONF", env.dir.join("softhsm2.conf"))
+                    .current_dir(&env.dir)
+                    .args(args)
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "{cmd} {args:?}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            };
+            // A P-256 key and a self-signed certificate for it, imported without a public key.
+            run(
+                "openssl",
+                &[
+                    "ecparam",
+                    "-name",
+                    "prime256v1",
+                    "-genkey",
+                    "-noout",
+                    "-out",
+                    "k.pem",
+                ],
+            );
+            run(
+                "openssl",
+                &[
+                    "pkcs8", "-topk8", "-nocrypt", "-in", "k.pem", "-outform", "DER", "-out",
+                    "k.der",
+                ],
+            );
+            run(
+                "openssl",
+                &[
+                    "req",
+                    "-new",
+                    "-x509",
+                    "-key",
+                    "k.pem",
+                    "-subj",
+                    "/CN=imported",
+                    "-days",
+                    "1",
+                    "-outform",
+                    "DER",
+                    "-out",
+                    "c.der",
+                ],
+            );
+            run(
+                "openssl",
+                &[
+                    "pkey", "-in", "k.pem", "-pubout", "-outform", "DER", "-out", "pub.der",
+                ],
+            );
+            let module = common::module();
+            let m = module.to_str().unwrap();
+            for (file, ty) in [("k.der", "privkey"), ("c.der", "cert")] {
+                run(
+                    "pkcs11-tool",
+                    &[
+                        "--module",
+                        m,
+                        "--token-label",
+                        common::TOKEN,
+                        "--login",
+                        "--pin",
+                        common::USER_PIN,
+                        "--write-object",
+                        file,
+                        "--type",
+                        ty,
+                        "--id",
+                        "50",
+                        "--label",
+                        "imported",
+                        "--usage-sign",
+                    ],
+                );
+            }
+        },
+        |env| {
+            rt().block_on(async {
+                {
+                    // The import made no public-key object: only the certificate can tell.
+                    let ctx = other_handle();
+                    let session = ctx.open_ro_session(test_slot(&ctx)).unwrap();
+                    let _ = session.login(UserType::User, Some(&AuthPin::from(common::USER_PIN)));
+                    let pubs = session
+                        .find_objects(&[
+                            Attribute::Class(ObjectClass::PUBLIC_KEY),
+                            Attribute::Id(vec![0x50]),
+                        ])
+                        .unwrap();
+                    assert!(pubs.is_empty());
+                }
+                let spki = std::fs::read(env.dir.join("pub.der")).unwrap();
+                let expected = pkjwt_core::PublicKey::from_spki_der(&spki).unwrap();
+                let signer = Pkcs11Signer::open(&env.uri("id=%50"), None, &opts())
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    signer.public_key(),
+                    &expected,
+                    "public key from the certificate"
+                );
+                assert_signs(Arc::new(signer), 3).await;
+
+                // RSA: without the public-key object, modulus and exponent of the private key.
+                let uri = env.uri("object=rsa-nopub;id=%51");
+                let generated = generate(&uri, Algorithm::RS256, &opts()).await.unwrap();
+                // EC: without the public-key object, nothing to read the point from.
+                generate(
+                    &env.uri("object=ec-nopub;id=%52"),
+                    Algorithm::ES256,
+                    &opts(),
+                )
+                .await
+                .unwrap();
+                let ctx = other_handle();
+                let session = ctx.open_rw_session(test_slot(&ctx)).unwrap();
+                let _ = session.login(UserType::User, Some(&AuthPin::from(common::USER_PIN)));
+                for id in [0x51u8, 0x52] {
+                    for h in session
+                        .find_objects(&[
+                            Attribute::Class(ObjectClass::PUBLIC_KEY),
+                            Attribute::Id(vec![id]),
+                        ])
+                        .unwrap()
+                    {
+                        session.destroy_object(h).unwrap();
+                    }
+                }
+                let signer = Pkcs11Signer::open(&uri, None, &opts()).await.unwrap();
+                assert_eq!(signer.public_key(), &generated);
+                assert_signs(Arc::new(signer), 2).await;
+                let e = Pkcs11Signer::open(&env.uri("object=ec-nopub"), None, &opts())
+                    .await
+                    .unwrap_err();
+                assert!(matches!(e, Pkcs11Error::PublicKeyNotFound { .. }), "{e}");
+                assert!(e.to_string().contains("id=%52"), "{e}");
+                // A URI naming the certificate or public key is not a signing key.
+                for ty in ["cert", "public"] {
+                    let e =
+                        Pkcs11Signer::open(&env.uri(&format!("id=%50;type={ty}")), None, &opts())
+                            .await
+                            .unwrap_err();
+                    assert!(matches!(e, Pkcs11Error::NotPrivateKey { .. }), "{e}");
                 }
             })
         },
