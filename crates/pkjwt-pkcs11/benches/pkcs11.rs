@@ -145,7 +145,7 @@ fn main() {
         let rounds: usize = std::env::var("PKJWT_BENCH_ROUNDS")
             .ok()
             .and_then(|r| r.parse().ok())
-            .unwrap_or(7);
+            .unwrap_or(15);
         let chunk = if alg.curve().is_some() || *alg == Algorithm::EdDSA {
             400
         } else {
@@ -153,7 +153,7 @@ fn main() {
         };
         let rate_for = |f: &dyn Fn(usize, u64) -> Duration, workers: usize| {
             let (mut n, mut d) = (0u64, Duration::ZERO);
-            while d < Duration::from_millis(400) {
+            while d < Duration::from_millis(300) {
                 d += f(workers, chunk);
                 n += chunk;
             }
