@@ -938,3 +938,75 @@ fn public_key_from_certificate_or_private_attributes() {
         },
     );
 }
+
+softhsm_test!(
+    token_selected_by_serial_manufacturer_model_slot_or_module_name,
+    |env| rt().block_on(async {
+        generate(&env.uri("object=sel"), Algorithm::ES256, &opts())
+            .await
+            .unwrap();
+        let ctx = other_handle();
+        let slot = test_slot(&ctx);
+        let info = ctx.get_token_info(slot).unwrap();
+        let enc = |s: &str| s.trim_end().replace(' ', "%20");
+        let q = format!(
+            "?module-path={}&pin-source=file:{}",
+            common::module().display(),
+            env.pin_file().display()
+        );
+        for path in [
+            format!("serial={};object=sel", enc(info.serial_number())),
+            format!(
+                "manufacturer={};model={};object=sel",
+                enc(info.manufacturer_id()),
+                enc(info.model())
+            ),
+            format!("slot-id={};object=sel", slot.id()),
+        ] {
+            let uri = common::parse(&format!("pkcs11:{path}{q}"));
+            let s = Pkcs11Signer::open(&uri, None, &opts()).await.unwrap();
+            assert_eq!(s.token_label(), common::TOKEN, "{path}");
+        }
+        let uri = common::parse(&format!("pkcs11:serial=0000;object=sel{q}"));
+        let e = Pkcs11Signer::open(&uri, None, &opts()).await.unwrap_err();
+        assert!(matches!(e, Pkcs11Error::TokenNotFound { .. }), "{e}");
+        assert!(
+            e.to_string().contains(info.serial_number().trim_end()),
+            "{e}"
+        );
+        // module-name= finds the module in the usual directories.
+        if common::module() == std::path::Path::new("/usr/lib/softhsm/libsofthsm2.so") {
+            let uri = common::parse(&format!(
+                "pkcs11:token={};object=sel?module-name=libsofthsm2&pin-source=file:{}",
+                common::TOKEN,
+                env.pin_file().display()
+            ));
+            let s = Pkcs11Signer::open(&uri, None, &opts()).await.unwrap();
+            assert_signs(Arc::new(s), 1).await;
+        }
+    })
+);
+
+/// A broken SoftHSM2 configuration fails C_Initialize, and the error says where to look.
+#[test]
+fn fault_softhsm_misconfigured() {
+    isolated(
+        "fault_softhsm_misconfigured",
+        |env| {
+            std::fs::write(
+                env.dir.join("softhsm2.conf"),
+                "directories.tokendir = /nonexistent/pkjwt-tokens\nobjectstore.backend = file\n",
+            )
+            .unwrap();
+        },
+        |env| {
+            rt().block_on(async {
+                let e = Pkcs11Signer::open(&env.uri("object=k"), None, &opts())
+                    .await
+                    .unwrap_err();
+                assert!(matches!(e, Pkcs11Error::ModuleInit { .. }), "{e}");
+                assert!(e.to_string().contains("SOFTHSM2_CONF"), "{e}");
+            })
+        },
+    );
+}
