@@ -46,8 +46,15 @@ fn main() {
         .split(',')
         .map(|a| a.trim().parse().unwrap())
         .collect();
+    // The application's runtime: 2 worker threads by default (one per core here);
+    // PKJWT_BENCH_RT_WORKERS changes it.
+    let rt_workers: usize = std::env::var("PKJWT_BENCH_RT_WORKERS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(2);
+    println!("Tokio runtime: multi-thread, {rt_workers} worker thread(s)");
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(rt_workers)
         .enable_all()
         .build()
         .unwrap();
@@ -57,6 +64,10 @@ fn main() {
         .measurement_time(Duration::from_secs(3))
         .configure_from_args();
 
+    let rounds: usize = std::env::var("PKJWT_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(15);
     let mut rows = Vec::new();
     for alg in &algs {
         let label = format!("bench-{}", alg.name().to_lowercase());
@@ -142,27 +153,29 @@ fn main() {
         // Ratios from interleaved rounds: the machine is shared and its speed drifts by tens of
         // percent within seconds, so each round measures backend and bare back to back and the
         // median of the per-round ratios is reported.
-        let rounds: usize = std::env::var("PKJWT_BENCH_ROUNDS")
-            .ok()
-            .and_then(|r| r.parse().ok())
-            .unwrap_or(15);
         let chunk = if alg.curve().is_some() || *alg == Algorithm::EdDSA {
             400
         } else {
             40
         };
+        // (operations per wall-clock second, operations per CPU-second of this process). The
+        // second is immune to other processes taking the CPUs away, which on a shared 2-core
+        // machine swings wall-clock figures by tens of percent.
         let rate_for = |f: &dyn Fn(usize, u64) -> Duration, workers: usize| {
             let (mut n, mut d) = (0u64, Duration::ZERO);
+            let cpu0 = cpu_time();
             while d < Duration::from_millis(300) {
                 d += f(workers, chunk);
                 n += chunk;
             }
-            n as f64 / d.as_secs_f64()
+            let cpu = cpu_time().saturating_sub(cpu0).as_secs_f64().max(0.01);
+            (n as f64 / d.as_secs_f64(), n as f64 / cpu)
         };
         for workers in [1usize, 2] {
             let mut be_rates = Vec::new();
             let mut bare_rates = Vec::new();
             let mut ratios = Vec::new();
+            let mut cpu_ratios = Vec::new();
             for round in 0..rounds {
                 // Alternate which goes first, so that neither always gets the warmer cache.
                 let (be, ba) = if round % 2 == 0 {
@@ -172,9 +185,10 @@ fn main() {
                     let ba = rate_for(&bare_loop, workers);
                     (rate_for(&backend, workers), ba)
                 };
-                be_rates.push(be);
-                bare_rates.push(ba);
-                ratios.push(be / ba);
+                be_rates.push(be.0);
+                bare_rates.push(ba.0);
+                ratios.push(be.0 / ba.0);
+                cpu_ratios.push(be.1 / ba.1);
             }
             rows.push((
                 alg.name(),
@@ -182,6 +196,7 @@ fn main() {
                 median(be_rates),
                 median(bare_rates),
                 median(ratios),
+                median(cpu_ratios),
             ));
         }
     }
@@ -189,12 +204,30 @@ fn main() {
     println!(
         "\n== PKCS#11 (SoftHSM2): assertions/s through the backend vs bare C_Sign/s, same run =="
     );
-    println!("(medians of interleaved rounds; ratio = median of per-round ratios)");
-    println!("| alg | workers/threads | backend assertions/s | bare C_Sign/s | ratio |");
-    println!("| --- | --- | --- | --- | --- |");
-    for (alg, w, be, bare, ratio) in rows {
-        println!("| {alg} | {w} | {be:.0} | {bare:.0} | {ratio:.2}x |");
+    println!(
+        "(medians of {rounds} interleaved rounds; ratios are medians of per-round ratios; \
+         CPU ratio = (assertions per CPU-second) / (C_Sign per CPU-second), whole process)"
+    );
+    println!(
+        "| alg | workers/threads | backend assertions/s | bare C_Sign/s | wall ratio | CPU ratio |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- |");
+    for (alg, w, be, bare, ratio, cpu_ratio) in rows {
+        println!("| {alg} | {w} | {be:.0} | {bare:.0} | {ratio:.2}x | {cpu_ratio:.2}x |");
     }
+}
+
+/// User + system CPU time of this process so far, from `/proc/self/stat` (clock ticks, assumed
+/// 100 per second as on every Linux this runs on); zero elsewhere.
+fn cpu_time() -> Duration {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return Duration::ZERO;
+    };
+    // Fields after the parenthesized command name: state is field 3, utime 14, stime 15.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
