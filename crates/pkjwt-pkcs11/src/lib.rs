@@ -49,6 +49,11 @@ pub struct Pkcs11Options {
     pub allowed_modules: Option<Vec<PathBuf>>,
     /// RSA modulus size in bits for [`generate`]; `None`: [`DEFAULT_RSA_BITS`].
     pub rsa_bits: Option<u32>,
+    /// Hash on the host for RSA too: sign with `CKM_RSA_PKCS` (over a DigestInfo) and
+    /// `CKM_RSA_PKCS_PSS` (over the digest) instead of the token's `CKM_SHA*_RSA_PKCS[_PSS]`,
+    /// when the token has them. For tokens with hashing limits (AWS CloudHSM hashes at most
+    /// 16 KB) or slow on-token hashing. ECDSA always hashes on the host. Default `false`.
+    pub local_hashing: bool,
 }
 
 impl Pkcs11Options {
@@ -73,6 +78,12 @@ impl Pkcs11Options {
     /// Sets [`allowed_modules`](Self::allowed_modules).
     pub fn allowed_modules(mut self, paths: Vec<PathBuf>) -> Self {
         self.allowed_modules = Some(paths);
+        self
+    }
+
+    /// Sets [`local_hashing`](Self::local_hashing).
+    pub fn local_hashing(mut self, on: bool) -> Self {
+        self.local_hashing = on;
         self
     }
 

@@ -63,11 +63,14 @@ fn pss_params(h: HashAlg) -> PkcsPssParams {
 }
 
 impl Mech {
-    /// Picks a mechanism for `alg` among `available`, or says which ones are missing.
+    /// Picks a mechanism for `alg` among `available`, or says which ones are missing. With
+    /// `local_hashing`, RSA prefers the mechanisms that sign a digest computed here
+    /// (`CKM_RSA_PKCS`, `CKM_RSA_PKCS_PSS`) when the token has them.
     pub(crate) fn choose(
         alg: Algorithm,
         available: &[MechanismType],
         token: &str,
+        local_hashing: bool,
     ) -> Result<Mech, Pkcs11Error> {
         let has = |m: MechanismType| available.contains(&m);
         let missing = |wanted: &'static str| Pkcs11Error::MechanismMissing {
@@ -101,7 +104,9 @@ impl Mech {
                     HashAlg::Sha512 => MechanismType::SHA512_RSA_PKCS,
                     _ => MechanismType::SHA256_RSA_PKCS,
                 };
-                if has(hashing) {
+                if local_hashing && has(MechanismType::RSA_PKCS) {
+                    Ok(Mech::RsaPkcsRaw(h))
+                } else if has(hashing) {
                     Ok(Mech::RsaPkcsHashing(h))
                 } else if has(MechanismType::RSA_PKCS) {
                     Ok(Mech::RsaPkcsRaw(h))
@@ -119,7 +124,9 @@ impl Mech {
                     HashAlg::Sha512 => MechanismType::SHA512_RSA_PKCS_PSS,
                     _ => MechanismType::SHA256_RSA_PKCS_PSS,
                 };
-                if has(hashing) {
+                if local_hashing && has(MechanismType::RSA_PKCS_PSS) {
+                    Ok(Mech::PssRaw(h))
+                } else if has(hashing) {
                     Ok(Mech::PssHashing(h))
                 } else if has(MechanismType::RSA_PKCS_PSS) {
                     Ok(Mech::PssRaw(h))
@@ -236,22 +243,26 @@ mod tests {
             MechanismType::RSA_PKCS_PSS,
             MechanismType::EDDSA,
         ];
-        let c = |a| Mech::choose(a, &softhsm, "t").unwrap();
+        let c = |a| Mech::choose(a, &softhsm, "t", false).unwrap();
         assert_eq!(c(Algorithm::ES256), Mech::EcdsaRaw(HashAlg::Sha256));
         assert_eq!(c(Algorithm::RS256), Mech::RsaPkcsHashing(HashAlg::Sha256));
         assert_eq!(c(Algorithm::RS384), Mech::RsaPkcsRaw(HashAlg::Sha384));
         assert_eq!(c(Algorithm::PS256), Mech::PssHashing(HashAlg::Sha256));
         assert_eq!(c(Algorithm::PS512), Mech::PssRaw(HashAlg::Sha512));
         assert_eq!(c(Algorithm::EdDSA), Mech::Eddsa);
+        let local = |a| Mech::choose(a, &softhsm, "t", true).unwrap();
+        assert_eq!(local(Algorithm::RS256), Mech::RsaPkcsRaw(HashAlg::Sha256));
+        assert_eq!(local(Algorithm::PS256), Mech::PssRaw(HashAlg::Sha256));
+        assert_eq!(local(Algorithm::ES256), Mech::EcdsaRaw(HashAlg::Sha256));
     }
 
     #[test]
     fn missing_mechanism_is_named() {
-        let e = Mech::choose(Algorithm::EdDSA, &[MechanismType::ECDSA], "hsm")
+        let e = Mech::choose(Algorithm::EdDSA, &[MechanismType::ECDSA], "hsm", false)
             .unwrap_err()
             .to_string();
         assert!(e.contains("CKM_EDDSA") && e.contains("hsm"), "{e}");
-        let e = Mech::choose(Algorithm::PS256, &[MechanismType::RSA_PKCS], "hsm")
+        let e = Mech::choose(Algorithm::PS256, &[MechanismType::RSA_PKCS], "hsm", false)
             .unwrap_err()
             .to_string();
         assert!(

@@ -249,7 +249,7 @@ impl Pkcs11Signer {
                 e,
             )
         })?;
-        let mech = Mech::choose(algorithm, &mechs, &token.label)?;
+        let mech = Mech::choose(algorithm, &mechs, &token.label, opts.local_hashing)?;
         let mut pool_size = opts.pool_size.unwrap_or_else(|| {
             std::thread::available_parallelism()
                 .map(|n| n.get())

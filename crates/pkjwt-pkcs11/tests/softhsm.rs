@@ -205,6 +205,22 @@ softhsm_test!(rsa_key_signs_every_rsa_algorithm, |env| rt().block_on(
             Algorithm::PS512,
         ] {
             let signer = Pkcs11Signer::open(&uri, Some(alg), &opts()).await.unwrap();
+            assert!(signer.mechanism().starts_with("CKM_SHA"), "{alg}");
+            assert_signs(Arc::new(signer), 3).await;
+        }
+        // Hashing on the host: CKM_RSA_PKCS over a DigestInfo, CKM_RSA_PKCS_PSS over the digest.
+        for (alg, mech) in [
+            (Algorithm::RS256, "CKM_RSA_PKCS"),
+            (Algorithm::RS384, "CKM_RSA_PKCS"),
+            (Algorithm::RS512, "CKM_RSA_PKCS"),
+            (Algorithm::PS256, "CKM_RSA_PKCS_PSS"),
+            (Algorithm::PS384, "CKM_RSA_PKCS_PSS"),
+            (Algorithm::PS512, "CKM_RSA_PKCS_PSS"),
+        ] {
+            let signer = Pkcs11Signer::open(&uri, Some(alg), &opts().local_hashing(true))
+                .await
+                .unwrap();
+            assert_eq!(signer.mechanism(), mech, "{alg}");
             assert_signs(Arc::new(signer), 3).await;
         }
         // The default for RSA is PS256 (FAPI 2.0); an EC algorithm is refused with the list.
