@@ -27,6 +27,9 @@ use crate::{DEFAULT_RSA_BITS, Pkcs11Options, run_blocking};
 /// exponent 65537, for any RS*/PS* algorithm; Ed25519 keys for EdDSA. Fails with
 /// [`Pkcs11Error::DuplicateKey`] if any object on the token already has the label or id.
 /// Touches the token, so it runs on a blocking thread.
+///
+/// A `pin-value` in the URI is accepted here without a warning (there is no signer to carry
+/// one); callers should warn themselves when [`Pkcs11Uri::has_pin_value`] is true.
 pub async fn generate(
     uri: &Pkcs11Uri,
     algorithm: Algorithm,

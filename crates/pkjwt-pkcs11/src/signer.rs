@@ -514,6 +514,27 @@ impl Inner {
     }
 }
 
+impl Drop for Pkcs11Signer {
+    /// Closes the idle sessions on a blocking thread when a Tokio runtime is there:
+    /// `C_CloseSession` is FFI and, on a network HSM, a round trip.
+    fn drop(&mut self) {
+        let (idle, fb) = {
+            let mut st = self.inner.lock_state();
+            (std::mem::take(&mut st.idle), st.forget_below)
+        };
+        if idle.is_empty() {
+            return;
+        }
+        let close = move || idle.into_iter().for_each(|p| Inner::dispose(p, fb));
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn_blocking(close);
+            }
+            Err(_) => close(),
+        }
+    }
+}
+
 #[async_trait]
 impl Signer for Pkcs11Signer {
     fn algorithm(&self) -> Algorithm {
