@@ -241,7 +241,7 @@ pub enum Pkcs11Error {
     },
     /// Sessions kept failing after the configured number of rebuilds.
     #[error(
-        "token \"{token}\": signing failed after {attempts} attempts, rebuilding sessions and \
+        "token \"{token}\": signing failed after {attempts} attempt(s), rebuilding sessions and \
          logging in again each time; last error: {last}"
     )]
     RecoveryExhausted {

@@ -699,8 +699,8 @@ softhsm_test!(recovers_after_c_close_all_sessions, |env| {
     std::mem::forget(other);
 });
 
-softhsm_test!(recovery_gives_up_with_a_clear_error, |env| rt().block_on(
-    async {
+softhsm_test!(key_deleted_underneath_gives_a_clear_error, |env| rt()
+    .block_on(async {
         let uri = env.uri("object=doomed");
         generate(&uri, Algorithm::ES256, &opts()).await.unwrap();
         let signer = Pkcs11Signer::open(&uri, None, &opts().max_attempts(2))
@@ -722,8 +722,7 @@ softhsm_test!(recovery_gives_up_with_a_clear_error, |env| rt().block_on(
             msg.contains("doomed") && (msg.contains("no private key") || msg.contains("attempts")),
             "{msg}"
         );
-    }
-));
+    }));
 
 /// `infra/softhsm/setup.sh` makes a token whose five keys all open and sign.
 #[test]
@@ -1026,3 +1025,33 @@ fn fault_softhsm_misconfigured() {
         },
     );
 }
+
+softhsm_test!(retries_are_bounded_and_the_error_says_why, |env| rt()
+    .block_on(async {
+        let uri = env.uri("object=bounded");
+        generate(&uri, Algorithm::ES256, &opts()).await.unwrap();
+        // One attempt only: the failure that triggers a rebuild is reported, not retried.
+        let signer = Pkcs11Signer::open(&uri, None, &opts().max_attempts(1))
+            .await
+            .unwrap();
+        assert_signs(
+            Arc::new(Pkcs11Signer::open(&uri, None, &opts()).await.unwrap()),
+            1,
+        )
+        .await;
+        let ctx = other_handle();
+        let session = ctx.open_ro_session(test_slot(&ctx)).unwrap();
+        session.logout().unwrap();
+        let e = signer.sign(b"x").await.unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("after 1 attempt(s)")
+                && msg.contains("returned CKR_OBJECT_HANDLE_INVALID")
+                && msg.contains("\"bounded\""),
+            "{msg}"
+        );
+        // The pool was rebuilt while failing: the next signature works.
+        signer.sign(b"x").await.unwrap();
+        assert_eq!(signer.stats().recoveries, 1);
+        drop(session);
+    }));

@@ -172,7 +172,11 @@ pub fn isolated(name: &str, setup: impl FnOnce(&Env), body: impl FnOnce(&Env)) {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     println!("---- child process for {name} ----\n{stdout}\n{stderr}");
-    assert!(out.status.success(), "{name} failed in its child process");
+    assert!(
+        out.status.success(),
+        "{name} failed in its child process (token directory kept: {})",
+        dir.display()
+    );
     assert!(
         stdout.contains("test result: ok. 1 passed"),
         "{name}: the child process did not run exactly this one test"
