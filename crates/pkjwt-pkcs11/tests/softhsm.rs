@@ -941,6 +941,13 @@ fn public_key_from_certificate_or_private_attributes() {
                     .unwrap_err();
                 assert!(matches!(e, Pkcs11Error::PublicKeyNotFound { .. }), "{e}");
                 assert!(e.to_string().contains("id=%52"), "{e}");
+                // The inventory in a not-found error lists the certificate too.
+                let e = Pkcs11Signer::open(&env.uri("object=nothing-here"), None, &opts())
+                    .await
+                    .unwrap_err();
+                let msg = e.to_string();
+                assert!(msg.contains("certificate \"imported\" (id 50)"), "{msg}");
+                assert!(msg.contains("private key \"imported\" (id 50) EC"), "{msg}");
                 // A URI naming the certificate or public key is not a signing key.
                 for ty in ["cert", "public"] {
                     let e =
