@@ -10,7 +10,17 @@ use pkjwt_core::{Algorithm, Jwk, KeyUri};
 use pkjwt_pkcs11::{Pkcs11Options, generate};
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("keygen: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let (Some(uri), Some(alg)) = (args.next(), args.next()) else {
         return Err(

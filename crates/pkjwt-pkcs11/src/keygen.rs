@@ -9,7 +9,7 @@
 //! CloudHSM requires unique labels).
 
 use cryptoki::mechanism::{Mechanism, MechanismType};
-use cryptoki::object::{Attribute, AttributeType};
+use cryptoki::object::Attribute;
 use pkjwt_core::{Algorithm, Family, Pkcs11ObjectType, Pkcs11Uri, PublicKey};
 
 use crate::error::Pkcs11Error;
@@ -98,27 +98,7 @@ fn generate_blocking(
     if !clashes.is_empty() {
         let existing = clashes
             .iter()
-            .map(|h| {
-                let attrs = session
-                    .get_attributes(*h, &[AttributeType::Label, AttributeType::Id])
-                    .unwrap_or_default();
-                let mut l = None;
-                let mut i = Vec::new();
-                for a in attrs {
-                    match a {
-                        Attribute::Label(x) => l = Some(String::from_utf8_lossy(&x).into_owned()),
-                        Attribute::Id(x) => i = x,
-                        _ => {}
-                    }
-                }
-                format!(
-                    "an object {}",
-                    crate::error::KeyName {
-                        label: l.as_deref(),
-                        id: &i
-                    }
-                )
-            })
+            .map(|h| object::describe_object(&session, *h))
             .collect::<Vec<_>>()
             .join(", ");
         return Err(Pkcs11Error::DuplicateKey {

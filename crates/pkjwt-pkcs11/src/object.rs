@@ -139,7 +139,8 @@ pub(crate) fn refind(
     find_private_key(session, token, &sel).map(|k| k.handle)
 }
 
-fn describe_object(session: &Session, h: ObjectHandle) -> String {
+/// `private key "label" (id 01ab) EC`, for listings; never reads secret values.
+pub(crate) fn describe_object(session: &Session, h: ObjectHandle) -> String {
     let attrs = session
         .get_attributes(
             h,
