@@ -59,7 +59,16 @@ pub(crate) struct KeyArgs {
 
 impl KeyArgs {
     fn uri(&self) -> Result<KeyUri, pkjwt::Error> {
-        KeyUri::parse(&self.key)
+        let uri = KeyUri::parse(&self.key)?;
+        if let KeyUri::Pkcs11(p) = &uri {
+            if p.has_pin_value() {
+                eprintln!(
+                    "pkjwt: warning: the key URI carries pin-value; prefer pin-source=env:NAME or \
+                     file:PATH (a PIN on the command line ends up in shell history and process lists)"
+                );
+            }
+        }
+        Ok(uri)
     }
 
     fn options(&self, alg: Option<Algorithm>) -> OpenOptions {
