@@ -905,3 +905,29 @@ async fn garbage_never_panics() {
         assert!(!e.to_string().is_empty());
     }
 }
+
+#[tokio::test]
+async fn claimed_client_id_picks_the_keys_and_checks_the_form_parameter() {
+    let k = keys();
+    let v = verifier(VerifyPolicy::default());
+    let t = craft(&k.a, &header("ES256", "a"), &claims("cc"));
+    assert_eq!(v.claimed_client_id(&t, None).unwrap(), CLIENT);
+    assert_eq!(v.claimed_client_id(&t, Some(CLIENT)).unwrap(), CLIENT);
+    let e = v.claimed_client_id(&t, Some("client-2")).unwrap_err();
+    assert_eq!(e.kind(), "client_id_mismatch");
+    assert!(
+        e.to_string().contains("\"client-2\"") && e.to_string().contains("\"client-1\""),
+        "{e}"
+    );
+    let no_sub = craft(&k.a, &header("ES256", "a"), &without(claims("cc2"), "sub"));
+    assert_eq!(
+        v.claimed_client_id(&no_sub, None).unwrap_err().kind(),
+        "missing_claim"
+    );
+    assert_eq!(
+        v.claimed_client_id("x.y", None).unwrap_err().kind(),
+        "not_compact_jws"
+    );
+    // Nothing was verified or recorded: the token still verifies once.
+    v.verify(&t, CLIENT, &k.set).await.unwrap();
+}
