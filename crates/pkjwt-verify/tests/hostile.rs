@@ -629,6 +629,12 @@ async fn the_same_claims_pass_with_a_good_signature() {
         assert_eq!(ok.kid.as_deref(), Some(kid));
         assert_eq!(ok.jti, jti);
     }
+    // A JWK naming its algorithm with the fully-specified name still fits EdDSA tokens.
+    let mut ed_jwk = k.ed.jwk("ed-full");
+    ed_jwk.alg = Some("Ed25519".into());
+    let ed_set = keyset(&jwks(vec![ed_jwk]));
+    let t = craft(&k.ed, &header("EdDSA", "ed-full"), &claims("ed-full"));
+    v.verify(&t, CLIENT, &ed_set).await.unwrap();
     // No kid: every fitting key is tried.
     let t = craft(&k.b, &json!({"alg": "ES256"}), &claims("nokid"));
     assert!(v.verify(&t, CLIENT, &k.set).await.is_ok());
