@@ -255,8 +255,10 @@ mod tests {
         };
         assert!(p.validate().unwrap_err().0.contains("allow-list is empty"));
         assert_eq!(VerifyPolicy::fapi2().algorithms.len(), 3);
-        let mut p = VerifyPolicy::default();
-        p.understood_crit = vec!["b64".into()];
+        let p = VerifyPolicy {
+            understood_crit: vec!["b64".into()],
+            ..VerifyPolicy::default()
+        };
         assert!(p.validate().unwrap_err().0.contains("RFC 7797"));
     }
 }
