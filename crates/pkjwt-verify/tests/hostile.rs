@@ -937,3 +937,24 @@ async fn claimed_client_id_picks_the_keys_and_checks_the_form_parameter() {
     // Nothing was verified or recorded: the token still verifies once.
     v.verify(&t, CLIENT, &k.set).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_verifications_of_one_token_accept_it_once() {
+    let k = keys();
+    let v = Arc::new(verifier(VerifyPolicy::default()));
+    let t = Arc::new(craft(&k.a, &header("ES256", "a"), &claims("race")));
+    let tasks: Vec<_> = (0..32)
+        .map(|_| {
+            let (v, t, set) = (v.clone(), t.clone(), k.set.clone());
+            tokio::spawn(async move { v.verify(&t, CLIENT, &set).await })
+        })
+        .collect();
+    let mut ok = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(e) => assert_eq!(e.kind(), "replayed", "{e}"),
+        }
+    }
+    assert_eq!(ok, 1);
+}
