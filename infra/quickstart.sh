@@ -22,9 +22,18 @@ cd "$work"
 
 client_id="quickstart-client"
 issuer="https://as.example.com"
-key="file:$work/client.pem"
+# The key lives on a SoftHSM2 token (a private token directory in $work) when SoftHSM is
+# installed, as it would in an HSM; otherwise in a file.
+if [ -f /usr/lib/softhsm/libsofthsm2.so ] && command -v softhsm2-util >/dev/null; then
+  mkdir -p "$work/hsm"
+  "$root/infra/softhsm/setup.sh" "$work/hsm" quickstart >/dev/null
+  export SOFTHSM2_CONF="$work/hsm/softhsm2.conf"
+  key="pkcs11:token=quickstart;object=client?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:$work/hsm/pin"
+else
+  key="file:$work/client.pem"
+fi
 
-say "1. generate a P-256 key (ES256) in $key"
+say "1. generate a P-256 key (ES256): $key"
 "$pkjwt" keygen --key "$key" --alg ES256 >/dev/null
 
 say "2. its JWKS (publish this at your jwks_uri, or register it with the authorization server)"
@@ -35,9 +44,7 @@ say "3. a client assertion for client_id=$client_id, aud=$issuer"
 jwt="$("$root/.venv/bin/python" -c 'import json,sys; print(json.load(open("assertion.json"))["jwt"])')"
 
 say "4. verify it"
-if "$pkjwt" help verify >/dev/null 2>&1; then
-  "$pkjwt" verify --jwks jwks.json --client-id "$client_id" --aud "$issuer" "$jwt"
-fi
+"$pkjwt" verify --jwks jwks.json --client-id "$client_id" --aud "$issuer" "$jwt"
 # A second opinion from an independent JOSE implementation (PyJWT).
 "$root/.venv/bin/python" - "$jwt" <<'PY'
 import json, sys, jwt
