@@ -60,13 +60,13 @@ pub(crate) struct KeyArgs {
 impl KeyArgs {
     fn uri(&self) -> Result<KeyUri, pkjwt::Error> {
         let uri = KeyUri::parse(&self.key)?;
-        if let KeyUri::Pkcs11(p) = &uri {
-            if p.has_pin_value() {
-                eprintln!(
-                    "pkjwt: warning: the key URI carries pin-value; prefer pin-source=env:NAME or \
-                     file:PATH (a PIN on the command line ends up in shell history and process lists)"
-                );
-            }
+        if let KeyUri::Pkcs11(p) = &uri
+            && p.has_pin_value()
+        {
+            eprintln!(
+                "pkjwt: warning: the key URI carries pin-value; prefer pin-source=env:NAME or \
+                 file:PATH (a PIN on the command line ends up in shell history and process lists)"
+            );
         }
         Ok(uri)
     }
