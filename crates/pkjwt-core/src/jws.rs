@@ -6,7 +6,7 @@
 use crate::{Algorithm, Error, Family, PublicKey, Result, Signature, Signer, b64, der};
 
 /// Converts a signature that follows the [`Signer`] contract into the JWS signature bytes
-/// (RFC 7518 §3): ECDSA DER → `r || s` (low-S for ES256K, see [`der`]); RSA checked to be modulus-long; EdDSA checked to be 64
+/// (RFC 7518 §3): ECDSA DER → `r || s` (low-S for ES256K); RSA checked to be modulus-long; EdDSA checked to be 64
 /// bytes.
 pub fn jws_signature(alg: Algorithm, key: &PublicKey, sig: &Signature) -> Result<Vec<u8>> {
     let bytes = sig.as_bytes();
