@@ -2,6 +2,8 @@
 //! what `/jwks` publishes in each phase, its headers, `/healthz`, and a "restart" (a second
 //! service reading the same file) mid-rotation.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test.
+
 use std::sync::Arc;
 
 use axum::body::{Body, to_bytes};
