@@ -78,7 +78,7 @@ async fn rotation_phases_are_served_and_survive_a_restart() {
     let (status, cc, body) = get(&svc, "/jwks").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(cc.as_deref(), Some("public, max-age=30"));
-    assert_eq!(kids(&body), [ka.clone()]);
+    assert_eq!(kids(&body), vec![ka.clone()]);
     assert_eq!(get(&svc, "/.well-known/jwks.json").await.2, body);
     assert_eq!(get(&svc, "/healthz").await.0, StatusCode::OK);
 
@@ -105,7 +105,7 @@ async fn rotation_phases_are_served_and_survive_a_restart() {
         [ka.clone(), kb.clone()]
     );
     clock.set(2_150);
-    assert_eq!(kids(&get(&restarted, "/jwks").await.2), [kb.clone()]);
+    assert_eq!(kids(&get(&restarted, "/jwks").await.2), vec![kb.clone()]);
 
     // A corrupted file keeps the last good set in service and makes /healthz say why.
     std::fs::write(&state_path, "{not json").unwrap();
