@@ -6,6 +6,9 @@
 //! (clap's convention); a closed stdout pipe is not an error.
 
 mod cmd;
+mod rotate;
+mod serve;
+mod token;
 
 use std::io::Write;
 use std::process::ExitCode;

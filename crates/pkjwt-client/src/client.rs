@@ -47,6 +47,16 @@ pub struct RetryPolicy {
     pub max_retry_after: Duration,
 }
 
+impl RetryPolicy {
+    /// The default policy with at most `n` requests (1 = no retries).
+    pub fn attempts(n: u32) -> Self {
+        RetryPolicy {
+            max_attempts: n,
+            ..RetryPolicy::default()
+        }
+    }
+}
+
 impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
@@ -465,33 +475,39 @@ impl TokenClient {
             Ok(a) => a,
             Err(e) => return Attempt::Fail(e.into()),
         };
-        let mut form = url::form_urlencoded::Serializer::new(String::new());
-        form.append_pair("grant_type", request.grant_type());
-        if let Some(g) = grant {
-            match g.sign().await {
-                Ok(a) => {
-                    form.append_pair("assertion", &a);
-                }
+        let grant_jwt = match grant {
+            Some(g) => match g.sign().await {
+                Ok(a) => Some(a),
                 Err(e) => return Attempt::Fail(e.into()),
+            },
+            None => None,
+        };
+        // Built in one go, with no await in between: the serializer is not `Send`.
+        let body = {
+            let mut form = url::form_urlencoded::Serializer::new(String::new());
+            form.append_pair("grant_type", request.grant_type());
+            if let Some(a) = &grant_jwt {
+                form.append_pair("assertion", a);
             }
-        }
-        form.append_pair("client_assertion_type", CLIENT_ASSERTION_TYPE);
-        form.append_pair("client_assertion", &client_assertion);
-        if self.config.profile.send_client_id {
-            form.append_pair("client_id", &self.config.client_id);
-        }
-        if let Some(s) = &request.scope {
-            form.append_pair("scope", s);
-        }
-        for r in &request.resources {
-            form.append_pair("resource", r);
-        }
-        if let Some(a) = &request.audience {
-            form.append_pair("audience", a);
-        }
-        for (k, v) in &request.extra {
-            form.append_pair(k, v);
-        }
+            form.append_pair("client_assertion_type", CLIENT_ASSERTION_TYPE);
+            form.append_pair("client_assertion", &client_assertion);
+            if self.config.profile.send_client_id {
+                form.append_pair("client_id", &self.config.client_id);
+            }
+            if let Some(s) = &request.scope {
+                form.append_pair("scope", s);
+            }
+            for r in &request.resources {
+                form.append_pair("resource", r);
+            }
+            if let Some(a) = &request.audience {
+                form.append_pair("audience", a);
+            }
+            for (k, v) in &request.extra {
+                form.append_pair(k, v);
+            }
+            form.finish()
+        };
         self.requests.fetch_add(1, Ordering::Relaxed);
         let resp = match self
             .http
@@ -499,7 +515,7 @@ impl TokenClient {
             .post(url)
             .header("content-type", "application/x-www-form-urlencoded")
             .header("accept", "application/json")
-            .body(form.finish())
+            .body(body)
             .send()
             .await
         {
