@@ -17,8 +17,10 @@ fn parse_alg(s: &str) -> Result<Algorithm, String> {
     s.parse::<Algorithm>().map_err(|e| e.to_string())
 }
 
-fn parse_profile(s: &str) -> Result<Profile, String> {
-    Profile::named(s).map_err(|e| e.to_string())
+fn parse_profile(s: &str) -> Result<String, String> {
+    Profile::named(s)
+        .map(|_| s.to_owned())
+        .map_err(|e| e.to_string())
 }
 
 #[derive(Args)]
@@ -65,7 +67,7 @@ pub(crate) struct TokenArgs {
     jwt_bearer_subject: Option<String>,
     /// Server profile: standard, fapi2, keycloak, entra, okta, legacy.
     #[arg(long, env = "PKJWT_PROFILE", default_value = "standard", value_parser = parse_profile)]
-    profile: Profile,
+    profile: String,
     /// Override the profile's aud: issuer or token-endpoint.
     #[arg(long, value_parser = |s: &str| s.parse::<AudienceMode>())]
     aud_mode: Option<AudienceMode>,
@@ -114,7 +116,7 @@ pub(crate) async fn run(a: TokenArgs) -> CmdResult {
     };
     let signer = pkjwt::open(&uri, &open).await?;
 
-    let mut profile = a.profile;
+    let mut profile = Profile::named(&a.profile)?;
     if let Some(m) = a.aud_mode {
         profile.audience = m;
     }

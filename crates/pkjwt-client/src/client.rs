@@ -448,18 +448,16 @@ impl TokenClient {
                     }
                     match after {
                         Some(d) if d > policy.max_retry_after => {
-                            return Err(ClientError::RetriesExhausted {
-                                attempts: attempt,
-                                last: Box::new(ClientError::InvalidResponse {
-                                    url: self.metadata.token_endpoint.clone(),
-                                    status: e.status().unwrap_or(0),
-                                    reason: format!(
-                                        "the server asks to retry after {d:?}, longer than the \
-                                         {:?} this client waits ({e})",
-                                        policy.max_retry_after
-                                    ),
-                                }),
-                            });
+                            let e = ClientError::InvalidResponse {
+                                url: self.metadata.token_endpoint.clone(),
+                                status: e.status().unwrap_or(0),
+                                reason: format!(
+                                    "the server asks to retry after {d:?}, longer than the {:?} \
+                                     this client waits ({e})",
+                                    policy.max_retry_after
+                                ),
+                            };
+                            return Err(wrap(e, attempt));
                         }
                         Some(d) => tokio::time::sleep(d.max(jittered(policy, attempt))).await,
                         None => tokio::time::sleep(jittered(policy, attempt)).await,

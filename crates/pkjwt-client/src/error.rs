@@ -106,7 +106,7 @@ pub enum ClientError {
         reason: String,
     },
     /// Retries ran out; the last failure is the source.
-    #[error("gave up after {attempts} attempts")]
+    #[error("gave up after {attempts} attempts: {last}")]
     RetriesExhausted {
         /// Requests sent.
         attempts: u32,
