@@ -120,6 +120,14 @@ server.listen(config.port || 0, host, () => {
   line({ event: 'ready', issuer, port });
 });
 
+// Under a test harness: exit when the parent closes our stdin (or dies), so no server outlives
+// a killed test process.
+if (process.env.PKJWT_EXIT_ON_STDIN_CLOSE === '1') {
+  process.stdin.on('end', () => process.exit(0));
+  process.stdin.on('error', () => process.exit(0));
+  process.stdin.resume();
+}
+
 for (const sig of ['SIGTERM', 'SIGINT']) {
   process.on(sig, () => {
     server.close();

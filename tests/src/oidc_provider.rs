@@ -75,7 +75,9 @@ impl OidcProvider {
             .arg(dir.join("server.mjs"))
             .arg(&path)
             .current_dir(&dir)
-            .stdin(Stdio::null())
+            // server.mjs exits when this pipe closes: no server outlives a killed test process.
+            .env("PKJWT_EXIT_ON_STDIN_CLOSE", "1")
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn();

@@ -264,6 +264,32 @@ fn token_prints_the_access_token_from_oidc_provider() {
     assert_eq!(v["scope"], "accounts:read");
     assert!(v["access_token"].as_str().unwrap().split('.').count() == 3);
 
+    // --state: the key the rotation state says signs now.
+    ok(
+        &dir,
+        &[
+            "rotate",
+            "--state",
+            "st.json",
+            "init",
+            "--key",
+            "file:c.pem",
+        ],
+    );
+    let via_state = ok(
+        &dir,
+        &[
+            "token",
+            "--state",
+            "st.json",
+            "--client-id",
+            "cli",
+            "--issuer",
+            &op.issuer,
+        ],
+    );
+    assert_eq!(via_state.trim_end().split('.').count(), 3);
+
     // Clear errors: an unknown client, an issuer that differs by a slash, an unknown profile.
     let e = fails(
         &dir,
