@@ -30,7 +30,7 @@ const PER_ROUND: usize = 300;
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let n = v.len();
-    if n % 2 == 0 {
+    if n.is_multiple_of(2) {
         (v[n / 2 - 1] + v[n / 2]) / 2.0
     } else {
         v[n / 2]
@@ -95,7 +95,7 @@ async fn run() {
     let (mut pk_rates, mut bare_rates) = (Vec::new(), Vec::new());
     let (mut pk_lat, mut bare_lat) = (Vec::new(), Vec::new());
     for round in 0..ROUNDS {
-        for path in if round % 2 == 0 { [0, 1] } else { [1, 0] } {
+        for path in if round.is_multiple_of(2) { [0, 1] } else { [1, 0] } {
             if path == 0 {
                 let t = Instant::now();
                 for _ in 0..PER_ROUND {
