@@ -290,6 +290,21 @@ fn token_prints_the_access_token_from_oidc_provider() {
     );
     assert_eq!(via_state.trim_end().split('.').count(), 3);
 
+    // The same from a configuration file; a flag beats the file.
+    std::fs::write(
+        dir.join("pkjwt.json"),
+        json!({"token": {"key": "file:c.pem", "client-id": "nobody", "issuer": &op.issuer,
+                         "scope": "accounts:read", "json": true}})
+        .to_string(),
+    )
+    .unwrap();
+    let from_file = ok(
+        &dir,
+        &["--config", "pkjwt.json", "token", "--client-id", "cli"],
+    );
+    let v: Value = serde_json::from_str(&from_file).unwrap();
+    assert_eq!(v["scope"], "accounts:read");
+
     // Clear errors: an unknown client, an issuer that differs by a slash, an unknown profile.
     let e = fails(
         &dir,
