@@ -95,7 +95,11 @@ async fn run() {
     let (mut pk_rates, mut bare_rates) = (Vec::new(), Vec::new());
     let (mut pk_lat, mut bare_lat) = (Vec::new(), Vec::new());
     for round in 0..ROUNDS {
-        for path in if round.is_multiple_of(2) { [0, 1] } else { [1, 0] } {
+        for path in if round.is_multiple_of(2) {
+            [0, 1]
+        } else {
+            [1, 0]
+        } {
             if path == 0 {
                 let t = Instant::now();
                 for _ in 0..PER_ROUND {

@@ -357,6 +357,33 @@ async fn server_rejections_arrive_as_clear_errors() {
     assert!(why.contains("only be used once"), "{why}");
     client.request(&req).await.unwrap();
 
+    // Every profile the server can satisfy works: legacy/okta send aud = token endpoint and
+    // typ JWT, keycloak aud = issuer and typ JWT (oidc-provider accepts both audiences).
+    for name in ["standard", "fapi2", "keycloak", "okta", "legacy"] {
+        let mut c = cfg();
+        c.profile = pkjwt_client::Profile::named(name).unwrap();
+        let client = TokenClient::discover(signer.clone(), c).await.unwrap();
+        let signed = client.assertion().sign_detailed().await.unwrap();
+        let want_aud = if matches!(name, "okta" | "legacy") {
+            op.token_endpoint()
+        } else {
+            op.issuer.clone()
+        };
+        assert_eq!(signed.claims["aud"], want_aud.as_str(), "{name}");
+        client
+            .request(&req)
+            .await
+            .unwrap_or_else(|e| panic!("profile {name}: {e}; {:?}", op.grant_errors()));
+    }
+    // entra needs the certificate thumbprint; refused before any request without it.
+    let mut c = cfg();
+    c.profile = pkjwt_client::Profile::named("entra").unwrap();
+    let e = TokenClient::discover(signer.clone(), c)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("x5t#S256"), "{e}");
+
     // The metadata check names what the server supports, before any token request.
     let mut c = cfg();
     c.profile = pkjwt_client::Profile::named("fapi2").unwrap();
