@@ -1,27 +1,38 @@
 #!/usr/bin/env bash
-# The quick start's main job, end to end, on an embedded default: create a signing key, publish
-# its JWKS, sign an RFC 7523 client assertion (private_key_jwt), and verify it.
+# The quick start, end to end on this machine: a signing key → its JWKS served by `pkjwt serve`
+# → a client registered at a real authorization server (oidc-provider) with that jwks_uri → an
+# access token from `pkjwt token` (private_key_jwt) → a call to a protected API that checks the
+# token against the server's keys.
 #
-# Everything happens in a fresh temporary directory; nothing outside it is touched except the
-# build in target/ and the tools infra/ci/setup.sh installs.
+# Everything binds 127.0.0.1 and runs from a fresh temporary directory; every process started
+# here is stopped on exit. infra/ci/setup.sh installs what is missing (Debian packages, the
+# Python venv, `npm ci` for oidc-provider).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
 say() { printf '\n\033[1;32m== %s\033[0m\n' "$*"; }
+note() { printf '   %s\n' "$*"; }
 
 "$root/infra/ci/setup.sh"
-say "building pkjwt"
+say "building pkjwt and the protected API example (release)"
 cargo build --release -q -p pkjwt-cli
+cargo build --release -q -p pkjwt-verify --features axum --example protected_api
 pkjwt="$root/target/release/pkjwt"
+api_bin="$root/target/release/examples/protected_api"
+py="$root/.venv/bin/python"
 "$pkjwt" --version
 
 work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
 cd "$work"
 
-client_id="quickstart-client"
-issuer="https://as.example.com"
 # The key lives on a SoftHSM2 token (a private token directory in $work) when SoftHSM is
 # installed, as it would in an HSM; otherwise in a file.
 if [ -f /usr/lib/softhsm/libsofthsm2.so ] && command -v softhsm2-util >/dev/null; then
@@ -32,26 +43,84 @@ if [ -f /usr/lib/softhsm/libsofthsm2.so ] && command -v softhsm2-util >/dev/null
 else
   key="file:$work/client.pem"
 fi
+# Waits until FILE has a line matching REGEX (a started process announcing itself), at most 30 s.
+wait_line() {
+  local file="$1" re="$2"
+  for _ in $(seq 300); do
+    if grep -Eq "$re" "$file" 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  echo "timed out waiting for /$re/ in $file:" >&2; cat "$file" >&2; return 1
+}
+free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-say "1. generate a P-256 key (ES256): $key"
+api_audience="https://api.example.com"
+scope="accounts:read"
+
+say "1. a P-256 signing key (ES256): $key"
 "$pkjwt" keygen --key "$key" --alg ES256 >/dev/null
+note "kid (RFC 7638 thumbprint): $("$pkjwt" pubkey --key "$key" --format thumbprint)"
 
-say "2. its JWKS (publish this at your jwks_uri, or register it with the authorization server)"
-"$pkjwt" pubkey --key "$key" --format jwks | tee jwks.json
+say "2. pkjwt serve: publish its public key (the client's jwks_uri)"
+"$pkjwt" serve --key "$key" --listen 127.0.0.1:0 2>serve.log &
+pids+=($!)
+wait_line serve.log 'serving JWKS'
+jwks_uri="$(grep -Eo 'http://[0-9.:]+/jwks' serve.log | head -1)"
+note "jwks_uri: $jwks_uri"
+curl -fsS -D jwks.headers "$jwks_uri" | "$py" -m json.tool
+note "$(grep -i '^cache-control' jwks.headers | tr -d '\r')"
 
-say "3. a client assertion for client_id=$client_id, aud=$issuer"
-"$pkjwt" assert --key "$key" --client-id "$client_id" --aud "$issuer" --json | tee assertion.json
-jwt="$("$root/.venv/bin/python" -c 'import json,sys; print(json.load(open("assertion.json"))["jwt"])')"
+say "3. the authorization server: oidc-provider on 127.0.0.1 (test configuration, in memory)"
+cat > op.json <<JSON
+{ "resources": { "$api_audience": { "scope": "$scope" } } }
+JSON
+node "$root/infra/oidc-provider/server.mjs" op.json >op.log 2>op.err &
+pids+=($!)
+wait_line op.log '"event":"ready"'
+issuer="$("$py" -c 'import json,sys; print(next(json.loads(l)["issuer"] for l in open("op.log") if "ready" in l))')"
+note "issuer: $issuer"
 
-say "4. verify it"
-"$pkjwt" verify --jwks jwks.json --client-id "$client_id" --aud "$issuer" "$jwt"
-# A second opinion from an independent JOSE implementation (PyJWT).
-"$root/.venv/bin/python" - "$jwt" <<'PY'
-import json, sys, jwt
-keys = json.load(open("jwks.json"))["keys"]
-token = sys.argv[1]
-claims = jwt.decode(token, key=jwt.PyJWK(keys[0]).key, algorithms=["ES256"],
-                    audience="https://as.example.com", issuer="quickstart-client")
-print(f"PyJWT: signature valid; iss={claims['iss']} aud={claims['aud']} exp-iat={claims['exp']-claims['iat']}s jti={claims['jti']}")
+say "4. register the client (RFC 7591) with private_key_jwt and the served jwks_uri"
+cat > client.json <<JSON
+{ "token_endpoint_auth_method": "private_key_jwt", "token_endpoint_auth_signing_alg": "ES256",
+  "jwks_uri": "$jwks_uri", "grant_types": ["client_credentials"], "response_types": [],
+  "redirect_uris": [], "scope": "$scope", "client_name": "pkjwt quick start" }
+JSON
+curl -fsS -H 'content-type: application/json' --data @client.json "$issuer/reg" > registered.json
+client_id="$("$py" -c 'import json; print(json.load(open("registered.json"))["client_id"])')"
+"$py" -c 'import json; d=json.load(open("registered.json")); print(json.dumps({k: d[k] for k in ("client_id","token_endpoint_auth_method","token_endpoint_auth_signing_alg","jwks_uri","grant_types")}, indent=2))'
+
+say "5. a client assertion for this server, explained claim by claim by pkjwt verify"
+curl -fsS "$jwks_uri" > jwks.json
+jwt="$("$pkjwt" assert --key "$key" --client-id "$client_id" --aud "$issuer")"
+"$pkjwt" verify --jwks jwks.json --client-id "$client_id" --aud "$issuer" "$jwt" | sed 's/^/   /'
+
+say "6. pkjwt token: discovery, a fresh signed client assertion, the token request"
+"$pkjwt" token --key "$key" --client-id "$client_id" --issuer "$issuer" --scope "$scope" --json > token.json
+token="$("$py" -c 'import json; print(json.load(open("token.json"))["access_token"])')"
+"$py" - <<'PY'
+import json, base64
+t = json.load(open("token.json"))
+def part(i):
+    s = t["access_token"].split(".")[i]
+    return json.loads(base64.urlsafe_b64decode(s + "=" * (-len(s) % 4)))
+print(f"   token_type={t['token_type']} expires_in={t['expires_in']} scope={t.get('scope')}")
+print(f"   access token header: {json.dumps(part(0))}")
+c = part(1)
+print(f"   access token claims: iss={c['iss']} aud={c['aud']} client_id={c['client_id']} scope={c.get('scope')}")
 PY
-say "done: key -> JWKS -> client assertion -> verified"
+
+say "7. the protected API (pkjwt-verify's axum layer) validates tokens against $issuer/jwks"
+api_port="$(free_port)"
+PKJWT_ISSUER="$issuer" PKJWT_AUDIENCE="$api_audience" "$api_bin" "127.0.0.1:$api_port" 2>api.log &
+pids+=($!)
+wait_line api.log 'protected API on'
+api="http://127.0.0.1:$api_port/balance"
+note "GET $api with the token:"
+curl -fsS -H "authorization: Bearer $token" "$api" | sed 's/^/   /'
+note "GET $api without a token:"
+code="$(curl -s -o /dev/null -w '%{http_code}' "$api")"
+note "HTTP $code (refused, as it must be)"
+[ "$code" = 401 ]
+
+say "done: key -> JWKS at $jwks_uri -> client $client_id -> access token -> protected API"

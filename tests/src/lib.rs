@@ -15,6 +15,8 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed check.
 
+pub mod oidc_provider;
+
 use std::sync::Arc;
 
 use pkjwt_core::{

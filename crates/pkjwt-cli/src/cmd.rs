@@ -45,6 +45,21 @@ pub(crate) enum Command {
         pkjwt cert --key 'pkcs11:token=t;object=k?pin-source=env:PIN' --subject CN=client --csr"
     )]
     Cert(crate::cert::CertArgs),
+    /// Get an access token with private_key_jwt; prints the token alone (--json: the response).
+    #[command(
+        after_help = "Example:\n  pkjwt token --key file:client.pem --client-id my-client \\\n    \
+        --issuer https://as.example.com --scope accounts:read"
+    )]
+    Token(crate::token::TokenArgs),
+    /// Serve the JWKS of keys and of a rotation state at /jwks (and /.well-known/jwks.json).
+    #[command(after_help = "Example:\n  pkjwt serve --key file:client.pem --listen 127.0.0.1:8000")]
+    Serve(crate::serve::ServeArgs),
+    /// Rotate keys: init, begin (publish next, switch later, retire after overlap), status.
+    #[command(
+        after_help = "Example:\n  pkjwt rotate --state rotation.json begin --key file:next.pem \\\n    \
+        --generate --prepublish 7200 --overlap 3600"
+    )]
+    Rotate(crate::rotate::RotateArgs),
 }
 
 #[derive(Args)]
@@ -214,6 +229,9 @@ pub(crate) async fn run(cmd: Command) -> CmdResult {
         Command::Assert(a) => assert(a).await,
         Command::Verify(a) => crate::verify::run(a).await,
         Command::Cert(a) => crate::cert::run(a).await,
+        Command::Token(a) => crate::token::run(a).await,
+        Command::Serve(a) => crate::serve::run(a).await,
+        Command::Rotate(a) => crate::rotate::run(a).await,
     }
 }
 

@@ -8,6 +8,10 @@
 mod cert;
 mod cmd;
 mod verify;
+mod config;
+mod rotate;
+mod serve;
+mod token;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -35,7 +39,10 @@ fn version() -> &'static str {
 Key references (--key, or PKJWT_KEY):\n  \
 file:/path/client.pem  (or a plain path; ?passphrase-source=env:NAME|file:PATH for encrypted PKCS#8)\n  \
 pkcs11:token=T;object=O?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/run/pin\n  \
-awskms:key-id=alias/NAME;region=eu-west-1  (or a KMS key/alias ARN)"
+awskms:key-id=alias/NAME;region=eu-west-1  (or a KMS key/alias ARN)\n\n\
+Configuration: flags, then PKJWT_* environment variables, then a JSON file given as\n  \
+pkjwt --config FILE <subcommand> …  (or PKJWT_CONFIG=FILE), one section per subcommand:\n  \
+{\"token\": {\"key\": \"file:client.pem\", \"client-id\": \"c1\", \"issuer\": \"https://as.example.com\"}}"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -43,7 +50,15 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // `--config FILE` (or PKJWT_CONFIG) adds the file's options before clap sees the arguments.
+    let args = match config::expand(std::env::args_os().collect()) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("pkjwt: error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let cli = Cli::parse_from(args);
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -1,0 +1,107 @@
+//! `pkjwt serve`: hosts the JWKS of the given keys, and of a rotation state file, on
+//! `/jwks` and `/.well-known/jwks.json` (with `Cache-Control`) plus `/healthz`; optionally an
+//! admin listener (status, reload) that may only bind a loopback address.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use pkjwt::{Algorithm, Jwk, OpenOptions};
+use pkjwt_jwks::{JwksService, ServeOptions, admin_router, check_admin_addr};
+
+type CmdResult = Result<ExitCode, Box<dyn std::error::Error + Send + Sync>>;
+
+#[derive(Args)]
+pub(crate) struct ServeArgs {
+    /// A key to publish (its public part); repeat for several. Key reference: file:PATH,
+    /// pkcs11:…, awskms:…
+    #[arg(long, value_name = "URI", required_unless_present = "state")]
+    key: Vec<String>,
+    /// Also publish the keys of this rotation state file (`pkjwt rotate`), as its timestamps
+    /// say; re-read whenever it changes.
+    #[arg(long, env = "PKJWT_STATE", value_name = "FILE")]
+    state: Option<PathBuf>,
+    /// Address to listen on (port 0: any free port; the address is printed).
+    #[arg(long, env = "PKJWT_LISTEN", default_value = "127.0.0.1:8000")]
+    listen: SocketAddr,
+    /// Admin listener (GET /status, POST /reload); loopback addresses only.
+    #[arg(long, env = "PKJWT_ADMIN_LISTEN")]
+    admin_listen: Option<SocketAddr>,
+    /// Cache-Control max-age of the key set, in seconds. Rotations must pre-publish longer.
+    #[arg(long, default_value_t = pkjwt_jwks::MIN_SERVER_JWKS_CACHE_SECS)]
+    max_age: u64,
+    /// Algorithm to advertise for the --key keys (default: derived from each key).
+    #[arg(long, value_parser = |s: &str| s.parse::<Algorithm>().map_err(|e| e.to_string()))]
+    alg: Option<Algorithm>,
+    /// Accept private key files that group or others can read.
+    #[arg(long, env = "PKJWT_ALLOW_INSECURE_KEY_PERMISSIONS")]
+    allow_insecure_key_permissions: bool,
+}
+
+pub(crate) async fn run(a: ServeArgs) -> CmdResult {
+    let mut open = OpenOptions::default().alg(a.alg);
+    open.file = open
+        .file
+        .allow_insecure_permissions(a.allow_insecure_key_permissions);
+    let mut keys = Vec::new();
+    for uri in &a.key {
+        let s = pkjwt::open(uri, &open).await?;
+        keys.push(Jwk::for_signing(s.public_key(), s.algorithm()));
+    }
+    let mut opts = ServeOptions::default();
+    opts.max_age_secs = a.max_age;
+    let service = JwksService::new(keys, a.state.clone(), opts)?;
+
+    let listener = tokio::net::TcpListener::bind(a.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", a.listen))?;
+    let addr = listener.local_addr()?;
+    let admin = match a.admin_listen {
+        Some(admin_addr) => {
+            check_admin_addr(admin_addr)?;
+            let l = tokio::net::TcpListener::bind(admin_addr)
+                .await
+                .map_err(|e| format!("cannot listen on {admin_addr}: {e}"))?;
+            eprintln!("pkjwt: admin listener on http://{}/status", l.local_addr()?);
+            let router = admin_router(service.clone());
+            Some(tokio::spawn(async move {
+                axum::serve(l, router)
+                    .with_graceful_shutdown(shutdown())
+                    .await
+            }))
+        }
+        None => None,
+    };
+    let n = service.jwks().map(|s| s.keys().len()).unwrap_or(0);
+    // One line scripts can wait for and parse.
+    eprintln!("pkjwt: serving JWKS ({n} keys now) at http://{addr}/jwks");
+    axum::serve(listener, service.router())
+        .with_graceful_shutdown(shutdown())
+        .await?;
+    if let Some(h) = admin {
+        h.abort();
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,194 @@
+//! `pkjwt token`: discovers the authorization server, authenticates with `private_key_jwt` and
+//! prints the access token (or, with `--json`, the whole token response).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use pkjwt::{Algorithm, KeyId, OpenOptions};
+use pkjwt_client::{
+    AudienceMode, ClientConfig, HttpOptions, Profile, RetryPolicy, TokenClient, TokenRequest,
+};
+
+type CmdResult = Result<ExitCode, Box<dyn std::error::Error + Send + Sync>>;
+
+fn parse_alg(s: &str) -> Result<Algorithm, String> {
+    s.parse::<Algorithm>().map_err(|e| e.to_string())
+}
+
+fn parse_profile(s: &str) -> Result<String, String> {
+    Profile::named(s)
+        .map(|_| s.to_owned())
+        .map_err(|e| e.to_string())
+}
+
+#[derive(Args)]
+pub(crate) struct TokenArgs {
+    /// Key reference: file:PATH (or a path), pkcs11:…, awskms:… or a KMS ARN.
+    #[arg(
+        long,
+        env = "PKJWT_KEY",
+        value_name = "URI",
+        required_unless_present = "state"
+    )]
+    key: Option<String>,
+    /// Sign with the key a rotation state file (`pkjwt rotate`) says signs now, instead of --key.
+    #[arg(long, env = "PKJWT_STATE", value_name = "FILE", conflicts_with = "key")]
+    state: Option<PathBuf>,
+    /// Accept a private key file that group or others can read.
+    #[arg(long, env = "PKJWT_ALLOW_INSECURE_KEY_PERMISSIONS")]
+    allow_insecure_key_permissions: bool,
+    /// Signing algorithm (default: derived from the key).
+    #[arg(long, env = "PKJWT_ALG", value_parser = parse_alg)]
+    alg: Option<Algorithm>,
+    /// The client_id.
+    #[arg(long, env = "PKJWT_CLIENT_ID")]
+    client_id: String,
+    /// The issuer identifier, exactly as the server's metadata has it (no trailing slash unless
+    /// the server's has one).
+    #[arg(long, env = "PKJWT_ISSUER", value_name = "URL")]
+    issuer: String,
+    /// Scope to ask for (space-separated).
+    #[arg(long, env = "PKJWT_SCOPE")]
+    scope: Option<String>,
+    /// Resource indicator (RFC 8707); repeat for several.
+    #[arg(long, value_name = "URI")]
+    resource: Vec<String>,
+    /// `audience` parameter (Auth0/Okta style servers).
+    #[arg(long)]
+    audience: Option<String>,
+    /// Extra form parameter NAME=VALUE; repeatable.
+    #[arg(long, value_name = "NAME=VALUE")]
+    param: Vec<String>,
+    /// Use the RFC 7523 §2.1 JWT-bearer grant for this subject (user) instead of
+    /// client_credentials.
+    #[arg(long, value_name = "SUBJECT")]
+    jwt_bearer_subject: Option<String>,
+    /// Server profile: standard, fapi2, keycloak, entra, okta, legacy.
+    #[arg(long, env = "PKJWT_PROFILE", default_value = "standard", value_parser = parse_profile)]
+    profile: String,
+    /// Override the profile's aud: issuer or token-endpoint.
+    #[arg(long, value_parser = |s: &str| s.parse::<AudienceMode>())]
+    aud_mode: Option<AudienceMode>,
+    /// Override the profile's typ header.
+    #[arg(long, conflicts_with = "no_typ")]
+    typ: Option<String>,
+    /// Send no typ header.
+    #[arg(long)]
+    no_typ: bool,
+    /// Override the assertion lifetime in seconds.
+    #[arg(long)]
+    lifetime: Option<u64>,
+    /// kid header instead of the RFC 7638 thumbprint.
+    #[arg(long, env = "PKJWT_KID")]
+    kid: Option<String>,
+    /// x5t#S256 header (base64url SHA-256 of the registered certificate), for Entra ID.
+    #[arg(long)]
+    x5t_s256: Option<String>,
+    /// Seconds to wait for each HTTP request.
+    #[arg(long, default_value_t = 10)]
+    timeout: u64,
+    /// Requests at most (retries only for network errors, 5xx and 429).
+    #[arg(long, default_value_t = 3)]
+    attempts: u32,
+    /// Print the whole token response as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) async fn run(a: TokenArgs) -> CmdResult {
+    let mut open = OpenOptions::default().alg(a.alg);
+    open.file = open
+        .file
+        .allow_insecure_permissions(a.allow_insecure_key_permissions);
+    let uri = match (&a.key, &a.state) {
+        (Some(k), _) => k.clone(),
+        (None, Some(path)) => {
+            let st = pkjwt_jwks::RotationState::load(path)?;
+            let now = pkjwt::Clock::now(&pkjwt::SystemClock);
+            st.signing(now)
+                .ok_or_else(|| format!("{}: no key signs now", path.display()))?
+                .uri
+                .clone()
+        }
+        (None, None) => return Err("give --key or --state".into()),
+    };
+    let signer = pkjwt::open(&uri, &open).await?;
+
+    let mut profile = Profile::named(&a.profile)?;
+    if let Some(m) = a.aud_mode {
+        profile.audience = m;
+    }
+    if a.no_typ {
+        profile.typ = None;
+    } else if let Some(t) = a.typ {
+        profile.typ = Some(t);
+    }
+    if let Some(l) = a.lifetime {
+        profile.lifetime_secs = l;
+    }
+    let mut http = HttpOptions::default();
+    http.timeout = Duration::from_secs(a.timeout.max(1));
+    http.connect_timeout = http.timeout.min(Duration::from_secs(5));
+    let mut config = ClientConfig::new(a.client_id, a.issuer)
+        .profile(profile)
+        .http(http)
+        .retry(RetryPolicy::attempts(a.attempts.max(1)));
+    if let Some(k) = a.kid {
+        config.kid = KeyId::Given(k);
+    }
+    config.x5t_s256 = a.x5t_s256;
+
+    let mut req = match a.jwt_bearer_subject {
+        Some(s) => TokenRequest::jwt_bearer(s),
+        None => TokenRequest::client_credentials(),
+    };
+    if let Some(s) = a.scope {
+        req = req.scope(s);
+    }
+    for r in a.resource {
+        req = req.resource(r);
+    }
+    if let Some(au) = a.audience {
+        req = req.audience(au);
+    }
+    for p in a.param {
+        let (k, v) = p
+            .split_once('=')
+            .ok_or_else(|| format!("--param {p:?}: expected NAME=VALUE"))?;
+        req = req.param(k, v)?;
+    }
+
+    let client = TokenClient::discover(signer, config).await?;
+    let result = client.request(&req).await;
+    let offset = client.clock_offset();
+    if offset != 0 {
+        eprintln!(
+            "pkjwt: warning: the local clock is {}s {} the authorization server's (its Date \
+             header); the assertion used the server's time",
+            offset.abs(),
+            if offset > 0 { "behind" } else { "ahead of" }
+        );
+    }
+    let token = result?;
+    let text = if a.json {
+        serde_json::to_string_pretty(&token.to_json())?
+    } else {
+        token.access_token.secret().to_owned()
+    };
+    print(&text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `text` and a newline to stdout (a closed pipe surfaces as `BrokenPipe`, which `main`
+/// treats as success).
+pub(crate) fn print(text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    o.write_all(text.as_bytes())?;
+    if !text.ends_with('\n') {
+        o.write_all(b"\n")?;
+    }
+    o.flush()
+}

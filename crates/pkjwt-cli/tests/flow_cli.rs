@@ -1,0 +1,347 @@
+//! `pkjwt serve`, `pkjwt rotate` and `pkjwt token` as scripts use them: the JWKS served from
+//! keys and from a rotation state, rotation guard rails, and a token from oidc-provider printed
+//! alone on stdout.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use pkjwt_conformance::oidc_provider::{OidcProvider, client_metadata};
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_pkjwt");
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("pkjwt-flowcli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn pkjwt(dir: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("PKJWT_KEY")
+        .env_remove("PKJWT_STATE")
+        .output()
+        .unwrap()
+}
+
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let o = pkjwt(dir, args);
+    assert!(
+        o.status.success(),
+        "pkjwt {args:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+fn fails(dir: &Path, args: &[&str]) -> String {
+    let o = pkjwt(dir, args);
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert_eq!(o.status.code(), Some(1), "pkjwt {args:?}: {err}");
+    assert!(o.stdout.is_empty());
+    assert!(
+        err.starts_with("pkjwt: error: ") && err.lines().count() == 1,
+        "{err}"
+    );
+    err
+}
+
+/// `pkjwt serve` in the background; killed on drop.
+struct Serve(Child, String);
+
+impl Serve {
+    fn start(dir: &Path, args: &[&str]) -> Serve {
+        let mut child = Command::new(BIN)
+            .arg("serve")
+            .args(args)
+            .args(["--listen", "127.0.0.1:0"])
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stderr.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no URL in {line:?}"))
+            .to_owned();
+        Serve(child, url)
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn get(url: &str) -> (u16, String, String) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let r = reqwest::get(url).await.unwrap();
+        let cc = r
+            .headers()
+            .get("cache-control")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        (r.status().as_u16(), cc, r.text().await.unwrap())
+    })
+}
+
+fn kids(body: &str) -> Vec<String> {
+    let v: Value = serde_json::from_str(body).unwrap();
+    v["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn serve_publishes_keys_and_rotate_drives_the_state() {
+    let dir = tmpdir("serve");
+    ok(&dir, &["keygen", "--key", "file:a.pem", "--alg", "ES256"]);
+    ok(&dir, &["keygen", "--key", "file:e.pem", "--alg", "EdDSA"]);
+    let kid_a = ok(
+        &dir,
+        &["pubkey", "--key", "file:a.pem", "--format", "thumbprint"],
+    );
+    let kid_e = ok(
+        &dir,
+        &["pubkey", "--key", "file:e.pem", "--format", "thumbprint"],
+    );
+
+    let s = Serve::start(
+        &dir,
+        &[
+            "--key",
+            "file:a.pem",
+            "--key",
+            "file:e.pem",
+            "--max-age",
+            "45",
+        ],
+    );
+    let (status, cc, body) = get(&s.1);
+    assert_eq!(status, 200);
+    assert_eq!(cc, "public, max-age=45");
+    assert_eq!(kids(&body), [kid_a.trim(), kid_e.trim()]);
+    let base = s.1.trim_end_matches("/jwks");
+    assert_eq!(get(&format!("{base}/.well-known/jwks.json")).2, body);
+    assert_eq!(get(&format!("{base}/healthz")).0, 200);
+    drop(s);
+
+    // Rotation through the state file.
+    let st = ["rotate", "--state", "rotation.json"];
+    let init = ok(
+        &dir,
+        &[&st[..], &["init", "--key", "file:r1.pem", "--generate"]].concat(),
+    );
+    let v: Value = serde_json::from_str(&init).unwrap();
+    let kid1 = v["signing_kid"].as_str().unwrap().to_owned();
+    assert_eq!(v["keys"][0]["phase"], "signing");
+    let e = fails(
+        &dir,
+        &[
+            &st[..],
+            &[
+                "begin",
+                "--key",
+                "file:r2.pem",
+                "--generate",
+                "--prepublish",
+                "30",
+            ],
+        ]
+        .concat(),
+    );
+    assert!(
+        e.contains("not longer than the servers' JWKS cache (60 s)"),
+        "{e}"
+    );
+    assert!(
+        !dir.join("r2.pem").exists(),
+        "nothing generated when refused"
+    );
+    let begun = ok(
+        &dir,
+        &[
+            &st[..],
+            &[
+                "begin",
+                "--key",
+                "file:r2.pem",
+                "--generate",
+                "--prepublish",
+                "61",
+                "--overlap",
+                "5",
+            ],
+        ]
+        .concat(),
+    );
+    let v: Value = serde_json::from_str(&begun).unwrap();
+    assert_eq!(v["signing_kid"], kid1.as_str());
+    assert_eq!(v["keys"][1]["phase"], "pre-published");
+    let kid2 = v["keys"][1]["kid"].as_str().unwrap().to_owned();
+    let e = fails(
+        &dir,
+        &[
+            &st[..],
+            &[
+                "begin",
+                "--key",
+                "file:r3.pem",
+                "--generate",
+                "--prepublish",
+                "61",
+            ],
+        ]
+        .concat(),
+    );
+    assert!(e.contains("rotation is in progress"), "{e}");
+
+    let s = Serve::start(&dir, &["--state", "rotation.json"]);
+    assert_eq!(kids(&get(&s.1).2), [kid1, kid2]);
+    let e = fails(
+        &dir,
+        &[
+            "serve",
+            "--state",
+            "rotation.json",
+            "--admin-listen",
+            "0.0.0.0:0",
+        ],
+    );
+    assert!(e.contains("loopback"), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn token_prints_the_access_token_from_oidc_provider() {
+    let dir = tmpdir("token");
+    ok(&dir, &["keygen", "--key", "file:c.pem", "--alg", "PS256"]);
+    let s = Serve::start(&dir, &["--key", "file:c.pem"]);
+    let Some(op) = OidcProvider::start(&json!({
+        "clients": [client_metadata("cli", &s.1, "PS256", "accounts:read")],
+        "resources": { "https://api.example.com": { "scope": "accounts:read" } },
+    })) else {
+        return;
+    };
+    let args = [
+        "token",
+        "--key",
+        "file:c.pem",
+        "--client-id",
+        "cli",
+        "--issuer",
+        &op.issuer,
+        "--scope",
+        "accounts:read",
+    ];
+    let out = ok(&dir, &args);
+    let token = out.trim_end();
+    assert_eq!(out.lines().count(), 1);
+    assert_eq!(token.split('.').count(), 3, "a JWT access token: {token}");
+    let json_out = ok(&dir, &[&args[..], &["--json"]].concat());
+    let v: Value = serde_json::from_str(&json_out).unwrap();
+    assert_eq!(v["token_type"], "Bearer");
+    assert_eq!(v["scope"], "accounts:read");
+    assert!(v["access_token"].as_str().unwrap().split('.').count() == 3);
+
+    // --state: the key the rotation state says signs now.
+    ok(
+        &dir,
+        &[
+            "rotate",
+            "--state",
+            "st.json",
+            "init",
+            "--key",
+            "file:c.pem",
+        ],
+    );
+    let via_state = ok(
+        &dir,
+        &[
+            "token",
+            "--state",
+            "st.json",
+            "--client-id",
+            "cli",
+            "--issuer",
+            &op.issuer,
+        ],
+    );
+    assert_eq!(via_state.trim_end().split('.').count(), 3);
+
+    // The same from a configuration file; a flag beats the file.
+    std::fs::write(
+        dir.join("pkjwt.json"),
+        json!({"token": {"key": "file:c.pem", "client-id": "nobody", "issuer": &op.issuer,
+                         "scope": "accounts:read", "json": true}})
+        .to_string(),
+    )
+    .unwrap();
+    let from_file = ok(
+        &dir,
+        &["--config", "pkjwt.json", "token", "--client-id", "cli"],
+    );
+    let v: Value = serde_json::from_str(&from_file).unwrap();
+    assert_eq!(v["scope"], "accounts:read");
+
+    // Clear errors: an unknown client, an issuer that differs by a slash, an unknown profile.
+    let e = fails(
+        &dir,
+        &[
+            "token",
+            "--key",
+            "file:c.pem",
+            "--client-id",
+            "nobody",
+            "--issuer",
+            &op.issuer,
+        ],
+    );
+    assert!(
+        e.contains("invalid_client") && e.contains("HTTP 401"),
+        "{e}"
+    );
+    let wrong = format!("{}/", op.issuer);
+    let e = fails(
+        &dir,
+        &[
+            "token",
+            "--key",
+            "file:c.pem",
+            "--client-id",
+            "cli",
+            "--issuer",
+            &wrong,
+        ],
+    );
+    assert!(e.contains("issuer"), "{e}");
+    let o = pkjwt(&dir, &[&args[..], &["--profile", "fapi3"]].concat());
+    assert_eq!(o.status.code(), Some(2), "a usage error");
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("unknown profile \"fapi3\"") && e.contains("fapi2"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -1,0 +1,19 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+mod cache;
+mod client;
+mod error;
+mod http;
+mod metadata;
+mod profile;
+
+pub use cache::{CacheOptions, TokenCache};
+pub use client::{
+    CLIENT_ASSERTION_TYPE, ClientConfig, GRANT_JWT_BEARER, RetryPolicy, Secret, TokenClient,
+    TokenRequest, TokenResponse,
+};
+pub use error::{ClientError, OAuthError};
+pub use http::HttpOptions;
+pub use metadata::{ServerMetadata, discovery_urls};
+pub use profile::{AudienceMode, PROFILE_NAMES, Profile};

@@ -1,0 +1,181 @@
+//! Test harness for the authorization server: starts `infra/oidc-provider/server.mjs` (oidc-provider
+//! installed by `npm ci`) on 127.0.0.1 with a free port, waits until it reports ready, collects its
+//! JSON-line log (grant errors with oidc-provider's internal reason), and kills it on drop.
+//!
+//! When node or the npm dependencies are missing, [`OidcProvider::start`] returns `None` and the
+//! test skips with a message — unless `PKJWT_REQUIRE_PEERS=1` (set by `infra/ci/test.sh`), where
+//! it panics: a missing peer is then a failure, not a skip.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// The folder holding `package.json`, the lockfile and `server.mjs`.
+pub fn provider_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../infra/oidc-provider")
+}
+
+/// True when tests must fail rather than skip for a missing peer.
+pub fn peers_required() -> bool {
+    std::env::var("PKJWT_REQUIRE_PEERS").is_ok_and(|v| v == "1")
+}
+
+/// Skips (returns `None`) or fails, as [`peers_required`] says.
+pub fn missing_peer(what: &str) -> Option<std::convert::Infallible> {
+    if peers_required() {
+        panic!("{what} (PKJWT_REQUIRE_PEERS=1: run infra/ci/setup.sh)");
+    }
+    eprintln!("SKIP: {what}; run infra/ci/setup.sh (PKJWT_REQUIRE_PEERS=1 makes this a failure)");
+    None
+}
+
+/// A running oidc-provider.
+pub struct OidcProvider {
+    child: Child,
+    /// The issuer identifier, `http://127.0.0.1:PORT`.
+    pub issuer: String,
+    /// The port.
+    pub port: u16,
+    log: Arc<Mutex<Vec<Value>>>,
+    _config: tempfile_path::TempPath,
+}
+
+mod tempfile_path {
+    //! A file removed on drop (no extra dependency for one temporary config file).
+    use std::path::PathBuf;
+    pub struct TempPath(pub PathBuf);
+    impl Drop for TempPath {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+}
+
+impl OidcProvider {
+    /// Starts a provider with `config` (see `server.mjs` for the fields: `clients`, `resources`,
+    /// `accessTokenTTL`, …). `None` when the peer is missing and not required.
+    pub fn start(config: &Value) -> Option<Self> {
+        let dir = provider_dir();
+        if !dir.join("node_modules/oidc-provider").is_dir() {
+            missing_peer(&format!(
+                "oidc-provider is not installed in {} (npm ci)",
+                dir.display()
+            ))?;
+        }
+        let node = std::env::var("PKJWT_NODE").unwrap_or_else(|_| "node".into());
+        let path =
+            std::env::temp_dir().join(format!("pkjwt-op-{}-{}.json", std::process::id(), unique()));
+        std::fs::write(&path, config.to_string()).expect("write provider config");
+        let temp = tempfile_path::TempPath(path.clone());
+        let spawned = Command::new(&node)
+            .arg(dir.join("server.mjs"))
+            .arg(&path)
+            .current_dir(&dir)
+            // server.mjs exits when this pipe closes: no server outlives a killed test process.
+            .env("PKJWT_EXIT_ON_STDIN_CLOSE", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn();
+        let mut child = match spawned {
+            Ok(c) => c,
+            Err(e) => match missing_peer(&format!("cannot run {node}: {e}"))? {},
+        };
+        let stdout = child.stdout.take().expect("piped stdout");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let Ok(v) = serde_json::from_str::<Value>(&line) else {
+                    continue;
+                };
+                if v["event"] == "ready" {
+                    let _ = tx.send(v.clone());
+                }
+                if let Ok(mut g) = sink.lock() {
+                    g.push(v);
+                }
+            }
+        });
+        let ready = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(v) => v,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("oidc-provider did not report ready within 30 s");
+            }
+        };
+        Some(OidcProvider {
+            child,
+            issuer: ready["issuer"].as_str().expect("issuer").to_owned(),
+            port: u16::try_from(ready["port"].as_u64().expect("port")).expect("port"),
+            log,
+            _config: temp,
+        })
+    }
+
+    /// Every JSON line logged so far.
+    pub fn events(&self) -> Vec<Value> {
+        self.log.lock().map(|g| g.clone()).unwrap_or_default()
+    }
+
+    /// Internal reasons (`error_detail`) of the grant errors logged so far.
+    pub fn grant_errors(&self) -> Vec<String> {
+        self.events()
+            .iter()
+            .filter(|e| e["event"] == "grant.error")
+            .map(|e| {
+                format!(
+                    "{}: {}",
+                    e["error_description"].as_str().unwrap_or(""),
+                    e["error_detail"].as_str().unwrap_or("")
+                )
+            })
+            .collect()
+    }
+
+    /// Successful grants for `client_id` so far.
+    pub fn grants(&self, client_id: &str) -> usize {
+        self.events()
+            .iter()
+            .filter(|e| e["event"] == "grant.success" && e["client_id"] == client_id)
+            .count()
+    }
+
+    /// The token endpoint.
+    pub fn token_endpoint(&self) -> String {
+        format!("{}/token", self.issuer)
+    }
+}
+
+impl Drop for OidcProvider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Client metadata for a `private_key_jwt` client_credentials client (test-peers.md).
+pub fn client_metadata(client_id: &str, jwks_uri: &str, alg: &str, scope: &str) -> Value {
+    serde_json::json!({
+        "client_id": client_id,
+        "token_endpoint_auth_method": "private_key_jwt",
+        "token_endpoint_auth_signing_alg": alg,
+        "jwks_uri": jwks_uri,
+        "grant_types": ["client_credentials"],
+        "response_types": [],
+        "redirect_uris": [],
+        "scope": scope,
+    })
+}
