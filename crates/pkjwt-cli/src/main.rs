@@ -7,11 +7,11 @@
 
 mod cert;
 mod cmd;
-mod verify;
 mod config;
 mod rotate;
 mod serve;
 mod token;
+mod verify;
 
 use std::io::Write;
 use std::process::ExitCode;
