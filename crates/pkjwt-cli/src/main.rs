@@ -81,19 +81,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// The error and its causes on one line, skipping causes whose text the parent already shows.
+/// The error and its causes on one line.
 fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let s = c.to_string();
-        if !out.contains(&s) {
-            out.push_str(": ");
-            out.push_str(&s);
-        }
-        cur = c.source();
-    }
-    out
+    pkjwt::display_chain(e)
 }
 
 fn is_broken_pipe(e: &(dyn std::error::Error + 'static)) -> bool {

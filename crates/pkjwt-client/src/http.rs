@@ -76,17 +76,7 @@ impl Http {
         if e.is_timeout() {
             return format!("no answer within {:?}", self.timeout);
         }
-        let mut out = e.to_string();
-        let mut cur = std::error::Error::source(e);
-        while let Some(c) = cur {
-            let s = c.to_string();
-            if !out.contains(&s) {
-                out.push_str(": ");
-                out.push_str(&s);
-            }
-            cur = c.source();
-        }
-        out
+        pkjwt_core::display_chain(e)
     }
 
     /// A transport error as a [`ClientError`].

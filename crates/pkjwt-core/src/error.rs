@@ -120,3 +120,19 @@ impl Error {
         Error::Jwk(reason.to_string())
     }
 }
+
+/// An error and its causes on one line (`outer: cause: root cause`), skipping a cause whose text
+/// the line already shows (many errors repeat their source in their own message).
+pub fn display_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let s = c.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cur = c.source();
+    }
+    out
+}
