@@ -33,6 +33,10 @@ pub(crate) struct CertArgs {
     /// Write to this file (never overwriting) instead of stdout.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+    /// Also store the certificate on the PKCS#11 token next to the key (same id and label), so
+    /// that `pubkey` publishes it as x5c. Certificates only (not with --csr).
+    #[arg(long, conflicts_with = "csr")]
+    store_on_token: bool,
 }
 
 pub(crate) async fn run(a: CertArgs) -> CmdResult {
@@ -52,6 +56,9 @@ pub(crate) async fn run(a: CertArgs) -> CmdResult {
             "CERTIFICATE",
         )
     };
+    if a.store_on_token {
+        pkjwt::store_certificate(&a.key.uri()?, &der, &a.key.options(None)).await?;
+    }
     let bytes = if a.der {
         der
     } else {

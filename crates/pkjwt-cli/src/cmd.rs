@@ -73,7 +73,7 @@ pub(crate) struct KeyArgs {
 }
 
 impl KeyArgs {
-    fn uri(&self) -> Result<KeyUri, pkjwt::Error> {
+    pub(crate) fn uri(&self) -> Result<KeyUri, pkjwt::Error> {
         let uri = KeyUri::parse(&self.key)?;
         if let KeyUri::Pkcs11(p) = &uri
             && p.has_pin_value()
@@ -86,7 +86,7 @@ impl KeyArgs {
         Ok(uri)
     }
 
-    fn options(&self, alg: Option<Algorithm>) -> OpenOptions {
+    pub(crate) fn options(&self, alg: Option<Algorithm>) -> OpenOptions {
         let mut o = OpenOptions::default().alg(alg);
         o.file = o
             .file

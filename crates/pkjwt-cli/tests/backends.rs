@@ -129,6 +129,39 @@ fn softhsm_keys_through_the_cli() {
         &["keygen", "--key", &uri("cli-new"), "--alg", "ES256"],
     );
     assert_eq!(o.status.code(), Some(1));
+    // A certificate stored on the token next to its key is published as x5c by pubkey.
+    let pem = ok(
+        &envs,
+        &[
+            "cert",
+            "--key",
+            &uri("p256"),
+            "--subject",
+            "CN=on-token",
+            "--store-on-token",
+        ],
+    );
+    let jwk: serde_json::Value =
+        serde_json::from_str(&ok(&envs, &["pubkey", "--key", &uri("p256")])).unwrap();
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    assert_eq!(jwk["x5c"][0], body, "{jwk}");
+    assert!(jwk["x5t#S256"].is_string());
+    let o = run(
+        &envs,
+        &[
+            "cert",
+            "--key",
+            &uri("p256"),
+            "--subject",
+            "CN=again",
+            "--store-on-token",
+        ],
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("already holds a certificate"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     // Faults: a wrong PIN, and an object the token does not hold (the error lists what it holds).
     let bad_pin = dir.join("bad-pin");
     std::fs::write(&bad_pin, "00000000").unwrap();

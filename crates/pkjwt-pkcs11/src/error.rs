@@ -166,6 +166,33 @@ pub enum Pkcs11Error {
         /// Label and id of the key.
         key: String,
     },
+    /// A certificate to store holds another public key than the token's key.
+    #[error(
+        "the certificate's public key ({cert_key}) is not that of private key {key} on token \"{token}\" ({token_key}); refusing to store a mismatched pair"
+    )]
+    CertificateMismatch {
+        /// The token label.
+        token: String,
+        /// Label and id of the key.
+        key: String,
+        /// The certificate's key, described.
+        cert_key: String,
+        /// The token key, described.
+        token_key: String,
+    },
+    /// A certificate with the key's id is already on the token.
+    #[error(
+        "token \"{token}\" already holds a certificate with the id of key {key}; delete it first (pkcs11-tool --delete-object --type cert --id …) to replace it"
+    )]
+    CertificateExists {
+        /// The token label.
+        token: String,
+        /// Label and id of the key.
+        key: String,
+    },
+    /// A certificate that cannot be parsed.
+    #[error("the certificate cannot be stored: {0}")]
+    BadCertificate(String),
     /// The key is of a type pkjwt cannot use.
     #[error("private key {key} on token \"{token}\": {reason}")]
     UnsupportedKey {

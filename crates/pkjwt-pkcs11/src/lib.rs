@@ -2,6 +2,7 @@
 // Tests may unwrap: a panic is how they fail.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod certificate;
 mod error;
 mod keygen;
 mod mechanism;
@@ -12,6 +13,7 @@ mod token;
 
 use std::path::PathBuf;
 
+pub use certificate::store_certificate;
 pub use cryptoki;
 pub use error::Pkcs11Error;
 pub use keygen::generate;

@@ -481,6 +481,62 @@ fn read_tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
 }
 
 /// The DER `SubjectPublicKeyInfo` inside an X.509 certificate (RFC 5280 §4.1).
+/// The DER `subject` Name of a DER certificate (for `CKA_SUBJECT`).
+pub(crate) fn certificate_subject(der: &[u8]) -> Result<&[u8], &'static str> {
+    let (tag, cert, _) = read_tlv(der).ok_or("not DER")?;
+    if tag != 0x30 {
+        return Err("Certificate is not a SEQUENCE");
+    }
+    let (tag, mut tbs, _) = read_tlv(cert).ok_or("no tbsCertificate")?;
+    if tag != 0x30 {
+        return Err("tbsCertificate is not a SEQUENCE");
+    }
+    // [0] version (optional), serialNumber, signature, issuer, validity, then subject.
+    let mut skip = 4;
+    if tbs.first() == Some(&0xa0) {
+        skip += 1;
+    }
+    for _ in 0..skip {
+        let (_, _, rest) = read_tlv(tbs).ok_or("truncated tbsCertificate")?;
+        tbs = rest;
+    }
+    let (tag, _, rest) = read_tlv(tbs).ok_or("no subject")?;
+    if tag != 0x30 {
+        return Err("subject is not a SEQUENCE");
+    }
+    Ok(&tbs[..tbs.len() - rest.len()])
+}
+
+/// The DER certificates stored with the key's id (`CKO_CERTIFICATE`, same `CKA_ID`).
+pub(crate) fn certificates(
+    session: &Session,
+    token: &TokenRef,
+    key: &FoundKey,
+) -> Result<Vec<Vec<u8>>, Pkcs11Error> {
+    if key.id.is_empty() {
+        return Ok(Vec::new());
+    }
+    let call = |what: &str, e| Pkcs11Error::call(format!("{what} on token \"{}\"", token.label), e);
+    let hs = session
+        .find_objects(&[
+            Attribute::Class(ObjectClass::CERTIFICATE),
+            Attribute::Id(key.id.clone()),
+        ])
+        .map_err(|e| call("searching for the key's certificate", e))?;
+    let mut out = Vec::new();
+    for h in hs {
+        let attrs = session
+            .get_attributes(h, &[AttributeType::Value])
+            .map_err(|e| call("reading the key's certificate", e))?;
+        if let Some(Attribute::Value(der)) = attrs.into_iter().next()
+            && certificate_spki(&der).is_ok()
+        {
+            out.push(der);
+        }
+    }
+    Ok(out)
+}
+
 pub(crate) fn certificate_spki(der: &[u8]) -> Result<&[u8], &'static str> {
     let (tag, cert, _) = read_tlv(der).ok_or("not DER")?;
     if tag != 0x30 {

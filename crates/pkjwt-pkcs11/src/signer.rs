@@ -62,6 +62,8 @@ pub struct Pkcs11Signer {
     algorithm: Algorithm,
     public_key: PublicKey,
     warnings: Vec<String>,
+    /// DER certificates stored on the token with the key's id, read at open.
+    certificates: Vec<Vec<u8>>,
 }
 
 struct Pooled {
@@ -236,6 +238,7 @@ impl Pkcs11Signer {
         let key = object::find_private_key(&session, &token, &sel)?;
         let (kind, attrs) = object::inspect_private_key(&session, &token, &key)?;
         let public_key = object::public_key(&session, &token, &key, kind, &attrs)?;
+        let certificates = object::certificates(&session, &token, &key)?;
         let algorithm =
             public_key
                 .resolve_algorithm(requested)
@@ -289,6 +292,7 @@ impl Pkcs11Signer {
             algorithm,
             public_key,
             warnings,
+            certificates,
         })
     }
 
@@ -543,6 +547,10 @@ impl Signer for Pkcs11Signer {
 
     fn public_key(&self) -> &PublicKey {
         &self.public_key
+    }
+
+    fn certificate_chain(&self) -> &[Vec<u8>] {
+        &self.certificates
     }
 
     async fn sign(&self, message: &[u8]) -> pkjwt_core::Result<Signature> {

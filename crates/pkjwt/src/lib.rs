@@ -102,6 +102,27 @@ pub async fn generate(
     }
 }
 
+/// Stores a DER certificate next to its key in the backend `uri` names (PKCS#11: an X.509
+/// certificate object with the key's id and label). Backends without certificate storage
+/// answer with a clear error.
+pub async fn store_certificate(uri: &KeyUri, cert_der: &[u8], options: &OpenOptions) -> Result<()> {
+    match uri {
+        #[cfg(feature = "pkcs11")]
+        KeyUri::Pkcs11(p) => pkjwt_pkcs11::store_certificate(p, cert_der.to_vec(), &options.pkcs11)
+            .await
+            .map_err(|e| Error::backend("PKCS#11", e)),
+        #[cfg(not(feature = "pkcs11"))]
+        KeyUri::Pkcs11(_) => Err(not_built(uri)),
+        _ => {
+            let _ = (cert_der, options);
+            Err(Error::UnsupportedKey(format!(
+                "{uri}: only PKCS#11 tokens store certificates next to the key; keep the PEM file \
+                 (and pass it with --cert), or use a PKCS#12 keystore for a file key"
+            )))
+        }
+    }
+}
+
 /// A new key in a PKCS#12 keystore, with a self-signed certificate (CN = the file's stem, one
 /// year) so that servers and tools that exchange keystores get the certificate they expect.
 async fn generate_keystore(
