@@ -44,13 +44,26 @@ wait_line() {
 }
 free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-key="file:$work/client.pem"
+# The key lives on a SoftHSM2 token (a private token directory in $work) when SoftHSM is
+# installed, as it would in an HSM; otherwise in a file.
+if [ -f /usr/lib/softhsm/libsofthsm2.so ] && command -v softhsm2-util >/dev/null; then
+  mkdir -p "$work/hsm"
+  "$root/infra/softhsm/setup.sh" "$work/hsm" quickstart >/dev/null
+  export SOFTHSM2_CONF="$work/hsm/softhsm2.conf"
+  key="pkcs11:token=quickstart;object=client?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:$work/hsm/pin"
+else
+  key="file:$work/client.pem"
+fi
 api_audience="https://api.example.com"
 scope="accounts:read"
 
-say "1. a P-256 signing key (ES256) in $key"
+say "1. a P-256 signing key (ES256): $key"
 "$pkjwt" keygen --key "$key" --alg ES256 >/dev/null
 note "kid (RFC 7638 thumbprint): $("$pkjwt" pubkey --key "$key" --format thumbprint)"
+"$pkjwt" pubkey --key "$key" --format jwks > jwks.json
+note "a client assertion, checked offline by pkjwt verify:"
+jwt="$("$pkjwt" assert --key "$key" --client-id quickstart-client --aud https://as.example.com)"
+"$pkjwt" verify --jwks jwks.json --client-id quickstart-client --aud https://as.example.com "$jwt" 2>&1 | sed 's/^/   /'
 
 say "2. pkjwt serve: publish its public key (the client's jwks_uri)"
 "$pkjwt" serve --key "$key" --listen 127.0.0.1:0 2>serve.log &

@@ -110,9 +110,10 @@ mod ecdsa_verify {
         let vk =
             k256::ecdsa::VerifyingKey::from_sec1_bytes(&point(key)).map_err(|e| e.to_string())?;
         let s = k256::ecdsa::Signature::from_slice(sig).map_err(|e| e.to_string())?;
-        // RFC 8812 does not require low-S; k256 verifies only the low-S twin, which is valid
-        // exactly when the original is.
-        let s = s.normalize_s().unwrap_or(s);
+        // pkjwt sends low-S for ES256K (libsecp256k1 verifiers require it).
+        if s.normalize_s().is_some() {
+            return Err("ES256K signature is not low-S".into());
+        }
         vk.verify(msg, &s).map_err(|e| e.to_string())
     }
 }
@@ -237,8 +238,10 @@ pub async fn check_signer(signer: Arc<dyn Signer>) {
         .unwrap_or_else(|e| panic!("{what}: sign: {e}"));
     let jws_sig = match alg.family() {
         Family::Ecdsa(curve) => {
-            let fixed = ecdsa_der_to_fixed(sig.as_bytes(), curve)
+            ecdsa_der_to_fixed(sig.as_bytes(), curve)
                 .unwrap_or_else(|e| panic!("{what}: ECDSA signature is not strict DER: {e}"));
+            let fixed = pkjwt_core::jws::jws_signature(alg, &pk, &sig)
+                .unwrap_or_else(|e| panic!("{what}: JWS signature: {e}"));
             assert_eq!(fixed.len(), 2 * curve.field_len());
             fixed
         }

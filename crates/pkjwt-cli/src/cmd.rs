@@ -9,7 +9,7 @@ use pkjwt::{
     OpenOptions, Signer,
 };
 
-type CmdResult = Result<ExitCode, Box<dyn std::error::Error + Send + Sync>>;
+pub(crate) type CmdResult = Result<ExitCode, Box<dyn std::error::Error + Send + Sync>>;
 
 #[derive(Subcommand)]
 pub(crate) enum Command {
@@ -31,6 +31,20 @@ pub(crate) enum Command {
         --aud https://as.example.com"
     )]
     Assert(AssertArgs),
+    /// Explain, claim by claim, whether a client assertion would be accepted (exit 0) or refused
+    /// (exit 1, the reason on stderr).
+    #[command(
+        after_help = "Example:\n  pkjwt verify --jwks jwks.json --client-id my-client \\\n    \
+        --aud https://as.example.com \"$JWT\""
+    )]
+    Verify(crate::verify::VerifyArgs),
+    /// Print a self-signed X.509 certificate (or, with --csr, a PKCS#10 request) signed by the
+    /// key, as PEM on stdout.
+    #[command(
+        after_help = "Examples:\n  pkjwt cert --key file:client.pem --subject \"CN=payments-client,O=Example,C=GB\" --days 365\n  \
+        pkjwt cert --key 'pkcs11:token=t;object=k?pin-source=env:PIN' --subject CN=client --csr"
+    )]
+    Cert(crate::cert::CertArgs),
     /// Get an access token with private_key_jwt; prints the token alone (--json: the response).
     #[command(
         after_help = "Example:\n  pkjwt token --key file:client.pem --client-id my-client \\\n    \
@@ -60,7 +74,16 @@ pub(crate) struct KeyArgs {
 
 impl KeyArgs {
     fn uri(&self) -> Result<KeyUri, pkjwt::Error> {
-        KeyUri::parse(&self.key)
+        let uri = KeyUri::parse(&self.key)?;
+        if let KeyUri::Pkcs11(p) = &uri
+            && p.has_pin_value()
+        {
+            eprintln!(
+                "pkjwt: warning: the key URI carries pin-value; prefer pin-source=env:NAME or \
+                 file:PATH (a PIN on the command line ends up in shell history and process lists)"
+            );
+        }
+        Ok(uri)
     }
 
     fn options(&self, alg: Option<Algorithm>) -> OpenOptions {
@@ -71,7 +94,7 @@ impl KeyArgs {
         o
     }
 
-    async fn open(
+    pub(crate) async fn open(
         &self,
         alg: Option<Algorithm>,
     ) -> Result<std::sync::Arc<dyn Signer>, pkjwt::Error> {
@@ -130,6 +153,13 @@ pub(crate) struct PubkeyArgs {
     /// kid to publish instead of the RFC 7638 thumbprint.
     #[arg(long, env = "PKJWT_KID")]
     kid: Option<String>,
+    /// Certificate (PEM chain, leaf first, or DER) of the key: adds x5c and x5t#S256. Refused
+    /// when it holds another key.
+    #[arg(long, value_name = "FILE")]
+    cert: Option<std::path::PathBuf>,
+    /// With --cert: also add the SHA-1 x5t (only for servers that ask for it).
+    #[arg(long, requires = "cert")]
+    x5t_sha1: bool,
 }
 
 #[derive(Args)]
@@ -176,6 +206,16 @@ pub(crate) struct AssertArgs {
         allow_negative_numbers = true
     )]
     clock_offset: i64,
+    /// Certificate of the key (PEM or DER): adds the x5t#S256 header. Refused when it holds
+    /// another key.
+    #[arg(long, value_name = "FILE")]
+    cert: Option<std::path::PathBuf>,
+    /// With --cert: also send the chain as x5c.
+    #[arg(long, requires = "cert")]
+    x5c: bool,
+    /// With --cert: also send the SHA-1 x5t (Entra's older certificate credentials).
+    #[arg(long, requires = "cert")]
+    x5t_sha1: bool,
     /// Print header, claims and JWT as JSON instead of the bare JWT.
     #[arg(long)]
     json: bool,
@@ -186,6 +226,8 @@ pub(crate) async fn run(cmd: Command) -> CmdResult {
         Command::Keygen(a) => keygen(a).await,
         Command::Pubkey(a) => pubkey(a).await,
         Command::Assert(a) => assert(a).await,
+        Command::Verify(a) => crate::verify::run(a).await,
+        Command::Cert(a) => crate::cert::run(a).await,
         Command::Token(a) => crate::token::run(a).await,
         Command::Serve(a) => crate::serve::run(a).await,
         Command::Rotate(a) => crate::rotate::run(a).await,
@@ -232,6 +274,10 @@ async fn pubkey(a: PubkeyArgs) -> CmdResult {
     if let Some(k) = a.kid {
         jwk = jwk.with_kid(k);
     }
+    if let Some(path) = &a.cert {
+        let chain = crate::cert::load_chain(path, signer.as_ref())?;
+        crate::cert::add_to_jwk(&mut jwk, &chain, a.x5t_sha1);
+    }
     let text = match a.format {
         PubFormat::Jwk => jwk.to_json(),
         PubFormat::Jwks => JwkSet::new(vec![jwk])?.to_json_pretty(),
@@ -258,6 +304,16 @@ async fn assert(a: AssertArgs) -> CmdResult {
         (None, false) => KeyId::Thumbprint,
     };
     o.clock_offset_secs = a.clock_offset;
+    if let Some(path) = &a.cert {
+        let chain = crate::cert::load_chain(path, signer.as_ref())?;
+        o.x5t_s256 = Some(pkjwt_x509::x5t_s256(&chain[0]));
+        if a.x5t_sha1 {
+            o.x5t = Some(pkjwt_x509::x5t_sha1(&chain[0]));
+        }
+        if a.x5c {
+            o.x5c = Some(chain.iter().map(|c| pkjwt_x509::x5c_entry(c)).collect());
+        }
+    }
     for c in a.claims {
         let (name, value) = c.split_once('=').ok_or_else(|| {
             format!("--claim {c:?}: expected NAME=VALUE, for example --claim scope=payments")

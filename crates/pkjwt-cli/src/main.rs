@@ -5,11 +5,13 @@
 //! as `pkjwt: error: …` with its cause chain on one line, and exits 1; usage errors exit 2
 //! (clap's convention); a closed stdout pipe is not an error.
 
+mod cert;
 mod cmd;
 mod config;
 mod rotate;
 mod serve;
 mod token;
+mod verify;
 
 use std::io::Write;
 use std::process::ExitCode;

@@ -432,3 +432,232 @@ fn pyjwt_verify(jwk: &Path, alg: &str, jwt: &str) {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+#[test]
+fn verify_accepts_and_explains_refusals() {
+    let dir = tmpdir("verify");
+    ok(&dir, &["keygen", "--key", "k.pem", "--alg", "PS256"]);
+    std::fs::write(
+        dir.join("jwks.json"),
+        ok(&dir, &["pubkey", "--key", "k.pem", "--format", "jwks"]),
+    )
+    .unwrap();
+    let jwt = ok(
+        &dir,
+        &[
+            "assert",
+            "--key",
+            "k.pem",
+            "--client-id",
+            "c",
+            "--aud",
+            "https://as.example",
+        ],
+    );
+    let jwt = jwt.trim();
+    let report = ok(
+        &dir,
+        &[
+            "verify",
+            "--jwks",
+            "jwks.json",
+            "--client-id",
+            "c",
+            "--aud",
+            "https://as.example",
+            jwt,
+        ],
+    );
+    assert!(
+        report.contains("✓ signature") && report.trim_end().ends_with("accepted"),
+        "{report}"
+    );
+    // Each refusal: exit 1, the report on stdout, one line on stderr naming the claim at fault.
+    for (args, want) in [
+        (
+            vec!["--client-id", "c", "--aud", "https://as.example/"],
+            "claim \"aud\"",
+        ),
+        (
+            vec!["--client-id", "d", "--aud", "https://as.example"],
+            "claim \"iss\"",
+        ),
+        (
+            vec![
+                "--client-id",
+                "c",
+                "--aud",
+                "https://as.example",
+                "--alg",
+                "ES256",
+            ],
+            "alg",
+        ),
+        (
+            vec![
+                "--client-id",
+                "c",
+                "--aud",
+                "https://as.example",
+                "--max-lifetime",
+                "30",
+            ],
+            "claim \"exp\"",
+        ),
+    ] {
+        let mut full = vec!["verify", "--jwks", "jwks.json"];
+        full.extend(args);
+        full.push(jwt);
+        let o = pkjwt(&dir, &full);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{full:?}: {err}");
+        assert!(
+            err.starts_with("pkjwt: refused: ") && err.contains(want),
+            "{full:?}: {err}"
+        );
+    }
+    // A tampered signature.
+    let mut bad = jwt.to_string();
+    let last = bad.pop().unwrap();
+    bad.push(if last == 'A' { 'B' } else { 'A' });
+    let o = pkjwt(
+        &dir,
+        &[
+            "verify",
+            "--jwks",
+            "jwks.json",
+            "--client-id",
+            "c",
+            "--aud",
+            "https://as.example",
+            &bad,
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("signature"));
+    // JSON report.
+    let j: Value = serde_json::from_str(&ok(
+        &dir,
+        &[
+            "verify",
+            "--jwks",
+            "jwks.json",
+            "--client-id",
+            "c",
+            "--aud",
+            "https://as.example",
+            "--json",
+            jwt,
+        ],
+    ))
+    .unwrap();
+    assert!(j.is_object(), "{j}");
+}
+
+#[test]
+fn cert_csr_and_x5c() {
+    let dir = tmpdir("cert");
+    ok(&dir, &["keygen", "--key", "k.pem", "--alg", "ES384"]);
+    let pem = ok(
+        &dir,
+        &[
+            "cert",
+            "--key",
+            "k.pem",
+            "--subject",
+            "CN=client,O=Example,C=GB",
+            "--san",
+            "dns:client.example",
+            "--days",
+            "10",
+        ],
+    );
+    assert!(
+        pem.starts_with("-----BEGIN CERTIFICATE-----\n")
+            && pem.trim_end().ends_with("-----END CERTIFICATE-----")
+    );
+    assert_eq!(pem.matches("-----BEGIN").count(), 1, "PEM alone on stdout");
+    std::fs::write(dir.join("c.pem"), &pem).unwrap();
+    let csr = ok(
+        &dir,
+        &["cert", "--key", "k.pem", "--subject", "CN=client", "--csr"],
+    );
+    assert!(csr.starts_with("-----BEGIN CERTIFICATE REQUEST-----\n"));
+    ok(
+        &dir,
+        &[
+            "cert",
+            "--key",
+            "k.pem",
+            "--subject",
+            "CN=client",
+            "--der",
+            "--out",
+            "c.der",
+        ],
+    );
+    assert_eq!(std::fs::read(dir.join("c.der")).unwrap()[0], 0x30);
+    let e = fails(
+        &dir,
+        &[
+            "cert",
+            "--key",
+            "k.pem",
+            "--subject",
+            "CN=client",
+            "--der",
+            "--out",
+            "c.der",
+        ],
+    );
+    assert!(e.contains("c.der"), "{e}");
+
+    // pubkey --cert: x5c (standard base64 DER) and x5t#S256.
+    let jwk: Value = serde_json::from_str(&ok(
+        &dir,
+        &["pubkey", "--key", "k.pem", "--cert", "c.pem", "--x5t-sha1"],
+    ))
+    .unwrap();
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    assert_eq!(jwk["x5c"][0], body);
+    assert_eq!(jwk["x5t#S256"].as_str().unwrap().len(), 43);
+    assert_eq!(jwk["x5t"].as_str().unwrap().len(), 27);
+    // assert --cert puts x5t#S256 (and x5c on request) in the header.
+    let j: Value = serde_json::from_str(&ok(
+        &dir,
+        &[
+            "assert",
+            "--key",
+            "k.pem",
+            "--client-id",
+            "c",
+            "--aud",
+            "https://as",
+            "--cert",
+            "c.pem",
+            "--x5c",
+            "--json",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(j["header"]["x5t#S256"], jwk["x5t#S256"]);
+    assert_eq!(j["header"]["x5c"][0], body);
+    // A certificate for another key is refused.
+    ok(&dir, &["keygen", "--key", "other.pem", "--alg", "EdDSA"]);
+    let e = fails(&dir, &["pubkey", "--key", "other.pem", "--cert", "c.pem"]);
+    assert!(e.contains("not the signer's"), "{e}");
+    for (args, want) in [
+        (vec!["--subject", "nonsense"], "RFC 4514"),
+        (
+            vec!["--subject", "CN=a", "--san", "smtp:x"],
+            "unknown SAN type",
+        ),
+        (vec!["--subject", "CN=a", "--days", "0"], "between 1 and"),
+        (vec!["--subject", "CN=a", "--days", "-3"], "-3 days"),
+    ] {
+        let mut full = vec!["cert", "--key", "k.pem"];
+        full.extend(args);
+        let e = fails(&dir, &full);
+        assert!(e.contains(want), "{full:?}: {e}");
+    }
+}

@@ -251,6 +251,32 @@ pub fn ecdsa_der_to_fixed(der: &[u8], curve: Curve) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// Replaces `s` by `n - s` when `s > n/2` in a fixed-width secp256k1 signature (`r || s`).
+///
+/// Both values verify under ECDSA, but libsecp256k1-based verifiers (and RustCrypto's `k256`)
+/// accept only the low-S form, and KMS returns high-S about half the time. RFC 8812 does not
+/// forbid low-S, so pkjwt always sends it for ES256K. Other curves are left alone: their
+/// verifiers accept both, and changing a signature needlessly would only surprise.
+pub(crate) fn normalize_low_s(fixed: &mut [u8], curve: Curve) {
+    if curve != Curve::Secp256k1 || fixed.len() != 64 {
+        return;
+    }
+    let n = curve_order(curve);
+    let s = &mut fixed[32..];
+    // s > n/2  ⇔  2s > n  ⇔  s > n - s.
+    let mut neg = [0u8; 32];
+    let mut borrow = 0i16;
+    for i in (0..32).rev() {
+        let d = i16::from(n[i]) - i16::from(s[i]) - borrow;
+        // Invariant: a borrowed digit is in 0..=255 after adding 256.
+        neg[i] = if d < 0 { (d + 256) as u8 } else { d as u8 };
+        borrow = i16::from(d < 0);
+    }
+    if *s > neg[..] {
+        s.copy_from_slice(&neg);
+    }
+}
+
 /// Converts a fixed-width `r || s` signature (what PKCS#11 `CKM_ECDSA` returns, and what a JWS
 /// carries) into DER, after checking its length and range. The inverse of
 /// [`ecdsa_der_to_fixed`].
@@ -357,6 +383,26 @@ mod tests {
                 .to_string();
             assert!(e.contains(want), "{input:02x?}: {e} (wanted {want:?})");
         }
+    }
+
+    #[test]
+    fn secp256k1_high_s_becomes_low_s() {
+        let n = curve_order(Curve::Secp256k1);
+        let mut sig = vec![1u8; 64];
+        // s = n - 1 (high) becomes 1.
+        sig[32..].copy_from_slice(n);
+        sig[63] -= 1;
+        normalize_low_s(&mut sig, Curve::Secp256k1);
+        assert_eq!(&sig[32..63], &[0u8; 31]);
+        assert_eq!(sig[63], 1);
+        // A low s stays.
+        let before = sig.clone();
+        normalize_low_s(&mut sig, Curve::Secp256k1);
+        assert_eq!(sig, before);
+        // Other curves are untouched.
+        let mut p256 = vec![0xffu8; 64];
+        normalize_low_s(&mut p256, Curve::P256);
+        assert_eq!(p256, vec![0xffu8; 64]);
     }
 
     #[test]

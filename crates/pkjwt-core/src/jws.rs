@@ -6,16 +6,19 @@
 use crate::{Algorithm, Error, Family, PublicKey, Result, Signature, Signer, b64, der};
 
 /// Converts a signature that follows the [`Signer`] contract into the JWS signature bytes
-/// (RFC 7518 §3): ECDSA DER → `r || s`; RSA checked to be modulus-long; EdDSA checked to be 64
+/// (RFC 7518 §3): ECDSA DER → `r || s` (low-S for ES256K); RSA checked to be modulus-long; EdDSA checked to be 64
 /// bytes.
 pub fn jws_signature(alg: Algorithm, key: &PublicKey, sig: &Signature) -> Result<Vec<u8>> {
     let bytes = sig.as_bytes();
     match alg.family() {
         Family::Ecdsa(curve) => {
-            der::ecdsa_der_to_fixed(bytes, curve).map_err(|e| Error::BadSignature {
-                alg,
-                reason: format!("expected a DER ECDSA-Sig-Value: {e}"),
-            })
+            let mut fixed =
+                der::ecdsa_der_to_fixed(bytes, curve).map_err(|e| Error::BadSignature {
+                    alg,
+                    reason: format!("expected a DER ECDSA-Sig-Value: {e}"),
+                })?;
+            der::normalize_low_s(&mut fixed, curve);
+            Ok(fixed)
         }
         Family::RsaPss | Family::RsaPkcs1 => {
             let want = match key {

@@ -102,6 +102,33 @@ impl AssertionVerifier {
         &self.audience
     }
 
+    /// The client a token request is from, before anything is verified, so that the server can
+    /// look up that client's keys: the assertion's `sub`, which must equal the form's
+    /// `client_id` when the request sent one (RFC 7523 §3). [`verify`](Self::verify) then
+    /// checks everything, including `iss` = `sub` = this client id.
+    ///
+    /// Nothing is trusted yet: use the result only to choose which keys to verify with.
+    pub fn claimed_client_id(
+        &self,
+        jwt: &str,
+        form_client_id: Option<&str>,
+    ) -> Result<String, Rejection> {
+        let mut run = Run::new(Mode::Verify);
+        let Some(jws) = check::parse(&mut run, jwt, self.policy.max_token_bytes) else {
+            return Err(run.first_rejection());
+        };
+        let Ok(Some(sub)) = check::string_claim(&mut run, &jws.claims, "sub") else {
+            return Err(run.first_rejection());
+        };
+        match form_client_id {
+            Some(form) if form != sub => Err(Rejection::ClientIdMismatch {
+                form: form.into(),
+                sub: sub.into(),
+            }),
+            _ => Ok(sub.to_string()),
+        }
+    }
+
     /// Verifies `jwt` as a client assertion of `client_id`, whose keys come from `keys`, and
     /// records its `jti`. Returns the first failed check otherwise.
     ///

@@ -120,8 +120,10 @@ impl VerifyingKey {
                 .join(", ");
             return Some(format!("it verifies only {can}"));
         }
+        // Compare parsed algorithms, so that the fully-specified name `Ed25519` in a JWK
+        // matches a token's `EdDSA` (draft-ietf-jose-fully-specified-algorithms).
         if let Some(ja) = &self.jwk_alg
-            && ja != alg.name()
+            && ja.parse::<Algorithm>().ok() != Some(alg)
         {
             return Some(format!("its JWK restricts it to \"alg\": \"{ja}\""));
         }

@@ -200,6 +200,11 @@ impl VerifyPolicy {
         {
             return Err(PolicyError("required typ is empty".into()));
         }
+        if self.understood_crit.iter().any(|c| c == "b64") {
+            return Err(PolicyError(
+                "understood_crit lists \"b64\", but unencoded payloads (RFC 7797) are not implemented".into(),
+            ));
+        }
         if self.additional_audiences.iter().any(|a| a.is_empty()) {
             return Err(PolicyError("an additional audience is empty".into()));
         }
@@ -250,5 +255,10 @@ mod tests {
         };
         assert!(p.validate().unwrap_err().0.contains("allow-list is empty"));
         assert_eq!(VerifyPolicy::fapi2().algorithms.len(), 3);
+        let p = VerifyPolicy {
+            understood_crit: vec!["b64".into()],
+            ..VerifyPolicy::default()
+        };
+        assert!(p.validate().unwrap_err().0.contains("RFC 7797"));
     }
 }

@@ -258,6 +258,15 @@ pub enum Rejection {
         /// The client id.
         expected: String,
     },
+    /// The token request's `client_id` parameter differs from the assertion's `sub` (RFC 7523
+    /// §3: when sent, it must identify the same client).
+    #[error("form parameter client_id is {form:?} but the assertion's claim \"sub\" is {sub:?}")]
+    ClientIdMismatch {
+        /// The `client_id` form parameter.
+        form: String,
+        /// The assertion's `sub`.
+        sub: String,
+    },
     /// `aud` does not name this server.
     #[error("claim \"aud\" is {found}; expected {expected}")]
     AudienceMismatch {
@@ -423,6 +432,7 @@ impl Rejection {
             Rejection::ClaimType { .. } => "claim_type",
             Rejection::IssuerMismatch { .. } => "issuer_mismatch",
             Rejection::SubjectMismatch { .. } => "subject_mismatch",
+            Rejection::ClientIdMismatch { .. } => "client_id_mismatch",
             Rejection::AudienceMismatch { .. } => "audience_mismatch",
             Rejection::AudienceArray { .. } => "audience_array",
             Rejection::Expired { .. } => "expired",
@@ -454,7 +464,7 @@ impl Rejection {
             Rejection::MissingKid | Rejection::UnknownKid { .. } => "kid",
             Rejection::MissingClaim { claim } | Rejection::ClaimType { claim, .. } => claim,
             Rejection::IssuerMismatch { .. } => "iss",
-            Rejection::SubjectMismatch { .. } => "sub",
+            Rejection::SubjectMismatch { .. } | Rejection::ClientIdMismatch { .. } => "sub",
             Rejection::AudienceMismatch { .. } | Rejection::AudienceArray { .. } => "aud",
             Rejection::Expired { .. } | Rejection::ExpiresTooFarAhead { .. } => "exp",
             Rejection::LifetimeTooLong { .. } => "exp",

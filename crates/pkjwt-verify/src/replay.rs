@@ -1,5 +1,5 @@
 //! Single-use `jti`s: the [`ReplayStore`] trait and the bounded in-memory store
-//! ([`MemoryReplayStore`]). The Redis store for several replicas is in [`crate::redis_store`]
+//! ([`MemoryReplayStore`]). The Redis store for several replicas is in the `redis_store` module
 //! (feature `redis`).
 //!
 //! A store answers one question atomically: "record this key until this time, unless it is

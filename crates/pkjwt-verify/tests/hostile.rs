@@ -629,6 +629,12 @@ async fn the_same_claims_pass_with_a_good_signature() {
         assert_eq!(ok.kid.as_deref(), Some(kid));
         assert_eq!(ok.jti, jti);
     }
+    // A JWK naming its algorithm with the fully-specified name still fits EdDSA tokens.
+    let mut ed_jwk = k.ed.jwk("ed-full");
+    ed_jwk.alg = Some("Ed25519".into());
+    let ed_set = keyset(&jwks(vec![ed_jwk]));
+    let t = craft(&k.ed, &header("EdDSA", "ed-full"), &claims("ed-full"));
+    v.verify(&t, CLIENT, &ed_set).await.unwrap();
     // No kid: every fitting key is tried.
     let t = craft(&k.b, &json!({"alg": "ES256"}), &claims("nokid"));
     assert!(v.verify(&t, CLIENT, &k.set).await.is_ok());
@@ -904,4 +910,51 @@ async fn garbage_never_panics() {
         let _ = v.explain(t, CLIENT, &k.set).to_string();
         assert!(!e.to_string().is_empty());
     }
+}
+
+#[tokio::test]
+async fn claimed_client_id_picks_the_keys_and_checks_the_form_parameter() {
+    let k = keys();
+    let v = verifier(VerifyPolicy::default());
+    let t = craft(&k.a, &header("ES256", "a"), &claims("cc"));
+    assert_eq!(v.claimed_client_id(&t, None).unwrap(), CLIENT);
+    assert_eq!(v.claimed_client_id(&t, Some(CLIENT)).unwrap(), CLIENT);
+    let e = v.claimed_client_id(&t, Some("client-2")).unwrap_err();
+    assert_eq!(e.kind(), "client_id_mismatch");
+    assert!(
+        e.to_string().contains("\"client-2\"") && e.to_string().contains("\"client-1\""),
+        "{e}"
+    );
+    let no_sub = craft(&k.a, &header("ES256", "a"), &without(claims("cc2"), "sub"));
+    assert_eq!(
+        v.claimed_client_id(&no_sub, None).unwrap_err().kind(),
+        "missing_claim"
+    );
+    assert_eq!(
+        v.claimed_client_id("x.y", None).unwrap_err().kind(),
+        "not_compact_jws"
+    );
+    // Nothing was verified or recorded: the token still verifies once.
+    v.verify(&t, CLIENT, &k.set).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_verifications_of_one_token_accept_it_once() {
+    let k = keys();
+    let v = Arc::new(verifier(VerifyPolicy::default()));
+    let t = Arc::new(craft(&k.a, &header("ES256", "a"), &claims("race")));
+    let tasks: Vec<_> = (0..32)
+        .map(|_| {
+            let (v, t, set) = (v.clone(), t.clone(), k.set.clone());
+            tokio::spawn(async move { v.verify(&t, CLIENT, &set).await })
+        })
+        .collect();
+    let mut ok = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(e) => assert_eq!(e.kind(), "replayed", "{e}"),
+        }
+    }
+    assert_eq!(ok, 1);
 }

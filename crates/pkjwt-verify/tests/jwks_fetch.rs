@@ -331,3 +331,77 @@ async fn an_unreachable_key_set_is_a_specific_rejection() {
         "{e}"
     );
 }
+
+/// A raw HTTP/1.1 server that answers every connection with `head` and then writes `chunks`
+/// (each chunk-encoded) with `pause` between them: for bodies without Content-Length and for
+/// bodies that trickle.
+async fn raw_server(chunks: Vec<String>, pause: Duration) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/jwks", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let chunks = chunks.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = sock.read(&mut buf).await;
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
+                if sock.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                for c in chunks {
+                    let frame = format!("{:x}\r\n{c}\r\n", c.len());
+                    if sock.write_all(frame.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(pause).await;
+                }
+                let _ = sock.write_all(b"0\r\n\r\n").await;
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn size_and_time_limits_hold_without_content_length() {
+    let a = TestSigner::new(Algorithm::ES256);
+    let body = jwks((0..10).map(|i| a.jwk(&format!("k{i}"))).collect()).to_json();
+    let chunks: Vec<String> = body
+        .as_bytes()
+        .chunks(100)
+        .map(|c| String::from_utf8(c.to_vec()).unwrap())
+        .collect();
+
+    // Chunked and under the limit: accepted.
+    let url = raw_server(chunks.clone(), Duration::ZERO).await;
+    let r = RemoteJwks::new(&url, FetchPolicy::default()).unwrap();
+    assert_eq!(r.keys(None).await.unwrap().keys().len(), 10);
+
+    // Chunked and over the limit: refused while streaming.
+    let mut p = FetchPolicy::default();
+    p.max_bytes = 1024;
+    let e = RemoteJwks::new(&url, p)
+        .unwrap()
+        .keys(None)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, JwksError::TooLarge { max: 1024, .. }), "{e}");
+
+    // Headers at once, body trickling: the time limit covers the whole response.
+    let url = raw_server(chunks, Duration::from_millis(200)).await;
+    let mut p = FetchPolicy::default();
+    p.timeout = Duration::from_millis(500);
+    let started = std::time::Instant::now();
+    let e = RemoteJwks::new(&url, p)
+        .unwrap()
+        .keys(None)
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(matches!(e, JwksError::Http { .. }), "{e}");
+}

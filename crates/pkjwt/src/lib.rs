@@ -16,6 +16,12 @@ pub struct OpenOptions {
     pub file: FileOptions,
     /// Key generation options (RSA size).
     pub generate: GenerateOptions,
+    /// PKCS#11 backend options (session pool, retries, module allow-list).
+    #[cfg(feature = "pkcs11")]
+    pub pkcs11: pkjwt_pkcs11::Pkcs11Options,
+    /// AWS KMS backend options (retries, timeouts, an SDK config).
+    #[cfg(feature = "aws-kms")]
+    pub aws_kms: pkjwt_aws_kms::AwsKmsOptions,
 }
 
 impl OpenOptions {
@@ -49,8 +55,18 @@ pub async fn open_uri(uri: &KeyUri, options: &OpenOptions) -> Result<Arc<dyn Sig
             FileSigner::open(f, options.alg, &options.file)
                 .map_err(|e| Error::backend("file", e))?,
         )),
-        KeyUri::Pkcs11(_) => Err(not_built(uri)),
-        KeyUri::AwsKms(_) => Err(not_built(uri)),
+        #[cfg(feature = "pkcs11")]
+        KeyUri::Pkcs11(p) => Ok(Arc::new(
+            pkjwt_pkcs11::Pkcs11Signer::open(p, options.alg, &options.pkcs11)
+                .await
+                .map_err(|e| Error::backend("PKCS#11", e))?,
+        )),
+        #[cfg(feature = "aws-kms")]
+        KeyUri::AwsKms(k) => Ok(Arc::new(
+            pkjwt_aws_kms::AwsKmsSigner::open(k, options.alg, &options.aws_kms)
+                .await
+                .map_err(|e| Error::backend("AWS KMS", e))?,
+        )),
         #[allow(unreachable_patterns)]
         _ => Err(not_built(uri)),
     }
@@ -67,6 +83,20 @@ pub async fn generate(
             pkjwt_file::generate(f, alg, &options.generate)
                 .map_err(|e| Error::backend("file", e))?,
         )),
+        #[cfg(feature = "pkcs11")]
+        KeyUri::Pkcs11(p) => {
+            pkjwt_pkcs11::generate(p, alg, &options.pkcs11)
+                .await
+                .map_err(|e| Error::backend("PKCS#11", e))?;
+            open_uri(uri, &options.clone().alg(Some(alg))).await
+        }
+        #[cfg(feature = "aws-kms")]
+        KeyUri::AwsKms(k) => {
+            pkjwt_aws_kms::generate(k, alg, &options.aws_kms)
+                .await
+                .map_err(|e| Error::backend("AWS KMS", e))?;
+            open_uri(uri, &options.clone().alg(Some(alg))).await
+        }
         _ => Err(not_built(uri)),
     }
 }

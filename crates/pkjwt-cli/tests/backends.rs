@@ -1,0 +1,187 @@
+//! The `pkjwt` command with keys in real backends: a SoftHSM2 token (a private token directory
+//! from `infra/softhsm/setup.sh`) and AWS KMS (the project's KMS double on 127.0.0.1). The same
+//! `keygen | pubkey | assert | verify | cert` interface as for files.
+
+#![allow(clippy::unwrap_used)]
+
+#[path = "../../pkjwt-aws-kms/tests/common/mod.rs"]
+mod kms;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_pkjwt");
+
+fn run(envs: &[(&str, String)], args: &[&str]) -> Output {
+    let mut c = Command::new(BIN);
+    c.args(args)
+        .env_remove("PKJWT_KEY")
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    for (k, v) in envs {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+fn ok(envs: &[(&str, String)], args: &[&str]) -> String {
+    let o = run(envs, args);
+    assert!(
+        o.status.success(),
+        "pkjwt {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+/// keygen (when asked), pubkey → JWKS file, assert, verify, cert: the whole interface for one key.
+fn exercise(envs: &[(&str, String)], dir: &Path, uri: &str, name: &str) {
+    let jwks = dir.join(format!("{name}.jwks"));
+    std::fs::write(
+        &jwks,
+        ok(envs, &["pubkey", "--key", uri, "--format", "jwks"]),
+    )
+    .unwrap();
+    let jwt = ok(
+        envs,
+        &[
+            "assert",
+            "--key",
+            uri,
+            "--client-id",
+            "cli",
+            "--aud",
+            "https://as.example",
+        ],
+    );
+    let report = ok(
+        envs,
+        &[
+            "verify",
+            "--jwks",
+            jwks.to_str().unwrap(),
+            "--client-id",
+            "cli",
+            "--aud",
+            "https://as.example",
+            jwt.trim(),
+        ],
+    );
+    assert!(report.trim_end().ends_with("accepted"), "{name}: {report}");
+    let pem = ok(
+        envs,
+        &["cert", "--key", uri, "--subject", &format!("CN={name}")],
+    );
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{name}");
+}
+
+fn softhsm_present() -> bool {
+    let present = Path::new("/usr/lib/softhsm/libsofthsm2.so").exists();
+    if !present {
+        assert!(
+            std::env::var("PKJWT_REQUIRE_PEERS").as_deref() != Ok("1"),
+            "SoftHSM2 is required (PKJWT_REQUIRE_PEERS=1): apt-get install softhsm2"
+        );
+        eprintln!("SKIPPED: SoftHSM2 not installed");
+    }
+    present
+}
+
+#[test]
+fn softhsm_keys_through_the_cli() {
+    if !softhsm_present() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("pkjwt-cli-hsm-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = Command::new(root.join("infra/softhsm/setup.sh"))
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "setup.sh: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let envs = [(
+        "SOFTHSM2_CONF",
+        dir.join("softhsm2.conf").display().to_string(),
+    )];
+    let pin = dir.join("pin");
+    let uri = |object: &str| {
+        format!(
+            "pkcs11:token=pkjwt;object={object}?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:{}",
+            pin.display()
+        )
+    };
+    for object in ["p256", "p384", "p521", "rsa2048", "ed25519"] {
+        exercise(&envs, &dir, &uri(object), object);
+    }
+    // Key generation on the token, then the same interface.
+    let jwk = ok(
+        &envs,
+        &["keygen", "--key", &uri("cli-new"), "--alg", "ES384"],
+    );
+    assert!(jwk.contains("\"crv\":\"P-384\""), "{jwk}");
+    exercise(&envs, &dir, &uri("cli-new"), "cli-new");
+    let o = run(
+        &envs,
+        &["keygen", "--key", &uri("cli-new"), "--alg", "ES256"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    // Faults: a wrong PIN, and an object the token does not hold (the error lists what it holds).
+    let bad_pin = dir.join("bad-pin");
+    std::fs::write(&bad_pin, "00000000").unwrap();
+    let o = run(
+        &envs,
+        &[
+            "pubkey",
+            "--key",
+            &uri("p256").replace(pin.to_str().unwrap(), bad_pin.to_str().unwrap()),
+        ],
+    );
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.code() == Some(1) && e.contains("PIN") && !e.contains("00000000"),
+        "{e}"
+    );
+    let o = run(&envs, &["pubkey", "--key", &uri("nope")]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("\"p256\"") && e.contains("nope"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kms_keys_through_the_cli() {
+    let Some(d) = kms::double() else { return };
+    let dir = std::env::temp_dir().join(format!("pkjwt-cli-kms-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // The standard AWS environment variables, as a user on EC2/ECS would not need them.
+    let envs = [
+        ("AWS_ACCESS_KEY_ID", "test".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "test".to_string()),
+        ("AWS_REGION", kms::REGION.to_string()),
+    ];
+    for alg in ["ES256", "ES384", "PS256", "EdDSA"] {
+        let alias = kms::alias(&format!("cli-{alg}").to_lowercase());
+        let uri = format!(
+            "awskms:key-id={alias};region={};endpoint={}",
+            kms::REGION,
+            d.endpoint()
+        );
+        let jwk = ok(&envs, &["keygen", "--key", &uri, "--alg", alg]);
+        assert!(jwk.contains(&format!("\"alg\":\"{alg}\"")), "{jwk}");
+        exercise(&envs, &dir, &uri, &format!("kms-{alg}"));
+    }
+    let missing = format!(
+        "awskms:key-id=alias/none;region={};endpoint={}",
+        kms::REGION,
+        d.endpoint()
+    );
+    let o = run(&envs, &["pubkey", "--key", &missing]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.code() == Some(1) && e.contains("not found") && e.contains("request id"),
+        "{e}"
+    );
+}

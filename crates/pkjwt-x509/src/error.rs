@@ -1,0 +1,70 @@
+//! Errors of certificate and CSR building.
+
+/// What went wrong building or reading a certificate.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum X509Error {
+    /// The subject is not a distinguished name.
+    #[error("subject {subject:?} is {reason}")]
+    Subject {
+        /// As given.
+        subject: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A subject alternative name that cannot be used.
+    #[error("subject alternative name {san:?}: {reason}")]
+    San {
+        /// As given.
+        san: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A validity that makes no sense.
+    #[error("invalid validity: {0}")]
+    Validity(String),
+    /// The certificate's key is not the signer's.
+    #[error(
+        "the certificate's public key ({cert_key}) is not the signer's ({signer_key}); refusing a mismatched pair"
+    )]
+    KeyMismatch {
+        /// Description of the certificate's key.
+        cert_key: String,
+        /// Description of the signer's key.
+        signer_key: String,
+    },
+    /// Signing failed in the backend.
+    #[error("signing the certificate failed: {0}")]
+    Sign(#[source] pkjwt_core::Error),
+    /// A key pkjwt cannot use.
+    #[error(transparent)]
+    Key(pkjwt_core::Error),
+    /// DER encoding or decoding failed.
+    #[error("{what}: {reason}")]
+    Der {
+        /// The structure.
+        what: &'static str,
+        /// The encoder's message.
+        reason: String,
+    },
+    /// The builder refused.
+    #[error("cannot build the certificate: {0}")]
+    Build(String),
+}
+
+impl X509Error {
+    pub(crate) fn der<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> X509Error {
+        move |e| X509Error::Der {
+            what,
+            reason: e.to_string(),
+        }
+    }
+
+    pub(crate) fn build(e: x509_cert::builder::Error) -> X509Error {
+        X509Error::Build(e.to_string())
+    }
+
+    pub(crate) fn build_spki<E: std::fmt::Display>(e: E) -> X509Error {
+        X509Error::Build(e.to_string())
+    }
+}
