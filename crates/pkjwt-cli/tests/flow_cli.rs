@@ -5,7 +5,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test.
 
 #[path = "../../pkjwt-aws-kms/tests/common/mod.rs"]
-#[allow(dead_code)]
 mod kms;
 
 use std::io::{BufRead, BufReader};
@@ -355,7 +354,10 @@ fn token_prints_the_access_token_from_oidc_provider() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-/// One key of a real backend, with the environment its processes need.
+/// Environment variables for the processes that use a backend.
+type Env = Vec<(String, String)>;
+
+/// One key of a real backend.
 struct BackendKey {
     name: String,
     uri: String,
@@ -381,7 +383,7 @@ fn run_with(dir: &Path, envs: &[(String, String)], args: &[&str]) -> String {
 
 /// SoftHSM keys from `infra/softhsm/setup.sh` (a private token directory), or `None` when
 /// SoftHSM is absent and not required.
-fn softhsm_keys(dir: &Path) -> Option<(Vec<BackendKey>, Vec<(String, String)>)> {
+fn softhsm_keys(dir: &Path) -> Option<(Vec<BackendKey>, Env)> {
     if !Path::new("/usr/lib/softhsm/libsofthsm2.so").exists() {
         assert!(
             std::env::var("PKJWT_REQUIRE_PEERS").as_deref() != Ok("1"),
@@ -421,7 +423,7 @@ fn softhsm_keys(dir: &Path) -> Option<(Vec<BackendKey>, Vec<(String, String)>)> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_flow_with_softhsm_and_kms_keys() {
     let dir = tmpdir("backends");
-    let mut groups: Vec<(Vec<BackendKey>, Vec<(String, String)>)> = Vec::new();
+    let mut groups: Vec<(Vec<BackendKey>, Env)> = Vec::new();
     if let Some(g) = softhsm_keys(&dir) {
         groups.push(g);
     }
