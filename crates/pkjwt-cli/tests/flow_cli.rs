@@ -518,3 +518,85 @@ async fn full_flow_with_softhsm_and_kms_keys() {
     drop(servers);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `pkjwt rotate` generating the next key in the backend: PKCS#11 (a new object on the SoftHSM
+/// token) and AWS KMS (a new key under a new alias: the state file names the signing key, so no
+/// alias has to be moved), then `pkjwt serve` publishing both and `pkjwt token --state`
+/// signing with the current one.
+#[test]
+fn rotate_generates_next_keys_in_softhsm_and_kms() {
+    let dir = tmpdir("rotate-backends");
+    let mut cases: Vec<(String, String, Env)> = Vec::new();
+    if let Some((keys, env)) = softhsm_keys(&dir) {
+        // Same token, new objects: take the URI of an existing key and change the object.
+        let base = &keys[0].uri;
+        let (path, query) = base.split_once('?').unwrap();
+        let token_part: Vec<&str> = path
+            .trim_start_matches("pkcs11:")
+            .split(';')
+            .filter(|a| a.starts_with("token="))
+            .collect();
+        let uri = |obj: &str| format!("pkcs11:{};object={obj}?{query}", token_part[0]);
+        cases.push((uri("rot-1"), uri("rot-2"), env));
+    }
+    if let Some(d) = kms::double() {
+        let env = vec![
+            ("AWS_ACCESS_KEY_ID".to_owned(), "test".to_owned()),
+            ("AWS_SECRET_ACCESS_KEY".to_owned(), "test".to_owned()),
+            ("AWS_REGION".to_owned(), kms::REGION.to_owned()),
+        ];
+        let uri = |tag: &str| {
+            format!(
+                "awskms:key-id={};region={};endpoint={}",
+                kms::alias(tag),
+                kms::REGION,
+                d.endpoint()
+            )
+        };
+        cases.push((uri("rot-1"), uri("rot-2"), env));
+    }
+    for (i, (first, next, env)) in cases.iter().enumerate() {
+        let state = format!("state-{i}.json");
+        let st = ["rotate", "--state", state.as_str()];
+        let v: Value = serde_json::from_str(&run_with(
+            &dir,
+            env,
+            &[
+                &st[..],
+                &["init", "--key", first, "--generate", "--alg", "ES256"],
+            ]
+            .concat(),
+        ))
+        .unwrap();
+        let kid1 = v["signing_kid"].as_str().unwrap().to_owned();
+        let v: Value = serde_json::from_str(&run_with(
+            &dir,
+            env,
+            &[
+                &st[..],
+                &[
+                    "begin",
+                    "--key",
+                    next,
+                    "--generate",
+                    "--alg",
+                    "ES256",
+                    "--prepublish",
+                    "61",
+                ],
+            ]
+            .concat(),
+        ))
+        .unwrap();
+        let kid2 = v["keys"][1]["kid"].as_str().unwrap().to_owned();
+        assert_ne!(kid1, kid2, "a new key in the backend");
+        assert_eq!(v["keys"][1]["phase"], "pre-published");
+        assert!(
+            v["keys"][1]["uri"].as_str().unwrap().contains("rot-2"),
+            "{v}"
+        );
+        let s = Serve::start_with(&dir, &["--state", &state], env);
+        assert_eq!(kids(&get(&s.1).2), [kid1, kid2]);
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
