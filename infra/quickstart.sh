@@ -33,6 +33,16 @@ cleanup() {
 trap cleanup EXIT
 cd "$work"
 
+# The key lives on a SoftHSM2 token (a private token directory in $work) when SoftHSM is
+# installed, as it would in an HSM; otherwise in a file.
+if [ -f /usr/lib/softhsm/libsofthsm2.so ] && command -v softhsm2-util >/dev/null; then
+  mkdir -p "$work/hsm"
+  "$root/infra/softhsm/setup.sh" "$work/hsm" quickstart >/dev/null
+  export SOFTHSM2_CONF="$work/hsm/softhsm2.conf"
+  key="pkcs11:token=quickstart;object=client?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:$work/hsm/pin"
+else
+  key="file:$work/client.pem"
+fi
 # Waits until FILE has a line matching REGEX (a started process announcing itself), at most 30 s.
 wait_line() {
   local file="$1" re="$2"
@@ -44,26 +54,12 @@ wait_line() {
 }
 free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# The key lives on a SoftHSM2 token (a private token directory in $work) when SoftHSM is
-# installed, as it would in an HSM; otherwise in a file.
-if [ -f /usr/lib/softhsm/libsofthsm2.so ] && command -v softhsm2-util >/dev/null; then
-  mkdir -p "$work/hsm"
-  "$root/infra/softhsm/setup.sh" "$work/hsm" quickstart >/dev/null
-  export SOFTHSM2_CONF="$work/hsm/softhsm2.conf"
-  key="pkcs11:token=quickstart;object=client?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:$work/hsm/pin"
-else
-  key="file:$work/client.pem"
-fi
 api_audience="https://api.example.com"
 scope="accounts:read"
 
 say "1. a P-256 signing key (ES256): $key"
 "$pkjwt" keygen --key "$key" --alg ES256 >/dev/null
 note "kid (RFC 7638 thumbprint): $("$pkjwt" pubkey --key "$key" --format thumbprint)"
-"$pkjwt" pubkey --key "$key" --format jwks > jwks.json
-note "a client assertion, checked offline by pkjwt verify:"
-jwt="$("$pkjwt" assert --key "$key" --client-id quickstart-client --aud https://as.example.com)"
-"$pkjwt" verify --jwks jwks.json --client-id quickstart-client --aud https://as.example.com "$jwt" 2>&1 | sed 's/^/   /'
 
 say "2. pkjwt serve: publish its public key (the client's jwks_uri)"
 "$pkjwt" serve --key "$key" --listen 127.0.0.1:0 2>serve.log &
@@ -94,7 +90,12 @@ curl -fsS -H 'content-type: application/json' --data @client.json "$issuer/reg" 
 client_id="$("$py" -c 'import json; print(json.load(open("registered.json"))["client_id"])')"
 "$py" -c 'import json; d=json.load(open("registered.json")); print(json.dumps({k: d[k] for k in ("client_id","token_endpoint_auth_method","token_endpoint_auth_signing_alg","jwks_uri","grant_types")}, indent=2))'
 
-say "5. pkjwt token: discovery, a signed client assertion, the token request"
+say "5. a client assertion for this server, explained claim by claim by pkjwt verify"
+curl -fsS "$jwks_uri" > jwks.json
+jwt="$("$pkjwt" assert --key "$key" --client-id "$client_id" --aud "$issuer")"
+"$pkjwt" verify --jwks jwks.json --client-id "$client_id" --aud "$issuer" "$jwt" | sed 's/^/   /'
+
+say "6. pkjwt token: discovery, a fresh signed client assertion, the token request"
 "$pkjwt" token --key "$key" --client-id "$client_id" --issuer "$issuer" --scope "$scope" --json > token.json
 token="$("$py" -c 'import json; print(json.load(open("token.json"))["access_token"])')"
 "$py" - <<'PY'
@@ -109,7 +110,7 @@ c = part(1)
 print(f"   access token claims: iss={c['iss']} aud={c['aud']} client_id={c['client_id']} scope={c.get('scope')}")
 PY
 
-say "6. the protected API (pkjwt-verify's axum layer) validates tokens against $issuer/jwks"
+say "7. the protected API (pkjwt-verify's axum layer) validates tokens against $issuer/jwks"
 api_port="$(free_port)"
 PKJWT_ISSUER="$issuer" PKJWT_AUDIENCE="$api_audience" "$api_bin" "127.0.0.1:$api_port" 2>api.log &
 pids+=($!)

@@ -14,7 +14,7 @@ sudo_if_needed() {
 }
 
 # Debian packages: only those missing, so a warm machine does not touch apt at all.
-packages=(softhsm2 opensc openssl redis-server ca-certificates)
+packages=(softhsm2 opensc openssl redis-server ca-certificates curl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -157,8 +157,9 @@ pub(crate) struct PubkeyArgs {
     /// when it holds another key.
     #[arg(long, value_name = "FILE")]
     cert: Option<std::path::PathBuf>,
-    /// With --cert: also add the SHA-1 x5t (only for servers that ask for it).
-    #[arg(long, requires = "cert")]
+    /// With --cert (or a keystore's certificate): also add the SHA-1 x5t (only for servers that
+    /// ask for it).
+    #[arg(long)]
     x5t_sha1: bool,
 }
 
@@ -276,6 +277,11 @@ async fn pubkey(a: PubkeyArgs) -> CmdResult {
     }
     if let Some(path) = &a.cert {
         let chain = crate::cert::load_chain(path, signer.as_ref())?;
+        crate::cert::add_to_jwk(&mut jwk, &chain, a.x5t_sha1);
+    } else if !signer.certificate_chain().is_empty() {
+        // A keystore carries its certificate: publish it as x5c / x5t#S256.
+        let chain = signer.certificate_chain().to_vec();
+        pkjwt_x509::check_matches(&chain[0], signer.public_key())?;
         crate::cert::add_to_jwk(&mut jwk, &chain, a.x5t_sha1);
     }
     let text = match a.format {

@@ -661,3 +661,194 @@ fn cert_csr_and_x5c() {
         assert!(e.contains(want), "{full:?}: {e}");
     }
 }
+
+#[test]
+fn pkcs12_keystores() {
+    let dir = tmpdir("p12");
+    let openssl = |args: &[&str]| {
+        let o = Command::new("openssl")
+            .args(args)
+            .current_dir(&dir)
+            .env("P12PW", "s3cret pw")
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    let with_pw = |args: &[&str]| {
+        let o = Command::new(BIN)
+            .args(args)
+            .current_dir(&dir)
+            .env("P12PW", "s3cret pw")
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).to_string(),
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        )
+    };
+    // A keystore written by pkjwt: AES-256/PBKDF2, opens in openssl with the same key and cert.
+    let (code, out, err) = with_pw(&[
+        "keygen",
+        "--key",
+        "file:client.p12?password-source=env:P12PW",
+        "--alg",
+        "ES256",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let jwk: Value = serde_json::from_str(&out).unwrap();
+    let info = Command::new("openssl")
+        .args([
+            "pkcs12",
+            "-in",
+            "client.p12",
+            "-passin",
+            "env:P12PW",
+            "-info",
+            "-nodes",
+        ])
+        .current_dir(&dir)
+        .env("P12PW", "s3cret pw")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&info.stdout),
+        String::from_utf8_lossy(&info.stderr)
+    );
+    assert!(
+        info.status.success() && text.contains("AES-256-CBC") && text.contains("BEGIN CERTIFICATE"),
+        "{text}"
+    );
+    std::fs::write(dir.join("from-p12.pem"), &text).unwrap();
+    let spki = openssl(&["pkey", "-in", "from-p12.pem", "-pubout"]);
+    let (_, pem, _) = with_pw(&[
+        "pubkey",
+        "--key",
+        "file:client.p12?password-source=env:P12PW",
+        "--format",
+        "pem",
+    ]);
+    assert_eq!(spki, pem);
+    // The keystore's certificate feeds x5c / x5t#S256.
+    let (_, out, _) = with_pw(&[
+        "pubkey",
+        "--key",
+        "file:client.p12?password-source=env:P12PW",
+    ]);
+    let pub_jwk: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(pub_jwk["kid"], jwk["kid"]);
+    assert!(
+        pub_jwk["x5c"][0].as_str().unwrap().starts_with("MII"),
+        "{pub_jwk}"
+    );
+    assert!(pub_jwk["x5t#S256"].is_string());
+
+    // Keystores written by openssl: modern (AES) and legacy (3DES), both open and sign.
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        "k.pem",
+    ]);
+    openssl(&[
+        "req", "-x509", "-key", "k.pem", "-subj", "/CN=ossl", "-days", "2", "-out", "c.pem",
+    ]);
+    openssl(&[
+        "pkcs12",
+        "-export",
+        "-inkey",
+        "k.pem",
+        "-in",
+        "c.pem",
+        "-passout",
+        "env:P12PW",
+        "-out",
+        "aes.p12",
+    ]);
+    openssl(&[
+        "pkcs12",
+        "-export",
+        "-inkey",
+        "k.pem",
+        "-in",
+        "c.pem",
+        "-passout",
+        "env:P12PW",
+        "-keypbe",
+        "PBE-SHA1-3DES",
+        "-certpbe",
+        "PBE-SHA1-3DES",
+        "-macalg",
+        "sha1",
+        "-out",
+        "3des.p12",
+    ]);
+    for f in ["aes.p12", "3des.p12"] {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.join(f), std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let uri = format!("file:{f}?password-source=env:P12PW");
+        let (code, jwt, err) = with_pw(&[
+            "assert",
+            "--key",
+            &uri,
+            "--client-id",
+            "c",
+            "--aud",
+            "https://as.example",
+        ]);
+        assert_eq!(code, Some(0), "{f}: {err}");
+        let (_, jwks, _) = with_pw(&["pubkey", "--key", &uri, "--format", "jwks"]);
+        std::fs::write(dir.join(format!("{f}.jwks")), jwks).unwrap();
+        let (code, _, err) = with_pw(&[
+            "verify",
+            "--jwks",
+            &format!("{f}.jwks"),
+            "--client-id",
+            "c",
+            "--aud",
+            "https://as.example",
+            jwt.trim(),
+        ]);
+        assert_eq!(code, Some(0), "{f}: {err}");
+    }
+    // Wrong password, corrupt file, missing password: specific errors.
+    let o = Command::new(BIN)
+        .args(["pubkey", "--key", "file:aes.p12?password-source=env:P12PW"])
+        .current_dir(&dir)
+        .env("P12PW", "wrong")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("wrong passphrase"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let mut bytes = std::fs::read(dir.join("aes.p12")).unwrap();
+    bytes.truncate(bytes.len() / 2);
+    std::fs::write(dir.join("cut.p12"), bytes).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.join("cut.p12"), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
+    }
+    let (code, _, err) = with_pw(&["pubkey", "--key", "file:cut.p12?password-source=env:P12PW"]);
+    assert!(
+        code == Some(1) && err.contains("cut.p12") && err.contains("PKCS#12"),
+        "{err}"
+    );
+    let (code, _, err) = with_pw(&["pubkey", "--key", "aes.p12"]);
+    assert!(code == Some(1) && err.contains("password-source"), "{err}");
+}

@@ -74,6 +74,12 @@ pub trait Signer: fmt::Debug + Send + Sync {
 
     /// Signs `message` as described in the trait documentation.
     async fn sign(&self, message: &[u8]) -> Result<Signature>;
+
+    /// The DER certificate chain stored with the key (leaf first), where the backend keeps one
+    /// (a PKCS#12 keystore); empty otherwise. It feeds `x5c` / `x5t#S256`.
+    fn certificate_chain(&self) -> &[Vec<u8>] {
+        &[]
+    }
 }
 
 #[async_trait]
@@ -86,6 +92,9 @@ impl<T: Signer + ?Sized> Signer for &T {
     }
     async fn sign(&self, message: &[u8]) -> Result<Signature> {
         (**self).sign(message).await
+    }
+    fn certificate_chain(&self) -> &[Vec<u8>] {
+        (**self).certificate_chain()
     }
 }
 
@@ -100,6 +109,9 @@ impl<T: Signer + ?Sized> Signer for Box<T> {
     async fn sign(&self, message: &[u8]) -> Result<Signature> {
         (**self).sign(message).await
     }
+    fn certificate_chain(&self) -> &[Vec<u8>] {
+        (**self).certificate_chain()
+    }
 }
 
 #[async_trait]
@@ -112,5 +124,8 @@ impl<T: Signer + ?Sized> Signer for Arc<T> {
     }
     async fn sign(&self, message: &[u8]) -> Result<Signature> {
         (**self).sign(message).await
+    }
+    fn certificate_chain(&self) -> &[Vec<u8>] {
+        (**self).certificate_chain()
     }
 }

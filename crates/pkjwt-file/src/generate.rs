@@ -40,10 +40,13 @@ pub fn generate(
     alg: Algorithm,
     options: &GenerateOptions,
 ) -> Result<FileSigner, FileError> {
-    if uri.password.is_some() {
+    if uri.password.is_some() || crate::pkcs12::is_keystore_path(&uri.path) {
         return Err(FileError::Unsupported {
             path: uri.path.clone(),
-            what: "writing PKCS#12 keystores is not supported yet".into(),
+            what: "a PKCS#12 keystore holds a certificate too: create it through the pkjwt facade \
+                   (`pkjwt keygen --key 'file:KEYSTORE.p12?password-source=…'`), or with \
+                   generate_in_memory + pkcs12::write_new"
+                .into(),
         });
     }
     let passphrase = uri
@@ -68,6 +71,17 @@ pub fn generate(
         },
         ..signer
     })
+}
+
+/// A new key for `alg`, in memory only: its signer and its DER PKCS#8 (for writing it in another
+/// container, such as a PKCS#12 keystore with its certificate).
+pub fn generate_in_memory(
+    alg: Algorithm,
+    options: &GenerateOptions,
+) -> Result<(FileSigner, Zeroizing<Vec<u8>>), FileError> {
+    let pkcs8 = generate_pkcs8(alg, options)?;
+    let signer = FileSigner::from_key(load::parse_pkcs8(&pkcs8)?, KeyFormat::Pkcs8Der, Some(alg))?;
+    Ok((signer, pkcs8))
 }
 
 /// A new private key for `alg` as DER PKCS#8.

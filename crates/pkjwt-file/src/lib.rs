@@ -12,6 +12,7 @@
 mod error;
 mod generate;
 mod load;
+pub mod pkcs12;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -22,7 +23,7 @@ use aws_lc_rs::signature::{self as sig, EcdsaKeyPair, Ed25519KeyPair, KeyPair, R
 use pkjwt_core::{Algorithm, FileUri, PublicKey, Signature, Signer};
 
 pub use error::FileError;
-pub use generate::{GenerateOptions, generate};
+pub use generate::{GenerateOptions, generate, generate_in_memory};
 pub use load::KeyFormat;
 
 /// Options for opening key files.
@@ -57,6 +58,7 @@ pub struct FileSigner {
     public_key: PublicKey,
     format: KeyFormat,
     path: Option<PathBuf>,
+    certificates: Vec<Vec<u8>>,
     rng: SystemRandom,
 }
 
@@ -85,11 +87,22 @@ impl FileSigner {
             .as_ref()
             .map(|s| s.read("passphrase"))
             .transpose()?;
-        if uri.password.is_some() {
+        if let Some(source) = &uri.password {
+            let password = source.read("keystore password")?;
+            let bytes = load::read_private_file(&uri.path, options)?;
+            let (key, chain) =
+                pkcs12::read(&bytes, &password).map_err(|e| e.with_path(&uri.path))?;
+            let mut signer =
+                Self::from_key(key, KeyFormat::Pkcs12, alg).map_err(|e| e.with_path(&uri.path))?;
+            signer.path = Some(uri.path.clone());
+            signer.certificates = chain;
+            return Ok(signer);
+        }
+        if pkcs12::is_keystore_path(&uri.path) {
             return Err(FileError::Unsupported {
                 path: uri.path.clone(),
-                what: "PKCS#12 keystores (password-source=) are not supported yet; convert with \
-                       `openssl pkcs12 -in KEYSTORE -nocerts -nodes | openssl pkcs8 -topk8 -nocrypt`"
+                what: "a PKCS#12 keystore needs its password: add ?password-source=env:NAME or \
+                       file:PATH"
                     .into(),
             });
         }
@@ -138,8 +151,14 @@ impl FileSigner {
             public_key,
             format,
             path: None,
+            certificates: Vec::new(),
             rng: SystemRandom::new(),
         })
+    }
+
+    /// The certificate chain stored with the key (PKCS#12), leaf first; empty otherwise.
+    pub fn certificates(&self) -> &[Vec<u8>] {
+        &self.certificates
     }
 
     /// The format the key was read from.
@@ -187,6 +206,10 @@ impl Signer for FileSigner {
 
     fn public_key(&self) -> &PublicKey {
         &self.public_key
+    }
+
+    fn certificate_chain(&self) -> &[Vec<u8>] {
+        &self.certificates
     }
 
     async fn sign(&self, message: &[u8]) -> pkjwt_core::Result<Signature> {

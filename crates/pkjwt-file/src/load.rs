@@ -31,6 +31,8 @@ pub enum KeyFormat {
     Pkcs8Der,
     /// A private JWK.
     Jwk,
+    /// A PKCS#12 keystore (`.p12` / `.pfx`).
+    Pkcs12,
 }
 
 /// Reads a private key file after checking that only its owner can read it.

@@ -79,6 +79,7 @@ pub async fn generate(
     options: &OpenOptions,
 ) -> Result<Arc<dyn Signer>> {
     match uri {
+        KeyUri::File(f) if f.password.is_some() => generate_keystore(f, alg, options).await,
         KeyUri::File(f) => Ok(Arc::new(
             pkjwt_file::generate(f, alg, &options.generate)
                 .map_err(|e| Error::backend("file", e))?,
@@ -99,6 +100,36 @@ pub async fn generate(
         }
         _ => Err(not_built(uri)),
     }
+}
+
+/// A new key in a PKCS#12 keystore, with a self-signed certificate (CN = the file's stem, one
+/// year) so that servers and tools that exchange keystores get the certificate they expect.
+async fn generate_keystore(
+    f: &FileUri,
+    alg: Algorithm,
+    options: &OpenOptions,
+) -> Result<Arc<dyn Signer>> {
+    let file_err = |e| Error::backend("file", e);
+    let source = f.password.as_ref().ok_or_else(|| {
+        Error::Assertion("a PKCS#12 keystore needs password-source=env:NAME or file:PATH".into())
+    })?;
+    let password = source.read("keystore password")?;
+    let (signer, pkcs8) =
+        pkjwt_file::generate_in_memory(alg, &options.generate).map_err(file_err)?;
+    let cn = f
+        .path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .filter(|s| !s.is_empty() && !s.contains([',', '+', '=', '"', '\\', '<', '>', ';']))
+        .unwrap_or("pkjwt-client");
+    let opts = pkjwt_x509::CertOptions::new(&format!("CN={cn}"))
+        .and_then(|o| o.days(365))
+        .map_err(|e| Error::backend("file", e))?;
+    let cert = pkjwt_x509::self_signed(&signer, &opts)
+        .await
+        .map_err(|e| Error::backend("file", e))?;
+    pkjwt_file::pkcs12::write_new(&f.path, &pkcs8, &[cert], &password).map_err(file_err)?;
+    open_uri(&KeyUri::File(f.clone()), &options.clone().alg(Some(alg))).await
 }
 
 #[allow(dead_code)]
