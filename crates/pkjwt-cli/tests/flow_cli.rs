@@ -4,6 +4,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test.
 
+#[path = "../../pkjwt-aws-kms/tests/common/mod.rs"]
+mod kms;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -57,7 +60,12 @@ struct Serve(Child, String);
 
 impl Serve {
     fn start(dir: &Path, args: &[&str]) -> Serve {
+        Self::start_with(dir, args, &[])
+    }
+
+    fn start_with(dir: &Path, args: &[&str], envs: &[(String, String)]) -> Serve {
         let mut child = Command::new(BIN)
+            .envs(envs.iter().map(|(k, v)| (k, v)))
             .arg("serve")
             .args(args)
             .args(["--listen", "127.0.0.1:0"])
@@ -343,5 +351,252 @@ fn token_prints_the_access_token_from_oidc_provider() {
         e.contains("unknown profile \"fapi3\"") && e.contains("fapi2"),
         "{e}"
     );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Environment variables for the processes that use a backend.
+type Env = Vec<(String, String)>;
+
+/// One key of a real backend.
+struct BackendKey {
+    name: String,
+    uri: String,
+    alg: String,
+}
+
+fn run_with(dir: &Path, envs: &[(String, String)], args: &[&str]) -> String {
+    let o = Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("PKJWT_KEY")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .envs(envs.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "pkjwt {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+/// SoftHSM keys from `infra/softhsm/setup.sh` (a private token directory), or `None` when
+/// SoftHSM is absent and not required.
+fn softhsm_keys(dir: &Path) -> Option<(Vec<BackendKey>, Env)> {
+    if !Path::new("/usr/lib/softhsm/libsofthsm2.so").exists() {
+        assert!(
+            std::env::var("PKJWT_REQUIRE_PEERS").as_deref() != Ok("1"),
+            "SoftHSM2 is required (PKJWT_REQUIRE_PEERS=1): infra/ci/setup.sh"
+        );
+        eprintln!("SKIPPED: SoftHSM2 not installed");
+        return None;
+    }
+    let hsm = dir.join("hsm");
+    std::fs::create_dir_all(&hsm).unwrap();
+    let setup = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra/softhsm/setup.sh");
+    let o = Command::new(setup).arg(&hsm).arg("flow").output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8(o.stdout).unwrap();
+    // Lines "#   ALG: URI".
+    let keys = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("#   "))
+        .filter_map(|l| l.split_once(": "))
+        .map(|(alg, uri)| BackendKey {
+            name: format!("softhsm-{alg}"),
+            uri: uri.to_owned(),
+            alg: alg.to_owned(),
+        })
+        .collect::<Vec<_>>();
+    assert!(keys.len() >= 5, "{out}");
+    let env = vec![(
+        "SOFTHSM2_CONF".to_owned(),
+        hsm.join("softhsm2.conf").display().to_string(),
+    )];
+    Some((keys, env))
+}
+
+/// The full flow through the CLI with keys in real backends: `pkjwt serve` publishes a
+/// backend's keys, oidc-provider fetches them, `pkjwt token` signs with the backend, and the
+/// access token validates (pkjwt-verify, against the provider's keys) for the API audience only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_flow_with_softhsm_and_kms_keys() {
+    let dir = tmpdir("backends");
+    let mut groups: Vec<(Vec<BackendKey>, Env)> = Vec::new();
+    if let Some(g) = softhsm_keys(&dir) {
+        groups.push(g);
+    }
+    if let Some(d) = kms::double() {
+        let env = vec![
+            ("AWS_ACCESS_KEY_ID".to_owned(), "test".to_owned()),
+            ("AWS_SECRET_ACCESS_KEY".to_owned(), "test".to_owned()),
+            ("AWS_REGION".to_owned(), kms::REGION.to_owned()),
+        ];
+        let mut keys = Vec::new();
+        // What the KMS double signs faithfully (docs/aws-kms.md).
+        for alg in ["ES256", "ES384", "PS256", "RS256"] {
+            let uri = format!(
+                "awskms:key-id={};region={};endpoint={}",
+                kms::alias(&format!("flow-{alg}").to_lowercase()),
+                kms::REGION,
+                d.endpoint()
+            );
+            run_with(&dir, &env, &["keygen", "--key", &uri, "--alg", alg]);
+            keys.push(BackendKey {
+                name: format!("kms-{alg}"),
+                uri,
+                alg: alg.to_owned(),
+            });
+        }
+        groups.push((keys, env));
+    }
+    if groups.is_empty() {
+        return;
+    }
+    // One `pkjwt serve` per key, started one after the other (SoftHSM logins from several
+    // processes at the same moment are unreliable; test-peers.md). Each publishes its key with
+    // the client's algorithm: oidc-provider picks keys by the JWK's `alg`, so an RSA key served
+    // as PS256 (the default for RSA) is not found for RS256 assertions.
+    let mut servers = Vec::new();
+    let mut clients = Vec::new();
+    for (keys, env) in &groups {
+        for k in keys {
+            let s = Serve::start_with(&dir, &["--key", &k.uri, "--alg", &k.alg], env);
+            clients.push(client_metadata(&k.name, &s.1, &k.alg, "accounts:read"));
+            servers.push(s);
+        }
+    }
+    let api = "https://api.example.com";
+    let Some(op) = OidcProvider::start(&json!({
+        "clients": clients,
+        "resources": { api: { "scope": "accounts:read" }, "https://other.example.com": { "scope": "accounts:read" } },
+    })) else {
+        return;
+    };
+    let validator = pkjwt_verify::AccessTokenValidator::discover(
+        &op.issuer,
+        api,
+        pkjwt_verify::AccessTokenPolicy::default(),
+        pkjwt_verify::FetchPolicy::default(),
+    )
+    .await
+    .unwrap();
+    for (keys, env) in &groups {
+        for k in keys {
+            let base = [
+                "token",
+                "--key",
+                &k.uri,
+                "--alg",
+                &k.alg,
+                "--client-id",
+                &k.name,
+                "--issuer",
+                &op.issuer,
+                "--scope",
+                "accounts:read",
+            ];
+            let out = run_with(&dir, env, &[&base[..], &["--resource", api]].concat());
+            let claims = validator
+                .validate(out.trim())
+                .await
+                .unwrap_or_else(|e| panic!("{}: {e:?}; {:?}", k.name, op.grant_errors()));
+            assert_eq!(claims.client_id, k.name);
+            let other = run_with(
+                &dir,
+                env,
+                &[&base[..], &["--resource", "https://other.example.com"]].concat(),
+            );
+            assert!(
+                validator.validate(other.trim()).await.is_err(),
+                "{}: a token for another audience was accepted",
+                k.name
+            );
+        }
+    }
+    drop(servers);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `pkjwt rotate` generating the next key in the backend: PKCS#11 (a new object on the SoftHSM
+/// token) and AWS KMS (a new key under a new alias: the state file names the signing key, so no
+/// alias has to be moved), then `pkjwt serve` publishing both and `pkjwt token --state`
+/// signing with the current one.
+#[test]
+fn rotate_generates_next_keys_in_softhsm_and_kms() {
+    let dir = tmpdir("rotate-backends");
+    let mut cases: Vec<(String, String, Env)> = Vec::new();
+    if let Some((keys, env)) = softhsm_keys(&dir) {
+        // Same token, new objects: take the URI of an existing key and change the object.
+        let base = &keys[0].uri;
+        let (path, query) = base.split_once('?').unwrap();
+        let token_part: Vec<&str> = path
+            .trim_start_matches("pkcs11:")
+            .split(';')
+            .filter(|a| a.starts_with("token="))
+            .collect();
+        let uri = |obj: &str| format!("pkcs11:{};object={obj}?{query}", token_part[0]);
+        cases.push((uri("rot-1"), uri("rot-2"), env));
+    }
+    if let Some(d) = kms::double() {
+        let env = vec![
+            ("AWS_ACCESS_KEY_ID".to_owned(), "test".to_owned()),
+            ("AWS_SECRET_ACCESS_KEY".to_owned(), "test".to_owned()),
+            ("AWS_REGION".to_owned(), kms::REGION.to_owned()),
+        ];
+        let uri = |tag: &str| {
+            format!(
+                "awskms:key-id={};region={};endpoint={}",
+                kms::alias(tag),
+                kms::REGION,
+                d.endpoint()
+            )
+        };
+        cases.push((uri("rot-1"), uri("rot-2"), env));
+    }
+    for (i, (first, next, env)) in cases.iter().enumerate() {
+        let state = format!("state-{i}.json");
+        let st = ["rotate", "--state", state.as_str()];
+        let v: Value = serde_json::from_str(&run_with(
+            &dir,
+            env,
+            &[
+                &st[..],
+                &["init", "--key", first, "--generate", "--alg", "ES256"],
+            ]
+            .concat(),
+        ))
+        .unwrap();
+        let kid1 = v["signing_kid"].as_str().unwrap().to_owned();
+        let v: Value = serde_json::from_str(&run_with(
+            &dir,
+            env,
+            &[
+                &st[..],
+                &[
+                    "begin",
+                    "--key",
+                    next,
+                    "--generate",
+                    "--alg",
+                    "ES256",
+                    "--prepublish",
+                    "61",
+                ],
+            ]
+            .concat(),
+        ))
+        .unwrap();
+        let kid2 = v["keys"][1]["kid"].as_str().unwrap().to_owned();
+        assert_ne!(kid1, kid2, "a new key in the backend");
+        assert_eq!(v["keys"][1]["phase"], "pre-published");
+        assert!(
+            v["keys"][1]["uri"].as_str().unwrap().contains("rot-2"),
+            "{v}"
+        );
+        let s = Serve::start_with(&dir, &["--state", &state], env);
+        assert_eq!(kids(&get(&s.1).2), [kid1, kid2]);
+    }
     std::fs::remove_dir_all(&dir).ok();
 }
