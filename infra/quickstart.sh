@@ -15,11 +15,19 @@ say() { printf '\n\033[1;32m== %s\033[0m\n' "$*"; }
 note() { printf '   %s\n' "$*"; }
 
 "$root/infra/ci/setup.sh"
-say "building pkjwt and the protected API example (release)"
-cargo build --release -q -p pkjwt-cli
-cargo build --release -q -p pkjwt-verify --features axum --example protected_api
-pkjwt="$root/target/release/pkjwt"
-api_bin="$root/target/release/examples/protected_api"
+# PKJWT_QUICKSTART_PROFILE=dev reuses the test suite's debug build (infra/ci/test.sh sets it, so
+# CI does not pay for a second, optimized build of the AWS SDK).
+profile="${PKJWT_QUICKSTART_PROFILE:-release}"
+case "$profile" in
+  release) dir=release ;;
+  dev) dir=debug ;;
+  *) echo "PKJWT_QUICKSTART_PROFILE must be release or dev" >&2; exit 2 ;;
+esac
+say "building pkjwt and the protected API example ($profile)"
+cargo build --profile "$profile" -q -p pkjwt-cli
+cargo build --profile "$profile" -q -p pkjwt-verify --features axum --example protected_api
+pkjwt="$root/target/$dir/pkjwt"
+api_bin="$root/target/$dir/examples/protected_api"
 py="$root/.venv/bin/python"
 "$pkjwt" --version
 

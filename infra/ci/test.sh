@@ -37,6 +37,6 @@ step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --quiet
 
 step "quick start (smoke)"
-infra/quickstart.sh >/dev/null
+PKJWT_QUICKSTART_PROFILE=dev infra/quickstart.sh >/dev/null
 
 step "done in $(( $(date +%s) - start ))s"
