@@ -428,3 +428,152 @@ pub fn new_jti() -> Result<String> {
         .map_err(|e| Error::Assertion(format!("operating system random generator failed: {e}")))?;
     Ok(b64::encode(bytes))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Algorithm, Curve, PublicKey, Signature};
+
+    /// A signer that returns a fixed, well-formed DER ECDSA signature: enough to check the claims
+    /// and header pkjwt builds (signatures themselves are checked in the conformance suite).
+    #[derive(Debug)]
+    struct FakeSigner(PublicKey);
+
+    #[async_trait::async_trait]
+    impl Signer for FakeSigner {
+        fn algorithm(&self) -> Algorithm {
+            Algorithm::ES256
+        }
+        fn public_key(&self) -> &PublicKey {
+            &self.0
+        }
+        async fn sign(&self, _message: &[u8]) -> Result<Signature> {
+            Ok(Signature::new(vec![
+                0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x02,
+            ]))
+        }
+    }
+
+    fn signer() -> Arc<dyn Signer> {
+        Arc::new(FakeSigner(
+            PublicKey::ec(Curve::P256, &[1; 32], &[2; 32]).unwrap(),
+        ))
+    }
+
+    fn decode(jwt: &str, i: usize) -> Value {
+        serde_json::from_slice(&b64::decode("part", jwt.split('.').nth(i).unwrap()).unwrap())
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn claims_follow_the_injected_clock_and_offset() {
+        let clock = Arc::new(FixedClock::new(1_000_000));
+        let mut o = AssertionOptions::new("client-1", "https://issuer.example");
+        o.clock = clock.clone();
+        o.extra_claims.insert("scope".into(), "payments".into());
+        let a = ClientAssertion::new(signer(), o).unwrap();
+        let jwt = a.sign().await.unwrap();
+        let c = decode(&jwt, 1);
+        assert_eq!(c["iss"], "client-1");
+        assert_eq!(c["sub"], "client-1");
+        assert_eq!(c["aud"], "https://issuer.example");
+        assert_eq!(
+            (c["iat"].as_i64(), c["nbf"].as_i64(), c["exp"].as_i64()),
+            (Some(1_000_000), Some(1_000_000), Some(1_000_060))
+        );
+        assert_eq!(c["scope"], "payments");
+        let h = decode(&jwt, 0);
+        assert_eq!(h["typ"], TYP_CLIENT_AUTHENTICATION);
+        assert_eq!(h["kid"], jwk::thumbprint(a.signer().public_key()));
+        // The signature was converted from DER to 64-byte r||s.
+        assert_eq!(
+            b64::decode("sig", jwt.split('.').nth(2).unwrap())
+                .unwrap()
+                .len(),
+            64
+        );
+        // Skew learned at run time moves iat/nbf/exp; the clock moving does too.
+        a.set_clock_offset(-30);
+        clock.set(1_000_100);
+        let c2 = decode(&a.sign().await.unwrap(), 1);
+        assert_eq!(c2["iat"].as_i64(), Some(1_000_070));
+        assert_eq!(c2["exp"].as_i64(), Some(1_000_130));
+        assert_ne!(c["jti"], c2["jti"], "a fresh jti every time");
+    }
+
+    #[tokio::test]
+    async fn header_and_audience_options() {
+        let mut o = AssertionOptions::new(
+            "c",
+            Audience::Many(vec!["https://a".into(), "https://a/token".into()]),
+        );
+        o.typ = None;
+        o.kid = KeyId::Given("k-1".into());
+        o.include_nbf = false;
+        o.subject = Some("user-42".into());
+        let jwt = ClientAssertion::new(signer(), o)
+            .unwrap()
+            .sign()
+            .await
+            .unwrap();
+        let h = decode(&jwt, 0);
+        assert_eq!(h, serde_json::json!({"alg": "ES256", "kid": "k-1"}));
+        let c = decode(&jwt, 1);
+        assert_eq!(
+            c["aud"],
+            serde_json::json!(["https://a", "https://a/token"])
+        );
+        assert_eq!(c["sub"], "user-42");
+        assert!(c.get("nbf").is_none());
+    }
+
+    #[test]
+    fn bad_settings_are_refused() {
+        let cases: Vec<(Box<dyn Fn(&mut AssertionOptions)>, &str)> = vec![
+            (
+                Box::new(|o| o.lifetime_secs = 601),
+                "exceeds the maximum of 600s",
+            ),
+            (Box::new(|o| o.lifetime_secs = 0), "at least 1 second"),
+            (Box::new(|o| o.client_id.clear()), "client_id is empty"),
+            (
+                Box::new(|o| o.audience = Audience::One(" https://a".into())),
+                "whitespace",
+            ),
+            (
+                Box::new(|o| o.audience = Audience::Many(vec![])),
+                "list is empty",
+            ),
+            (
+                Box::new(|o| o.audience = Audience::Many(vec!["a".into(), "a".into()])),
+                "listed twice",
+            ),
+            (Box::new(|o| o.typ = Some(String::new())), "typ is empty"),
+            (
+                Box::new(|o| {
+                    o.extra_claims.insert("exp".into(), 1.into());
+                }),
+                "\"exp\" is set by pkjwt",
+            ),
+            (
+                Box::new(|o| o.kid = KeyId::Given(String::new())),
+                "kid is empty",
+            ),
+            (Box::new(|o| o.x5t_s256 = Some("AAAA".into())), "32-byte"),
+            (Box::new(|o| o.x5c = Some(vec![])), "empty chain"),
+        ];
+        for (change, want) in cases {
+            let mut o = AssertionOptions::new("c", "https://a");
+            change(&mut o);
+            let e = ClientAssertion::new(signer(), o).unwrap_err().to_string();
+            assert!(e.contains(want), "{e} (wanted {want:?})");
+        }
+        let mut o = AssertionOptions::new("c", "https://a");
+        o.lifetime_secs = 3600;
+        o.max_lifetime_secs = 3600;
+        assert!(
+            ClientAssertion::new(signer(), o).is_ok(),
+            "a raised maximum is honoured"
+        );
+    }
+}
