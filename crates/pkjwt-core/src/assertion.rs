@@ -527,9 +527,11 @@ mod tests {
         assert!(c.get("nbf").is_none());
     }
 
+    type Change = Box<dyn Fn(&mut AssertionOptions)>;
+
     #[test]
     fn bad_settings_are_refused() {
-        let cases: Vec<(Box<dyn Fn(&mut AssertionOptions)>, &str)> = vec![
+        let cases: Vec<(Change, &str)> = vec![
             (
                 Box::new(|o| o.lifetime_secs = 601),
                 "exceeds the maximum of 600s",
