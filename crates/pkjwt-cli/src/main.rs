@@ -7,11 +7,12 @@
 
 mod cert;
 mod cmd;
-mod verify;
 mod config;
+mod register;
 mod rotate;
 mod serve;
 mod token;
+mod verify;
 
 use std::io::Write;
 use std::process::ExitCode;

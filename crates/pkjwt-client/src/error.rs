@@ -151,13 +151,17 @@ impl OAuthError {
 fn registration_hint(e: &OAuthError) -> &'static str {
     match e.error.as_str() {
         "invalid_token" if e.status == 401 => {
-            "; the server wants a valid bearer token: an initial access token for registration              (--initial-access-token-source), or the registration access token saved by              `pkjwt register` for read/update/delete (a deleted client's token no longer works)"
+            "; the server wants a valid bearer token: an initial access token for registration \
+             (--initial-access-token-source), or the registration access token saved by \
+             `pkjwt register` for read/update/delete (a deleted client's token no longer works)"
         }
         "invalid_client_metadata" => {
-            "; a metadata value was refused (see the description; expected private_key_jwt with              an algorithm the server lists, and jwks or jwks_uri)"
+            "; a metadata value was refused (see the description; expected private_key_jwt with \
+             an algorithm the server lists, and jwks or jwks_uri)"
         }
         "invalid_software_statement" => {
-            "; the software statement was refused (expired, signed by a key the server does not              trust, or with claims it rejects)"
+            "; the software statement was refused (expired, signed by a key the server does not \
+             trust, or with claims it rejects)"
         }
         "unapproved_software_statement" => {
             "; the server does not approve this software statement for registration"

@@ -75,7 +75,10 @@ impl ClientMetadata {
     /// and demand a redirect URI).
     pub fn to_json(&self) -> Map<String, Value> {
         let mut m = self.extra.clone();
-        m.insert("token_endpoint_auth_method".into(), "private_key_jwt".into());
+        m.insert(
+            "token_endpoint_auth_method".into(),
+            "private_key_jwt".into(),
+        );
         m.insert(
             "token_endpoint_auth_signing_alg".into(),
             self.alg.name().into(),
@@ -254,7 +257,8 @@ impl Registration {
                 path.display()
             )));
         };
-        Registration::from_json(m).map_err(|r| ClientError::Config(format!("{}: {r}", path.display())))
+        Registration::from_json(m)
+            .map_err(|r| ClientError::Config(format!("{}: {r}", path.display())))
     }
 
     /// Writes the whole response, mode 0600 (it holds the registration access token). With
@@ -323,7 +327,11 @@ impl RegistrationClient {
 
     /// Discovers `issuer`'s metadata and checks that it has a `registration_endpoint` and takes
     /// `private_key_jwt` with `alg`.
-    pub async fn discover(&self, issuer: &str, alg: Algorithm) -> Result<ServerMetadata, ClientError> {
+    pub async fn discover(
+        &self,
+        issuer: &str,
+        alg: Algorithm,
+    ) -> Result<ServerMetadata, ClientError> {
         let meta = discover(&self.http, issuer).await?;
         let Some(ep) = &meta.registration_endpoint else {
             return Err(ClientError::Unsupported {
@@ -483,7 +491,11 @@ impl RegistrationClient {
     }
 
     fn refused(&self, url: &str, status: u16, v: Option<Value>, expected: &str) -> ClientError {
-        match v.as_ref().and_then(|v| v.get("error")).and_then(Value::as_str) {
+        match v
+            .as_ref()
+            .and_then(|v| v.get("error"))
+            .and_then(Value::as_str)
+        {
             Some(e) => ClientError::Registration {
                 url: url.into(),
                 error: OAuthError {
@@ -518,7 +530,10 @@ fn bearer_error(header: &str) -> Option<String> {
 }
 
 fn management(reg: &Registration) -> Result<(&str, &str), ClientError> {
-    match (reg.registration_client_uri(), reg.registration_access_token()) {
+    match (
+        reg.registration_client_uri(),
+        reg.registration_access_token(),
+    ) {
         (Some(u), Some(t)) => Ok((u, t)),
         _ => Err(ClientError::Config(format!(
             "the registration of client {} has no registration_client_uri and \
@@ -539,15 +554,22 @@ fn keep_token(old: &Registration, mut new: Registration) -> Registration {
     new
 }
 
-fn registration_from(url: &str, status: u16, v: Option<Value>) -> Result<Registration, ClientError> {
+fn registration_from(
+    url: &str,
+    status: u16,
+    v: Option<Value>,
+) -> Result<Registration, ClientError> {
     let invalid = |reason: String| ClientError::InvalidResponse {
         url: url.into(),
         status,
         reason,
     };
     match v {
-        Some(Value::Object(m)) => Registration::from_json(m)
-            .map_err(|r| invalid(format!("expected client information (RFC 7591 §3.2.1): {r}"))),
+        Some(Value::Object(m)) => Registration::from_json(m).map_err(|r| {
+            invalid(format!(
+                "expected client information (RFC 7591 §3.2.1): {r}"
+            ))
+        }),
         _ => Err(invalid(
             "expected a JSON object with the client information (RFC 7591 §3.2.1)".into(),
         )),
@@ -627,10 +649,14 @@ mod tests {
 
     #[test]
     fn metadata_json_has_what_private_key_jwt_needs() {
-        let mut m = ClientMetadata::new(ClientKeys::JwksUri("https://c/jwks".into()), Algorithm::ES256);
+        let mut m = ClientMetadata::new(
+            ClientKeys::JwksUri("https://c/jwks".into()),
+            Algorithm::ES256,
+        );
         m.scope = Some("a b".into());
         m.extra.insert("jwks".into(), json!({}));
-        m.extra.insert("token_endpoint_auth_method".into(), "none".into());
+        m.extra
+            .insert("token_endpoint_auth_method".into(), "none".into());
         let j = m.to_json();
         assert_eq!(j["token_endpoint_auth_method"], "private_key_jwt");
         assert_eq!(j["token_endpoint_auth_signing_alg"], "ES256");
