@@ -608,7 +608,10 @@ async fn sign_jwt(
     )
     .unwrap_or(i64::MAX);
     let mut claims = metadata.clone();
-    claims.remove("software_statement");
+    if aud.is_none() {
+        // A software statement does not nest another one; a signed request carries it.
+        claims.remove("software_statement");
+    }
     claims.insert("iss".into(), issuer.into());
     if let Some(a) = aud {
         claims.insert("aud".into(), a.into());
