@@ -277,20 +277,23 @@ impl Registration {
         } else {
             path.to_path_buf()
         };
-        let mut o = std::fs::OpenOptions::new();
-        o.write(true);
         if replace {
-            o.create(true).truncate(true);
-        } else {
-            o.create_new(true);
+            // A leftover temporary file could have looser permissions: never reuse it.
+            match std::fs::remove_file(&tmp) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(err("remove the stale temporary file for", e)),
+            }
         }
+        let mut o = std::fs::OpenOptions::new();
+        o.write(true).create_new(true);
         #[cfg(unix)]
         {
             use std::os::unix::fs::OpenOptionsExt;
             o.mode(0o600);
         }
         let mut f = o.open(&tmp).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AlreadyExists {
+            if e.kind() == std::io::ErrorKind::AlreadyExists && !replace {
                 ClientError::Config(format!(
                     "{} exists; it may hold another registration's access token, so it is not \
                      overwritten (choose another --out file)",
@@ -383,7 +386,7 @@ impl RegistrationClient {
         if let Some(t) = &options.initial_access_token {
             req = req.bearer_auth(t.secret());
         }
-        let (status, v) = self.send(req, endpoint, "registration").await?;
+        let (status, v) = self.send(req, endpoint).await?;
         if status != 201 && status != 200 {
             return Err(self.refused(endpoint, status, v, "201 Created"));
         }
@@ -400,7 +403,7 @@ impl RegistrationClient {
             .get(url)
             .header("accept", "application/json")
             .bearer_auth(token);
-        let (status, v) = self.send(req, uri, "registration read").await?;
+        let (status, v) = self.send(req, uri).await?;
         if status != 200 {
             return Err(self.refused(uri, status, v, "200 OK"));
         }
@@ -430,7 +433,7 @@ impl RegistrationClient {
             .header("content-type", "application/json")
             .bearer_auth(token)
             .body(Value::Object(body).to_string());
-        let (status, v) = self.send(req, uri, "registration update").await?;
+        let (status, v) = self.send(req, uri).await?;
         if status != 200 {
             return Err(self.refused(uri, status, v, "200 OK"));
         }
@@ -454,7 +457,7 @@ impl RegistrationClient {
         let (uri, token) = management(reg)?;
         let url = self.http.check_url(uri)?;
         let req = self.http.client.delete(url).bearer_auth(token);
-        let (status, v) = self.send(req, uri, "registration delete").await?;
+        let (status, v) = self.send(req, uri).await?;
         if status != 204 && status != 200 {
             return Err(self.refused(uri, status, v, "204 No Content"));
         }
@@ -465,7 +468,6 @@ impl RegistrationClient {
         &self,
         req: reqwest::RequestBuilder,
         url: &str,
-        _what: &str,
     ) -> Result<(u16, Option<Value>), ClientError> {
         let resp = req.send().await.map_err(|e| self.http.error(url, &e))?;
         let status = resp.status().as_u16();
@@ -724,7 +726,24 @@ mod tests {
         }
         let e = r.save(&p, false).unwrap_err().to_string();
         assert!(e.contains("not overwritten"), "{e}");
+        // A stale temporary file with loose permissions is not reused.
+        let stale = dir.join(format!("r.json.tmp{}", std::process::id()));
+        std::fs::write(&stale, "old").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&stale, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
         r.save(&p, true).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
+        assert!(!stale.exists());
         assert_eq!(Registration::load(&p).unwrap(), r);
         let _ = std::fs::remove_dir_all(&dir);
     }
