@@ -457,3 +457,98 @@ fn refused_metadata_names_the_error() {
     );
     assert!(e.contains("discovery failed"), "{e}");
 }
+
+#[test]
+fn software_statement_options() {
+    let dir = tmpdir("ss");
+    ok(&dir, &["keygen", "--key", "file:a.pem", "--alg", "ES256"]);
+    ok(
+        &dir,
+        &["keygen", "--key", "file:publisher.pem", "--alg", "PS256"],
+    );
+    std::fs::write(dir.join("ssa.jwt"), "not a jwt\n").unwrap();
+    let Some(op) = provider(json!({})) else {
+        return;
+    };
+    let e = fails(
+        &dir,
+        &[
+            "register",
+            "--issuer",
+            &op.issuer,
+            "--key",
+            "file:a.pem",
+            "--software-statement",
+            "ssa.jwt",
+        ],
+        &[],
+    );
+    assert!(e.contains("ssa.jwt does not hold a compact JWS"), "{e}");
+    // A statement needs its issuer (usage error before anything is signed or sent).
+    let o = pkjwt(
+        &dir,
+        &[
+            "register",
+            "--issuer",
+            &op.issuer,
+            "--key",
+            "file:a.pem",
+            "--software-statement-key",
+            "file:publisher.pem",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    // oidc-provider accepts the registration and ignores the statement (docs/registration.md);
+    // this proves the CLI path signs and sends; tests/it/registration.rs verifies the statement.
+    let cid = register(
+        &dir,
+        &[
+            "--issuer",
+            &op.issuer,
+            "--key",
+            "file:a.pem",
+            "--scope",
+            SCOPE,
+            "--software-statement-key",
+            "file:publisher.pem",
+            "--software-statement-issuer",
+            "https://publisher.example",
+        ],
+        &[],
+        "reg.json",
+    );
+    assert_token(&dir, "file:a.pem", &cid, &op);
+}
+
+#[test]
+fn management_needs_a_usable_registration_file() {
+    let dir = tmpdir("mgmt");
+    std::fs::write(dir.join("plain.json"), r#"{"client_id":"c1"}"#).unwrap();
+    let e = fails(
+        &dir,
+        &["register", "--read", "--registration", "plain.json"],
+        &[],
+    );
+    assert!(e.contains("did not offer RFC 7592 management"), "{e}");
+    std::fs::write(dir.join("bad.json"), "[1]").unwrap();
+    let e = fails(
+        &dir,
+        &["register", "--delete", "--registration", "bad.json"],
+        &[],
+    );
+    assert!(e.contains("bad.json is not a registration"), "{e}");
+    let e = fails(
+        &dir,
+        &["register", "--update", "--registration", "missing.json"],
+        &[],
+    );
+    assert!(
+        e.contains("cannot read the registration file missing.json"),
+        "{e}"
+    );
+    let o = pkjwt(&dir, &["register", "--read"], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = pkjwt(&dir, &["register", "--key", "file:a.pem"], &[]);
+    assert_eq!(o.status.code(), Some(2), "--issuer is required to register");
+}
