@@ -83,8 +83,7 @@ note "issuer: $issuer"
 say "4. pkjwt register: the client (RFC 7591) with private_key_jwt and the served jwks_uri"
 client_id="$("$pkjwt" register --issuer "$issuer" --key "$key" --jwks-uri "$jwks_uri" \
   --scope "$scope" --client-name "pkjwt quick start" --out registration.json)"
-note "client_id: $client_id"
-note "registration saved to registration.json (mode $(stat -c %a registration.json); it holds the registration access token)"
+note "client_id: $client_id; registration.json is mode $(stat -c %a registration.json)"
 "$py" -c 'import json; d=json.load(open("registration.json")); print(json.dumps({k: d[k] for k in ("client_id","token_endpoint_auth_method","token_endpoint_auth_signing_alg","jwks_uri","grant_types")}, indent=2))' | sed 's/^/   /'
 
 say "5. a client assertion for this server, explained claim by claim by pkjwt verify"
