@@ -88,15 +88,11 @@ wait_line op.log '"event":"ready"'
 issuer="$("$py" -c 'import json,sys; print(next(json.loads(l)["issuer"] for l in open("op.log") if "ready" in l))')"
 note "issuer: $issuer"
 
-say "4. register the client (RFC 7591) with private_key_jwt and the served jwks_uri"
-cat > client.json <<JSON
-{ "token_endpoint_auth_method": "private_key_jwt", "token_endpoint_auth_signing_alg": "ES256",
-  "jwks_uri": "$jwks_uri", "grant_types": ["client_credentials"], "response_types": [],
-  "redirect_uris": [], "scope": "$scope", "client_name": "pkjwt quick start" }
-JSON
-curl -fsS -H 'content-type: application/json' --data @client.json "$issuer/reg" > registered.json
-client_id="$("$py" -c 'import json; print(json.load(open("registered.json"))["client_id"])')"
-"$py" -c 'import json; d=json.load(open("registered.json")); print(json.dumps({k: d[k] for k in ("client_id","token_endpoint_auth_method","token_endpoint_auth_signing_alg","jwks_uri","grant_types")}, indent=2))'
+say "4. pkjwt register: the client (RFC 7591) with private_key_jwt and the served jwks_uri"
+client_id="$("$pkjwt" register --issuer "$issuer" --key "$key" --jwks-uri "$jwks_uri" \
+  --scope "$scope" --client-name "pkjwt quick start" --out registration.json)"
+note "client_id: $client_id; registration.json is mode $(stat -c %a registration.json)"
+"$py" -c 'import json; d=json.load(open("registration.json")); print(json.dumps({k: d[k] for k in ("client_id","token_endpoint_auth_method","token_endpoint_auth_signing_alg","jwks_uri","grant_types")}, indent=2))' | sed 's/^/   /'
 
 say "5. a client assertion for this server, explained claim by claim by pkjwt verify"
 curl -fsS "$jwks_uri" > jwks.json

@@ -60,6 +60,13 @@ pub(crate) enum Command {
         --generate --prepublish 7200 --overlap 3600"
     )]
     Rotate(crate::rotate::RotateArgs),
+    /// Register the client (RFC 7591) with private_key_jwt and its keys (inline jwks or
+    /// jwks_uri); prints the client_id alone and saves the registration (mode 0600). With
+    /// --read/--update/--delete --registration FILE: manage it (RFC 7592).
+    #[command(
+        after_help = "Examples:\n  pkjwt register --issuer https://as.example.com --key file:client.pem \\\n            --scope accounts:read --out registration.json\n          pkjwt register --issuer https://as.example.com --key file:client.pem \\\n            --jwks-uri https://client.example.com/jwks --initial-access-token-source env:IAT\n          pkjwt rotate --state rotation.json begin --key file:next.pem --generate\n          pkjwt register --update --registration registration.json --state rotation.json\n          pkjwt register --delete --registration registration.json"
+    )]
+    Register(crate::register::RegisterArgs),
 }
 
 #[derive(Args)]
@@ -232,6 +239,7 @@ pub(crate) async fn run(cmd: Command) -> CmdResult {
         Command::Token(a) => crate::token::run(a).await,
         Command::Serve(a) => crate::serve::run(a).await,
         Command::Rotate(a) => crate::rotate::run(a).await,
+        Command::Register(a) => crate::register::run(a).await,
     }
 }
 

@@ -8,6 +8,7 @@
 mod cert;
 mod cmd;
 mod config;
+mod register;
 mod rotate;
 mod serve;
 mod token;

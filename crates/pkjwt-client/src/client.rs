@@ -220,6 +220,11 @@ impl TokenRequest {
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps a secret value (an initial access token, a registration access token…).
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
     /// The value, for the `Authorization` header.
     pub fn secret(&self) -> &str {
         &self.0

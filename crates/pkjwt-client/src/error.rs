@@ -79,6 +79,23 @@ pub enum ClientError {
     /// The token endpoint answered with an RFC 6749 §5.2 error.
     #[error("token request refused: {0}")]
     OAuth(OAuthError),
+    /// The registration endpoint (RFC 7591 §3.2.2) or the client configuration endpoint
+    /// (RFC 7592) refused the request.
+    #[error("registration request to {url} refused: {}{}", error.brief(), registration_hint(error))]
+    Registration {
+        /// The endpoint.
+        url: String,
+        /// The error response.
+        error: OAuthError,
+    },
+    /// A software statement or signed registration request could not be signed.
+    #[error("signing the {what}: {source}")]
+    Sign {
+        /// What was being signed.
+        what: &'static str,
+        /// The signer's error.
+        source: pkjwt_core::Error,
+    },
     /// The request did not complete (connection refused, reset, DNS…).
     #[error("cannot reach {url}: {reason}")]
     Network {
@@ -116,6 +133,44 @@ pub enum ClientError {
     },
 }
 
+impl OAuthError {
+    /// `HTTP status: error (description) see uri`, without the token-endpoint hints.
+    pub fn brief(&self) -> String {
+        let mut s = format!("HTTP {}: {}", self.status, self.error);
+        if let Some(d) = &self.error_description {
+            s.push_str(&format!(" ({d})"));
+        }
+        if let Some(u) = &self.error_uri {
+            s.push_str(&format!(" see {u}"));
+        }
+        s
+    }
+}
+
+/// What a registration error usually means, per RFC 7591 §3.2.2 and RFC 7592 §2.
+fn registration_hint(e: &OAuthError) -> &'static str {
+    match e.error.as_str() {
+        "invalid_token" if e.status == 401 => {
+            "; the server wants a valid bearer token: an initial access token for registration \
+             (--initial-access-token-source), or the registration access token saved by \
+             `pkjwt register` for read/update/delete (a deleted client's token no longer works)"
+        }
+        "invalid_client_metadata" => {
+            "; a metadata value was refused (see the description; expected private_key_jwt with \
+             an algorithm the server lists, and jwks or jwks_uri)"
+        }
+        "invalid_software_statement" => {
+            "; the software statement was refused (expired, signed by a key the server does not \
+             trust, or with claims it rejects)"
+        }
+        "unapproved_software_statement" => {
+            "; the server does not approve this software statement for registration"
+        }
+        "invalid_redirect_uri" => "; a redirect URI was refused",
+        _ => "",
+    }
+}
+
 impl ClientError {
     /// The RFC 6749 error, when the server sent one (also behind [`ClientError::RetriesExhausted`]).
     pub fn oauth(&self) -> Option<&OAuthError> {
@@ -130,6 +185,7 @@ impl ClientError {
     pub fn status(&self) -> Option<u16> {
         match self {
             ClientError::OAuth(e) => Some(e.status),
+            ClientError::Registration { error, .. } => Some(error.status),
             ClientError::InvalidResponse { status, .. } => Some(*status),
             ClientError::RetriesExhausted { last, .. } => last.status(),
             _ => None,

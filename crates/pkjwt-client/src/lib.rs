@@ -7,6 +7,7 @@ mod error;
 mod http;
 mod metadata;
 mod profile;
+mod registration;
 
 pub use cache::{CacheOptions, TokenCache};
 pub use client::{
@@ -17,3 +18,7 @@ pub use error::{ClientError, OAuthError};
 pub use http::HttpOptions;
 pub use metadata::{ServerMetadata, discovery_urls};
 pub use profile::{AudienceMode, PROFILE_NAMES, Profile};
+pub use registration::{
+    ClientKeys, ClientMetadata, RegisterOptions, Registration, RegistrationClient, SignedRequest,
+    sign_software_statement,
+};
