@@ -25,6 +25,11 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 step "clippy (CLI with only the file backend)"
 cargo clippy -p pkjwt-cli --all-targets --no-default-features -- -D warnings
 
+step "feature gating: a PKCS#11-only CLI does not compile the AWS SDK"
+if cargo tree -p pkjwt-cli --no-default-features --features pkcs11 -e normal | grep -E "aws-sdk|aws-config"; then
+  echo "the PKCS#11-only build depends on the AWS SDK" >&2; exit 1
+fi
+
 step "tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --all-features --no-fail-fast
