@@ -68,6 +68,17 @@ enum Action {
 
 async fn open_new(k: &NewKey) -> Result<(String, Jwk), Box<dyn std::error::Error + Send + Sync>> {
     let uri = KeyUri::parse(&k.key)?;
+    if let KeyUri::Pkcs11(p) = &uri
+        && p.has_pin_value()
+    {
+        // The state file keeps the URI in its printable form, where a PIN is `<redacted>`: a
+        // later run would log in with that text and lock the token's PIN.
+        return Err(
+            "a rotation state cannot keep a PIN: give the key with pin-source=env:NAME \
+                    or file:PATH instead of pin-value"
+                .into(),
+        );
+    }
     let mut o = OpenOptions::default().alg(k.alg);
     o.file = o
         .file

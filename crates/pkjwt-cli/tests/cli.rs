@@ -852,3 +852,59 @@ fn pkcs12_keystores() {
     let (code, _, err) = with_pw(&["pubkey", "--key", "aes.p12"]);
     assert!(code == Some(1) && err.contains("password-source"), "{err}");
 }
+
+#[test]
+fn verify_survives_extreme_timestamps() {
+    // Found in review: exp/iat of i64::MIN made the verifier negate i64::MIN.
+    let dir = tmpdir("extreme");
+    ok(&dir, &["keygen", "--key", "k.pem"]);
+    std::fs::write(
+        dir.join("jwks.json"),
+        ok(&dir, &["pubkey", "--key", "k.pem", "--format", "jwks"]),
+    )
+    .unwrap();
+    let b64 = |v: &str| {
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let bytes = v.as_bytes();
+        let mut out = String::new();
+        for chunk in bytes.chunks(3) {
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+            for i in 0..=chunk.len() {
+                out.push(alphabet[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            }
+        }
+        out
+    };
+    for claims in [
+        r#"{"iss":"c","sub":"c","aud":"a","exp":-9223372036854775808,"iat":-9223372036854775808,"nbf":-9223372036854775808,"jti":"x"}"#,
+        r#"{"iss":"c","sub":"c","aud":"a","exp":9223372036854775807,"iat":9223372036854775807,"jti":"x"}"#,
+    ] {
+        let jwt = format!(
+            "{}.{}.AAAA",
+            b64(r#"{"alg":"ES256","typ":"JWT"}"#),
+            b64(claims)
+        );
+        let o = pkjwt(
+            &dir,
+            &[
+                "verify",
+                "--jwks",
+                "jwks.json",
+                "--client-id",
+                "c",
+                "--aud",
+                "a",
+                &jwt,
+            ],
+        );
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(
+            !err.contains("panicked") && err.starts_with("pkjwt: refused: "),
+            "{err}"
+        );
+    }
+}

@@ -5,6 +5,10 @@
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+/// Longest `expires_in` the cache honours (one year); larger values (up to `u64::MAX`, which a
+/// broken or hostile server may send) would overflow `Instant` arithmetic.
+const MAX_TOKEN_LIFETIME_SECS: u64 = 365 * 24 * 3600;
+
 use crate::{ClientError, TokenClient, TokenRequest, TokenResponse};
 
 /// Cache settings.
@@ -98,7 +102,8 @@ impl TokenCache {
     fn refresh_at(&self, r: &TokenResponse) -> Instant {
         match r.expires_in {
             Some(secs) => {
-                let life = Duration::from_secs(secs);
+                // A server may send any number: a token is never trusted for more than a year.
+                let life = Duration::from_secs(secs.min(MAX_TOKEN_LIFETIME_SECS));
                 r.received_at + life - self.options.margin.min(life / 2)
             }
             None => r.received_at + self.options.lifetime_without_expiry,

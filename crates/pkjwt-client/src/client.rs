@@ -265,7 +265,7 @@ impl TokenResponse {
     /// When the token expires, by `expires_in`.
     pub fn expires_at(&self) -> Option<Instant> {
         self.expires_in
-            .map(|s| self.received_at + Duration::from_secs(s))
+            .and_then(|s| self.received_at.checked_add(Duration::from_secs(s)))
     }
 }
 
@@ -374,7 +374,8 @@ impl TokenClient {
         let mut o = AssertionOptions::new(config.client_id.clone(), Audience::One(aud));
         o.typ = config.profile.typ.clone();
         o.lifetime_secs = config.profile.lifetime_secs;
-        o.max_lifetime_secs = o.max_lifetime_secs.max(o.lifetime_secs);
+        // The assertion's upper bound stays (600 s by default): a profile or flag asking for
+        // more is refused by `ClientAssertion::new` rather than silently allowed.
         o.kid = config.kid.clone();
         o.x5t_s256 = config.x5t_s256.clone();
         o.clock = config.clock.clone();

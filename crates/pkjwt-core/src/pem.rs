@@ -81,7 +81,7 @@ pub fn decode_all(text: &str) -> Result<Vec<PemBlock>, PemError> {
         };
         let end = format!("-----END {label}-----");
         let mut headers = Vec::new();
-        let mut body = String::new();
+        let mut body = zeroize::Zeroizing::new(String::new());
         let mut closed = false;
         for l in lines.by_ref() {
             if l == end {
@@ -105,7 +105,6 @@ pub fn decode_all(text: &str) -> Result<Vec<PemBlock>, PemError> {
                 label: label.to_string(),
                 reason: e.to_string(),
             })?;
-        zeroize::Zeroize::zeroize(&mut body);
         blocks.push(PemBlock {
             label: label.to_string(),
             headers,

@@ -34,9 +34,9 @@ impl SecretSource {
     pub fn parse(s: &str, bare_path_ok: bool) -> std::result::Result<Self, String> {
         if let Some(name) = s.strip_prefix("env:") {
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(format!(
-                    "\"env:{name}\" needs an environment variable name of letters, digits and _"
-                ));
+                return Err(
+                    "env: needs an environment variable name of letters, digits and _".to_string(),
+                );
             }
             Ok(SecretSource::Env(name.to_string()))
         } else if let Some(path) = s.strip_prefix("file:") {
@@ -48,9 +48,26 @@ impl SecretSource {
         } else if bare_path_ok && !s.is_empty() && !s.starts_with('|') {
             Ok(SecretSource::File(PathBuf::from(s)))
         } else {
-            Err(format!(
-                "secret source {s:?} must be env:NAME or file:PATH (secrets never go on the command line)"
-            ))
+            Err(
+                "a secret source must be env:NAME or file:PATH, not the secret itself (secrets never \
+                 go on the command line); the value given is not repeated here"
+                    .to_string(),
+            )
+        }
+    }
+
+    /// How the source is named in an error: a file name without a directory that does not exist
+    /// is more likely the secret itself, typed where its source belongs, so it is not repeated.
+    fn describe_for_error(&self) -> String {
+        match self {
+            SecretSource::File(p)
+                if !p.to_string_lossy().contains(std::path::MAIN_SEPARATOR) && !p.exists() =>
+            {
+                "a file that does not exist (name not shown: a secret source is env:NAME or \
+                 file:PATH, never the secret itself)"
+                    .into()
+            }
+            other => other.to_string(),
         }
     }
 
@@ -61,12 +78,12 @@ impl SecretSource {
                 Ok(v) if !v.is_empty() => Ok(Zeroizing::new(v)),
                 Ok(_) => Err(Error::SecretSource {
                     what,
-                    source_desc: self.to_string(),
+                    source_desc: self.describe_for_error(),
                     reason: "the variable is empty".into(),
                 }),
                 Err(e) => Err(Error::SecretSource {
                     what,
-                    source_desc: self.to_string(),
+                    source_desc: self.describe_for_error(),
                     reason: e.to_string(),
                 }),
             },
@@ -74,7 +91,7 @@ impl SecretSource {
                 let mut text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
                     Error::SecretSource {
                         what,
-                        source_desc: self.to_string(),
+                        source_desc: self.describe_for_error(),
                         reason: e.to_string(),
                     }
                 })?);
@@ -88,7 +105,7 @@ impl SecretSource {
                 if text.is_empty() {
                     return Err(Error::SecretSource {
                         what,
-                        source_desc: self.to_string(),
+                        source_desc: self.describe_for_error(),
                         reason: "the file is empty".into(),
                     });
                 }
@@ -204,24 +221,34 @@ fn uri_err(uri: &str, reason: impl Into<String>) -> Error {
 /// Removes inline secrets (`pin-value=`, `passphrase=`, `password=`) from URI text so it can
 /// appear in a message.
 pub fn redact(uri: &str) -> String {
+    // Secret values, and secret *sources* whose value is not a source (someone typed the secret
+    // itself where `env:NAME` or `file:PATH` belongs).
+    const SECRET: [&str; 3] = ["pin-value=", "passphrase=", "password="];
+    const SOURCE: [&str; 3] = ["pin-source=", "passphrase-source=", "password-source="];
     let mut out = String::with_capacity(uri.len());
     let mut rest = uri;
     'outer: while !rest.is_empty() {
-        for key in ["pin-value=", "passphrase=", "password="] {
-            let at_attr_start = out.is_empty() || out.ends_with(['?', '&', ';', ':']);
-            if at_attr_start
+        let at_attr_start = out.is_empty() || out.ends_with(['?', '&', ';', ':']);
+        if at_attr_start {
+            for key in SECRET.iter().chain(SOURCE.iter()) {
                 // Compare bytes: slicing `rest` at key.len() could split a multi-byte character.
                 // A match means those bytes are ASCII, so key.len() is then a char boundary.
-                && rest.len() >= key.len()
-                && rest.as_bytes()[..key.len()].eq_ignore_ascii_case(key.as_bytes())
-            {
-                out.push_str(&rest[..key.len()]);
-                out.push_str("<redacted>");
-                let end = rest[key.len()..]
-                    .find(['&', ';'])
-                    .map_or(rest.len(), |i| key.len() + i);
-                rest = &rest[end..];
-                continue 'outer;
+                if rest.len() >= key.len()
+                    && rest.as_bytes()[..key.len()].eq_ignore_ascii_case(key.as_bytes())
+                {
+                    let end = rest[key.len()..]
+                        .find(['&', ';'])
+                        .map_or(rest.len(), |i| key.len() + i);
+                    let value = &rest[key.len()..end];
+                    let is_source = SOURCE.contains(key)
+                        && (value.starts_with("env:")
+                            || value.starts_with("file:")
+                            || value.starts_with('/'));
+                    out.push_str(&rest[..key.len()]);
+                    out.push_str(if is_source { value } else { "<redacted>" });
+                    rest = &rest[end..];
+                    continue 'outer;
+                }
             }
         }
         let mut chars = rest.chars();
@@ -238,6 +265,17 @@ impl KeyUri {
     pub fn parse(s: &str) -> Result<Self> {
         if s.is_empty() {
             return Err(uri_err(s, "empty key reference"));
+        }
+        let lower_scheme = s
+            .split_once(':')
+            .map(|(scheme, _)| scheme.to_ascii_lowercase());
+        if let Some(scheme) = lower_scheme.as_deref()
+            && matches!(scheme, "pkcs11" | "awskms" | "file")
+            && !s.starts_with(&format!("{scheme}:"))
+        {
+            // RFC 3986 schemes are case-insensitive: accept PKCS11:, AWSKMS:, FILE:.
+            let fixed = format!("{scheme}{}", &s[scheme.len()..]);
+            return KeyUri::parse(&fixed);
         }
         if let Some(rest) = s.strip_prefix("pkcs11:") {
             return Pkcs11Uri::parse_body(s, rest).map(KeyUri::Pkcs11);
@@ -261,7 +299,7 @@ impl KeyUri {
                     s,
                     format!(
                         "unknown scheme \"{scheme}:\"; expected file:, pkcs11:, awskms: or an AWS KMS ARN \
-                         (for a file whose name contains ':', write file:./{s})"
+                         (for a file whose name contains ':', prefix it with file:./)"
                     ),
                 ));
             }
@@ -509,6 +547,13 @@ impl Pkcs11Uri {
                     }
                     "pin-value" => {
                         dup(out.pin_value.is_some())?;
+                        if v == "<redacted>" {
+                            return Err(uri_err(
+                                uri,
+                                "pin-value=<redacted> is a printed URI, not a PIN; give the PIN with \
+                                 pin-source=env:NAME or file:PATH",
+                            ));
+                        }
                         out.pin_value = Some(Zeroizing::new(v));
                     }
                     x if x.starts_with("x-") => {}
@@ -759,7 +804,7 @@ fn percent_decode_bytes(s: &str) -> std::result::Result<Vec<u8>, String> {
                 .get(i + 1..i + 3)
                 .and_then(|h| std::str::from_utf8(h).ok())
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| format!("\"{s}\" has a '%' not followed by two hex digits"))?;
+                .ok_or_else(|| "a '%' is not followed by two hex digits".to_string())?;
             out.push(hex);
             i += 3;
         } else {
@@ -772,7 +817,7 @@ fn percent_decode_bytes(s: &str) -> std::result::Result<Vec<u8>, String> {
 
 fn percent_decode_str(s: &str) -> std::result::Result<String, String> {
     String::from_utf8(percent_decode_bytes(s)?)
-        .map_err(|_| format!("\"{s}\" is not UTF-8 after percent-decoding"))
+        .map_err(|_| "the value is not UTF-8 after percent-decoding".to_string())
 }
 
 fn percent_encode(b: &[u8]) -> String {
@@ -834,6 +879,37 @@ mod tests {
         assert_eq!(redact("pkcs11:é€"), "pkcs11:é€");
         assert_eq!(redact("x?pin-value=é€&a"), "x?pin-value=<redacted>&a");
         assert!(KeyUri::parse("pkcs11:object=o?pin-value=\u{20ac}\u{20ac}\u{20ac}&bad").is_err());
+    }
+
+    #[test]
+    fn secrets_are_not_echoed_in_errors() {
+        for uri in [
+            "pkcs11:object=k?module-path=/x&pin-value=Secr%et99",
+            "pkcs11:object=k?pin-value=%ffSecret99",
+            "PKCS11:object=o;bogus=1?pin-value=Secret99",
+            "file:k.pem?passphrase-source=Secret99",
+            "gcpkms:x?pin-value=Secret99",
+        ] {
+            let e = KeyUri::parse(uri).unwrap_err().to_string();
+            assert!(
+                !e.contains("Secret99") && !e.contains("Secr%et99"),
+                "{uri}: {e}"
+            );
+        }
+        let e = SecretSource::File("Secret99".into())
+            .read("PIN")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("Secret99"), "{e}");
+        let e = KeyUri::parse("pkcs11:object=o?pin-value=<redacted>")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("printed URI"), "{e}");
+        // Upper-case schemes are accepted (RFC 3986).
+        assert!(matches!(
+            KeyUri::parse("PKCS11:object=o"),
+            Ok(KeyUri::Pkcs11(_))
+        ));
     }
 
     #[test]

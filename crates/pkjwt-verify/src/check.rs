@@ -644,7 +644,7 @@ pub(crate) fn check_times(
                 Rejection::Expired {
                     exp,
                     now,
-                    ago: -ahead,
+                    ago: ahead.saturating_neg(),
                     leeway: t.leeway,
                 },
             )?;
@@ -710,18 +710,18 @@ pub(crate) fn check_times(
                 )?;
             } else if let Some(max_age) = t
                 .max_age
-                .filter(|m| -ahead > i64::try_from(*m).unwrap_or(i64::MAX))
+                .filter(|m| ahead.saturating_neg() > i64::try_from(*m).unwrap_or(i64::MAX))
             {
                 run.fail(
                     "iat",
                     Rejection::IssuedTooLongAgo {
                         iat,
-                        age: -ahead,
+                        age: ahead.saturating_neg(),
                         max: max_age,
                     },
                 )?;
             } else {
-                run.pass("iat", format!("{iat} ({} s ago)", -ahead));
+                run.pass("iat", format!("{iat} ({} s ago)", ahead.saturating_neg()));
             }
             if let Some(exp) = exp {
                 let lifetime = exp.saturating_sub(iat);

@@ -154,7 +154,9 @@ impl Default for VerifyPolicy {
 }
 
 impl VerifyPolicy {
-    /// FAPI 2.0 Security Profile: PS256, ES256 and EdDSA only; explicit `typ`; `iat` required.
+    /// FAPI 2.0 Security Profile: PS256, ES256 and EdDSA only; `iat` required. The `typ` rule
+    /// stays the default (absent, `client-authentication+jwt` or `JWT`): FAPI 2.0 does not require
+    /// explicit typing; use [`TypPolicy::explicit`] to demand it.
     pub fn fapi2() -> Self {
         VerifyPolicy {
             algorithms: ALL_ALGORITHMS
