@@ -480,9 +480,14 @@ fn read_tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     Some((tag, &rest[..len], &rest[len..]))
 }
 
-/// The DER `SubjectPublicKeyInfo` inside an X.509 certificate (RFC 5280 §4.1).
-/// The DER `subject` Name of a DER certificate (for `CKA_SUBJECT`).
-pub(crate) fn certificate_subject(der: &[u8]) -> Result<&[u8], &'static str> {
+/// The `index`-th element of a DER certificate's tbsCertificate, counting from serialNumber
+/// (the optional `[0]` version is skipped): 4 is the subject, 5 the subjectPublicKeyInfo
+/// (RFC 5280 §4.1). `name` labels errors. Must be a SEQUENCE.
+fn tbs_sequence<'a>(
+    der: &'a [u8],
+    index: usize,
+    name: &'static str,
+) -> Result<&'a [u8], &'static str> {
     let (tag, cert, _) = read_tlv(der).ok_or("not DER")?;
     if tag != 0x30 {
         return Err("Certificate is not a SEQUENCE");
@@ -491,20 +496,21 @@ pub(crate) fn certificate_subject(der: &[u8]) -> Result<&[u8], &'static str> {
     if tag != 0x30 {
         return Err("tbsCertificate is not a SEQUENCE");
     }
-    // [0] version (optional), serialNumber, signature, issuer, validity, then subject.
-    let mut skip = 4;
-    if tbs.first() == Some(&0xa0) {
-        skip += 1;
-    }
+    let skip = index + usize::from(tbs.first() == Some(&0xa0));
     for _ in 0..skip {
         let (_, _, rest) = read_tlv(tbs).ok_or("truncated tbsCertificate")?;
         tbs = rest;
     }
-    let (tag, _, rest) = read_tlv(tbs).ok_or("no subject")?;
+    let (tag, _, rest) = read_tlv(tbs).ok_or(name)?;
     if tag != 0x30 {
-        return Err("subject is not a SEQUENCE");
+        return Err(name);
     }
     Ok(&tbs[..tbs.len() - rest.len()])
+}
+
+/// The DER `subject` Name of a DER certificate (for `CKA_SUBJECT`).
+pub(crate) fn certificate_subject(der: &[u8]) -> Result<&[u8], &'static str> {
+    tbs_sequence(der, 4, "no subject SEQUENCE")
 }
 
 /// The DER certificates stored with the key's id (`CKO_CERTIFICATE`, same `CKA_ID`).
@@ -537,29 +543,9 @@ pub(crate) fn certificates(
     Ok(out)
 }
 
+/// The DER `SubjectPublicKeyInfo` inside an X.509 certificate (RFC 5280 §4.1).
 pub(crate) fn certificate_spki(der: &[u8]) -> Result<&[u8], &'static str> {
-    let (tag, cert, _) = read_tlv(der).ok_or("not DER")?;
-    if tag != 0x30 {
-        return Err("Certificate is not a SEQUENCE");
-    }
-    let (tag, mut tbs, _) = read_tlv(cert).ok_or("no tbsCertificate")?;
-    if tag != 0x30 {
-        return Err("tbsCertificate is not a SEQUENCE");
-    }
-    // [0] version (optional), serialNumber, signature, issuer, validity, subject, then SPKI.
-    let mut skip = 5;
-    if tbs.first() == Some(&0xa0) {
-        skip += 1;
-    }
-    for _ in 0..skip {
-        let (_, _, rest) = read_tlv(tbs).ok_or("truncated tbsCertificate")?;
-        tbs = rest;
-    }
-    let (tag, _, rest) = read_tlv(tbs).ok_or("no subjectPublicKeyInfo")?;
-    if tag != 0x30 {
-        return Err("subjectPublicKeyInfo is not a SEQUENCE");
-    }
-    Ok(&tbs[..tbs.len() - rest.len()])
+    tbs_sequence(der, 5, "no subjectPublicKeyInfo SEQUENCE")
 }
 
 #[cfg(test)]
