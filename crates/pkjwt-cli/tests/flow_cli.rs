@@ -7,12 +7,14 @@
 #[path = "../../pkjwt-aws-kms/tests/common/mod.rs"]
 mod kms;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use pkjwt_conformance::oidc_provider::{OidcProvider, client_metadata};
 use serde_json::{Value, json};
+
+mod serve_helper;
+use serve_helper::Serve;
 
 const BIN: &str = env!("CARGO_BIN_EXE_pkjwt");
 
@@ -53,45 +55,6 @@ fn fails(dir: &Path, args: &[&str]) -> String {
         "{err}"
     );
     err
-}
-
-/// `pkjwt serve` in the background; killed on drop.
-struct Serve(Child, String);
-
-impl Serve {
-    fn start(dir: &Path, args: &[&str]) -> Serve {
-        Self::start_with(dir, args, &[])
-    }
-
-    fn start_with(dir: &Path, args: &[&str], envs: &[(String, String)]) -> Serve {
-        let mut child = Command::new(BIN)
-            .envs(envs.iter().map(|(k, v)| (k, v)))
-            .arg("serve")
-            .args(args)
-            .args(["--listen", "127.0.0.1:0"])
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stderr.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| panic!("no URL in {line:?}"))
-            .to_owned();
-        Serve(child, url)
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn get(url: &str) -> (u16, String, String) {

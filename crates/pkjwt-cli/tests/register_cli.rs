@@ -5,12 +5,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use pkjwt_conformance::oidc_provider::OidcProvider;
 use serde_json::{Value, json};
+
+mod serve_helper;
+use serve_helper::Serve;
 
 const BIN: &str = env!("CARGO_BIN_EXE_pkjwt");
 const SCOPE: &str = "accounts:read";
@@ -142,40 +144,6 @@ fn provider(extra: Value) -> Option<OidcProvider> {
         }
     }
     OidcProvider::start(&config)
-}
-
-/// `pkjwt serve` in the background; killed on drop.
-struct Serve(Child, String);
-
-impl Serve {
-    fn start(dir: &Path, args: &[&str]) -> Serve {
-        let mut child = Command::new(BIN)
-            .arg("serve")
-            .args(args)
-            .args(["--listen", "127.0.0.1:0"])
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stderr.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| panic!("no URL in {line:?}"))
-            .to_owned();
-        Serve(child, url)
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]

@@ -1,0 +1,45 @@
+#![allow(dead_code, clippy::unwrap_used)]
+//! `pkjwt serve` started in the background by the CLI tests, killed on drop.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+/// `pkjwt serve` in the background; killed on drop.
+pub struct Serve(pub Child, pub String);
+
+impl Serve {
+    pub fn start(dir: &Path, args: &[&str]) -> Serve {
+        Self::start_with(dir, args, &[])
+    }
+
+    pub fn start_with(dir: &Path, args: &[&str], envs: &[(String, String)]) -> Serve {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pkjwt"))
+            .envs(envs.iter().map(|(k, v)| (k, v)))
+            .arg("serve")
+            .args(args)
+            .args(["--listen", "127.0.0.1:0"])
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stderr.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no URL in {line:?}"))
+            .to_owned();
+        Serve(child, url)
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
