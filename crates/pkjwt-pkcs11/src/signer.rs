@@ -5,7 +5,17 @@
 //! A `cryptoki::Session` may move between threads but not be used by two at once, and one
 //! session serializes every signature through it. So each signer keeps a pool: a semaphore with
 //! `pool_size` permits bounds the `C_Sign` calls in flight, and idle sessions wait in a stack
-//! (opened lazily, up to `pool_size`). All FFI runs in `spawn_blocking`.
+//! (opened lazily, up to `pool_size`).
+//!
+//! # Threads
+//! No PKCS#11 call runs on an async worker that still holds its scheduler. `C_Sign` runs in
+//! `tokio::task::block_in_place` on a multi-thread runtime: the worker first hands its queued
+//! tasks to another thread, then signs itself, so no thread has to be woken to carry the
+//! signature there and back (on a VM those two wake-ups cost more than a SoftHSM P-256
+//! signature; figures in `docs/performance-pkcs11.md`). On a current-thread runtime, and for
+//! everything else (open, close), the call goes to `spawn_blocking`. Not supported: entering a
+//! multi-thread runtime's handle (`Handle::enter`) from inside a current-thread runtime and
+//! signing there, where Tokio refuses `block_in_place`.
 //!
 //! # Recovery
 //! Sessions die for reasons outside the process: an HSM closes idle sessions (Thales Luna), the
@@ -345,13 +355,26 @@ impl Pkcs11Signer {
             .acquire_owned()
             .await
             .map_err(|e| Pkcs11Error::Worker(e.to_string()))?;
-        let inner = self.inner.clone();
         let input = self.inner.mech.input(message);
-        run_blocking(move || {
-            let _permit = permit;
-            inner.sign_blocking(&input)
-        })
-        .await
+        match tokio::runtime::Handle::try_current() {
+            // On a multi-thread runtime the calling worker gives its scheduler (and the tasks
+            // queued on it) to another thread and then makes the call itself: no hand-off to a
+            // blocking thread and back, which costs tens of microseconds per signature on a VM
+            // (each side sleeps and is woken). The runtime keeps all its workers meanwhile.
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                let _permit = permit;
+                tokio::task::block_in_place(|| self.inner.sign_blocking(&input))
+            }
+            // A current-thread runtime has no other worker to take over: use its blocking pool.
+            _ => {
+                let inner = self.inner.clone();
+                run_blocking(move || {
+                    let _permit = permit;
+                    inner.sign_blocking(&input)
+                })
+                .await
+            }
+        }
     }
 }
 

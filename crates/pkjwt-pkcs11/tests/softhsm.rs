@@ -724,6 +724,71 @@ softhsm_test!(key_deleted_underneath_gives_a_clear_error, |env| rt()
         );
     }));
 
+// Signing works from every kind of thread a caller may be on: a multi-thread runtime's worker
+// (`block_in_place`, four tasks queueing for one session), its `block_on` thread, a blocking-pool
+// thread, a current-thread runtime (`spawn_blocking`), and a thread with no runtime at all.
+softhsm_test!(signs_from_every_kind_of_thread, |env| {
+    let uri = env.uri("object=threads");
+    let signer = rt().block_on(async {
+        generate(&uri, Algorithm::ES256, &opts()).await.unwrap();
+        Arc::new(
+            Pkcs11Signer::open(&uri, None, &opts().pool_size(1))
+                .await
+                .unwrap(),
+        )
+    });
+    // Multi-thread runtime: from block_on, from spawned tasks, from spawn_blocking.
+    let mt = rt();
+    mt.block_on(assert_signs(signer.clone(), 2));
+    let tasks: Vec<_> = (0..4)
+        .map(|_| mt.spawn(assert_signs(signer.clone(), 5)))
+        .collect();
+    mt.block_on(async {
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    let s = signer.clone();
+    let h = mt.handle().clone();
+    mt.block_on(async move {
+        tokio::task::spawn_blocking(move || h.block_on(assert_signs(s, 2)))
+            .await
+            .unwrap()
+    });
+    // Current-thread runtime: the blocking pool carries the call.
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(assert_signs(signer.clone(), 3));
+    // No runtime: the call is made inline (a minimal executor polls the future).
+    let s = signer.clone();
+    std::thread::spawn(move || block_on_without_runtime(assert_signs(s, 2)))
+        .join()
+        .unwrap();
+    assert_eq!(signer.stats().signatures, 2 + 20 + 2 + 3 + 2);
+});
+
+/// Polls a future to completion on the current thread, outside any runtime.
+fn block_on_without_runtime<F: std::future::Future>(f: F) -> F::Output {
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    loop {
+        match f.as_mut().poll(&mut cx) {
+            Poll::Ready(v) => return v,
+            Poll::Pending => std::thread::park(),
+        }
+    }
+}
+
 /// `infra/softhsm/setup.sh` makes a token whose five keys all open and sign.
 #[test]
 fn setup_script_keys_sign() {
