@@ -24,6 +24,8 @@ pub enum Operation {
     CreateKey,
     /// `CreateAlias` (key generation).
     CreateAlias,
+    /// `UpdateAlias` (rotation: the alias swap).
+    UpdateAlias,
 }
 
 impl Operation {
@@ -35,6 +37,7 @@ impl Operation {
             Operation::DescribeKey => "DescribeKey",
             Operation::CreateKey => "CreateKey",
             Operation::CreateAlias => "CreateAlias",
+            Operation::UpdateAlias => "UpdateAlias",
         }
     }
 
@@ -46,6 +49,7 @@ impl Operation {
             Operation::DescribeKey => "kms:DescribeKey",
             Operation::CreateKey => "kms:CreateKey",
             Operation::CreateAlias => "kms:CreateAlias",
+            Operation::UpdateAlias => "kms:UpdateAlias",
         }
     }
 }
@@ -93,6 +97,15 @@ pub enum AwsKmsError {
     KeygenNeedsAlias {
         /// The key as given.
         key: String,
+    },
+    /// An alias operation was given something that is not a customer alias name.
+    #[error(
+        "{name} is not an alias that can be moved: expected alias/NAME (AWS managed aliases, \
+         alias/aws/…, belong to AWS)"
+    )]
+    NotAnAlias {
+        /// The name as given.
+        name: String,
     },
     /// Key generation would take over an alias that already names a key.
     #[error(

@@ -1,6 +1,9 @@
 //! [`generate`]: `pkjwt keygen` for AWS KMS — a new asymmetric signing key and its alias, for
-//! users without Terraform (`infra/terraform/aws-kms/` is the declarative way).
+//! users without Terraform (`infra/terraform/aws-kms/` is the declarative way); and the pieces
+//! of a rotation by alias swap: [`create_key`] (a new key, no alias yet), [`alias_target`] and
+//! [`point_alias`].
 
+use aws_sdk_kms::Client;
 use aws_sdk_kms::operation::RequestId;
 use aws_sdk_kms::types::KeyUsageType;
 use pkjwt_core::{Algorithm, AwsKmsUri, PublicKey};
@@ -13,8 +16,9 @@ use crate::{AwsKmsError, AwsKmsOptions, AwsKmsSigner};
 /// Description set on keys pkjwt creates.
 pub const KEY_DESCRIPTION: &str = "pkjwt private_key_jwt client-authentication key";
 
-/// The alias name (`alias/NAME`) in a key id that is an alias name or alias ARN.
-fn alias_name(key_id: &str) -> Option<String> {
+/// The alias name (`alias/NAME`) in a key id that is an alias name or alias ARN; `None` for a
+/// key id or key ARN.
+pub fn alias_name(key_id: &str) -> Option<String> {
     if key_id.starts_with("alias/") && key_id.len() > "alias/".len() {
         return Some(key_id.to_owned());
     }
@@ -82,33 +86,8 @@ pub async fn generate(
         },
     }
 
-    let created = client
-        .create_key()
-        .key_spec(key_spec)
-        .key_usage(KeyUsageType::SignVerify)
-        .description(KEY_DESCRIPTION)
-        .send()
-        .await
-        .map_err(|e| {
-            classify(
-                &CallContext {
-                    key: &alias,
-                    ..ctx(Operation::CreateKey)
-                },
-                e,
-            )
-        })?;
-    let Some(meta) = created.key_metadata() else {
-        return Err(AwsKmsError::InvalidResponse {
-            operation: Operation::CreateKey,
-            key: alias,
-            reason: "no KeyMetadata in the answer".into(),
-            request_id: created.request_id().map(str::to_owned),
-        });
-    };
-    let key_id = meta.key_id().to_owned();
-    let key_arn = meta.arn().unwrap_or(&key_id).to_owned();
-    tracing::info!(key = %key_arn, alias = %alias, request_id = created.request_id().unwrap_or("-"), "created KMS key");
+    let (key_id, key_arn) = create_raw(&client, key_spec, &alias, &endpoint, max_attempts).await?;
+    tracing::info!(key = %key_arn, alias = %alias, "created KMS key");
 
     if let Err(e) = client
         .create_alias()
@@ -152,6 +131,166 @@ pub async fn generate(
     Ok(pkjwt_core::Signer::public_key(&signer).clone())
 }
 
+/// `CreateKey` for a signing key of `key_spec`; returns (key id, key ARN). `name` only appears in
+/// messages.
+async fn create_raw(
+    client: &Client,
+    key_spec: aws_sdk_kms::types::KeySpec,
+    name: &str,
+    endpoint: &str,
+    max_attempts: u32,
+) -> Result<(String, String), AwsKmsError> {
+    let ctx = CallContext {
+        operation: Operation::CreateKey,
+        key: name,
+        endpoint,
+        max_attempts,
+    };
+    let created = client
+        .create_key()
+        .key_spec(key_spec)
+        .key_usage(KeyUsageType::SignVerify)
+        .description(KEY_DESCRIPTION)
+        .send()
+        .await
+        .map_err(|e| classify(&ctx, e))?;
+    let Some(meta) = created.key_metadata() else {
+        return Err(AwsKmsError::InvalidResponse {
+            operation: Operation::CreateKey,
+            key: name.to_owned(),
+            reason: "no KeyMetadata in the answer".into(),
+            request_id: created.request_id().map(str::to_owned),
+        });
+    };
+    let key_id = meta.key_id().to_owned();
+    let key_arn = meta.arn().unwrap_or(&key_id).to_owned();
+    tracing::debug!(key = %key_arn, request_id = created.request_id().unwrap_or("-"), "CreateKey");
+    Ok((key_id, key_arn))
+}
+
+/// Creates a KMS signing key for `alg` without an alias — the next key of a rotation, whose
+/// alias is moved to it later with [`point_alias`] — and opens it. `uri` supplies the region,
+/// profile and endpoint (its key id only names the request in messages).
+///
+/// IAM permissions: `kms:CreateKey`, `kms:GetPublicKey`.
+pub async fn create_key(
+    uri: &AwsKmsUri,
+    alg: Algorithm,
+    options: &AwsKmsOptions,
+) -> Result<AwsKmsSigner, AwsKmsError> {
+    let Some(key_spec) = key_spec_for(alg) else {
+        return Err(AwsKmsError::UnsupportedKeySpec {
+            key: uri.key_id.clone(),
+            key_spec: format!("(none for algorithm {alg})"),
+        });
+    };
+    let (client, endpoint) = client_for(uri, options).await?;
+    let (_, key_arn) = create_raw(
+        &client,
+        key_spec,
+        &uri.key_id,
+        &endpoint,
+        options.max_attempts,
+    )
+    .await?;
+    tracing::info!(key = %key_arn, "created KMS key (no alias yet)");
+    AwsKmsSigner::from_client(client, endpoint, &key_arn, Some(alg)).await
+}
+
+/// The key ARN `alias` (`alias/NAME`) points to now, or `None` when no such alias exists.
+/// `uri` supplies the region, profile and endpoint.
+///
+/// IAM permission: `kms:DescribeKey`.
+pub async fn alias_target(
+    uri: &AwsKmsUri,
+    alias: &str,
+    options: &AwsKmsOptions,
+) -> Result<Option<String>, AwsKmsError> {
+    let (client, endpoint) = client_for(uri, options).await?;
+    describe_alias(&client, alias, &endpoint, options.max_attempts).await
+}
+
+async fn describe_alias(
+    client: &Client,
+    alias: &str,
+    endpoint: &str,
+    max_attempts: u32,
+) -> Result<Option<String>, AwsKmsError> {
+    match client.describe_key().key_id(alias).send().await {
+        Ok(out) => Ok(out
+            .key_metadata()
+            .map(|m| m.arn().unwrap_or(m.key_id()).to_owned())),
+        Err(e) => match classify(
+            &CallContext {
+                operation: Operation::DescribeKey,
+                key: alias,
+                endpoint,
+                max_attempts,
+            },
+            e,
+        ) {
+            AwsKmsError::NotFound { .. } => Ok(None),
+            other => Err(other),
+        },
+    }
+}
+
+/// Points `alias` (`alias/NAME`) at `key_id` (key id or ARN): `UpdateAlias` when the alias
+/// exists, `CreateAlias` when it does not. Returns the key ARN it pointed to before (`None`:
+/// created). Nothing is sent when it already points there. `uri` supplies the region, profile
+/// and endpoint.
+///
+/// IAM permissions: `kms:DescribeKey`, and `kms:UpdateAlias` (on the alias and on both keys) or
+/// `kms:CreateAlias`.
+pub async fn point_alias(
+    uri: &AwsKmsUri,
+    alias: &str,
+    key_id: &str,
+    options: &AwsKmsOptions,
+) -> Result<Option<String>, AwsKmsError> {
+    if alias_name(alias).as_deref() != Some(alias) || alias.starts_with("alias/aws/") {
+        return Err(AwsKmsError::NotAnAlias {
+            name: alias.to_owned(),
+        });
+    }
+    let (client, endpoint) = client_for(uri, options).await?;
+    let before = describe_alias(&client, alias, &endpoint, options.max_attempts).await?;
+    let key_tail = |k: &str| k.rsplit('/').next().unwrap_or(k).to_owned();
+    if before.as_deref().map(key_tail) == Some(key_tail(key_id)) {
+        return Ok(before);
+    }
+    let ctx = |operation| CallContext {
+        operation,
+        key: alias,
+        endpoint: &endpoint,
+        max_attempts: options.max_attempts,
+    };
+    if before.is_some() {
+        client
+            .update_alias()
+            .alias_name(alias)
+            .target_key_id(key_id)
+            .send()
+            .await
+            .map_err(|e| classify(&ctx(Operation::UpdateAlias), e))?;
+    } else {
+        client
+            .create_alias()
+            .alias_name(alias)
+            .target_key_id(key_id)
+            .send()
+            .await
+            .map_err(|e| classify(&ctx(Operation::CreateAlias), e))?;
+    }
+    tracing::info!(
+        alias,
+        key = key_id,
+        previous = before.as_deref().unwrap_or("-"),
+        "alias moved"
+    );
+    Ok(before)
+}
+
 #[cfg(test)]
 mod tests {
     use super::alias_name;
@@ -172,5 +311,28 @@ mod tests {
             alias_name("arn:aws:kms:eu-west-1:111122223333:key/1234"),
             None
         );
+    }
+
+    #[tokio::test]
+    async fn only_customer_aliases_move() {
+        let pkjwt_core::KeyUri::AwsKms(uri) = pkjwt_core::KeyUri::parse(
+            "awskms:key-id=alias/x;region=eu-west-1;endpoint=http://127.0.0.1:9",
+        )
+        .unwrap() else {
+            panic!("not a KMS URI")
+        };
+        let opts = crate::AwsKmsOptions::default();
+        for bad in [
+            "payments",
+            "alias/",
+            "alias/aws/lambda",
+            "arn:aws:kms:eu-west-1:1:key/k",
+        ] {
+            let e = super::point_alias(&uri, bad, "k", &opts).await.unwrap_err();
+            assert!(
+                matches!(&e, crate::AwsKmsError::NotAnAlias { name } if name == bad),
+                "{bad}: {e}"
+            );
+        }
     }
 }

@@ -1,6 +1,11 @@
 //! `pkjwt rotate`: drives the key-rotation choreography in a state file that `pkjwt serve`
 //! publishes from: `init` (first key), `begin` (publish the next key now, sign with it after the
-//! pre-publication time, retire the old one after the overlap), `status`, `prune`.
+//! pre-publication time, retire the old one after the overlap), `apply` (move an AWS KMS alias
+//! to the key that signs now: the alias swap), `status`, `prune`.
+//!
+//! AWS KMS keys are stored by key ARN, so every entry keeps reaching its own key whatever an
+//! alias points to; the alias the key URI names (or `--swap-alias`) is recorded with the entry
+//! and moved to it by `apply` once it signs.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,6 +43,12 @@ struct NewKey {
     /// Accept private key files that group or others can read.
     #[arg(long, env = "PKJWT_ALLOW_INSECURE_KEY_PERMISSIONS")]
     allow_insecure_key_permissions: bool,
+    /// AWS KMS: the alias (alias/NAME) to point at this key once it signs (`pkjwt rotate
+    /// apply`). Default: the alias the key URI names. With --generate and a URI alias that
+    /// already names the current key, the new key is created without an alias and the alias
+    /// moves to it at the switch.
+    #[arg(long, value_name = "ALIAS")]
+    swap_alias: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -60,13 +71,26 @@ enum Action {
         #[arg(long, default_value_t = MIN_SERVER_JWKS_CACHE_SECS)]
         server_cache: u64,
     },
+    /// Point the recorded AWS KMS alias at the key that signs now (idempotent; run it after the
+    /// pre-publication time, e.g. from a timer).
+    Apply,
     /// Print every key with its phase as JSON.
     Status,
     /// Forget retired keys.
     Prune,
 }
 
-async fn open_new(k: &NewKey) -> Result<(String, Jwk), Box<dyn std::error::Error + Send + Sync>> {
+/// A key ready to enter the state: its stored URI, public JWK and alias to keep pointed at it.
+struct NewEntry {
+    uri: String,
+    jwk: Jwk,
+    alias: Option<String>,
+}
+
+async fn open_new(
+    k: &NewKey,
+    next: bool,
+) -> Result<NewEntry, Box<dyn std::error::Error + Send + Sync>> {
     let uri = KeyUri::parse(&k.key)?;
     if let KeyUri::Pkcs11(p) = &uri
         && p.has_pin_value()
@@ -83,16 +107,105 @@ async fn open_new(k: &NewKey) -> Result<(String, Jwk), Box<dyn std::error::Error
     o.file = o
         .file
         .allow_insecure_permissions(k.allow_insecure_key_permissions);
+    #[cfg(feature = "aws-kms")]
+    if let KeyUri::AwsKms(kms) = &uri {
+        return open_kms(k, kms, &o, next).await;
+    }
+    let _ = next; // only AWS KMS keys distinguish a first key from the next one
+    if k.swap_alias.is_some() {
+        return Err("--swap-alias applies to AWS KMS keys only (awskms:…)".into());
+    }
     let signer = if k.generate {
         pkjwt::generate(&uri, k.alg.unwrap_or(Algorithm::ES256), &o).await?
     } else {
         pkjwt::open_uri(&uri, &o).await?
     };
     // The stored URI is the printable form: it never carries a PIN value.
-    Ok((
-        uri.to_string(),
-        Jwk::for_signing(signer.public_key(), signer.algorithm()),
-    ))
+    Ok(NewEntry {
+        uri: uri.to_string(),
+        jwk: Jwk::for_signing(signer.public_key(), signer.algorithm()),
+        alias: None,
+    })
+}
+
+/// AWS KMS: the entry names the key by ARN; the alias is recorded to be moved at the switch.
+#[cfg(feature = "aws-kms")]
+async fn open_kms(
+    k: &NewKey,
+    kms: &pkjwt::AwsKmsUri,
+    o: &OpenOptions,
+    next: bool,
+) -> Result<NewEntry, Box<dyn std::error::Error + Send + Sync>> {
+    use pkjwt::Signer;
+    use pkjwt::aws_kms::{self, AwsKmsSigner};
+    let uri_alias = aws_kms::alias_name(&kms.key_id);
+    let alias = match &k.swap_alias {
+        Some(a) if aws_kms::alias_name(a).as_deref() != Some(a.as_str()) => {
+            return Err(aws_kms::AwsKmsError::NotAnAlias { name: a.clone() }.into());
+        }
+        Some(a) => Some(a.clone()),
+        None => uri_alias.clone(),
+    };
+    let opts = &o.aws_kms;
+    let signer = if k.generate {
+        let alg = k.alg.unwrap_or(Algorithm::ES256);
+        let taken = match &uri_alias {
+            Some(a) if next => aws_kms::alias_target(kms, a, opts).await?.is_some(),
+            _ => false,
+        };
+        if taken {
+            // The next key of a rotation, and the alias names the key in use: a new key without
+            // an alias; the alias moves to it when it starts signing (`apply`). A first key
+            // (`init`) never takes over an alias: `generate` refuses one that exists.
+            aws_kms::create_key(kms, alg, opts).await?
+        } else {
+            aws_kms::generate(kms, alg, opts).await?;
+            AwsKmsSigner::open(kms, Some(alg), opts).await?
+        }
+    } else {
+        AwsKmsSigner::open(kms, k.alg, opts).await?
+    };
+    let mut pinned = kms.clone();
+    pinned.key_id = signer.key_arn().to_owned();
+    Ok(NewEntry {
+        uri: pinned.to_string(),
+        jwk: Jwk::for_signing(signer.public_key(), signer.algorithm()),
+        alias,
+    })
+}
+
+/// `apply`: points the alias recorded with the signing key at that key.
+async fn apply(
+    st: &RotationState,
+    now: i64,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let Some(key) = st.signing(now) else {
+        return Err("no key signs now: nothing to apply".into());
+    };
+    let Some(alias) = &key.alias else {
+        eprintln!("pkjwt: the signing key {} has no alias to move", key.kid());
+        return Ok(());
+    };
+    #[cfg(feature = "aws-kms")]
+    if let KeyUri::AwsKms(kms) = KeyUri::parse(&key.uri)? {
+        let opts = OpenOptions::default().aws_kms;
+        let before = pkjwt::aws_kms::point_alias(&kms, alias, &kms.key_id, &opts).await?;
+        let tail = |s: &str| s.rsplit('/').next().unwrap_or(s).to_owned();
+        match before {
+            Some(b) if tail(&b) == tail(&kms.key_id) => {
+                eprintln!("pkjwt: {alias} already points to {}", kms.key_id);
+            }
+            Some(b) => eprintln!("pkjwt: moved {alias} from {b} to {}", kms.key_id),
+            None => eprintln!("pkjwt: created {alias} for {}", kms.key_id),
+        }
+        return Ok(());
+    }
+    Err(format!(
+        "key {} records alias {alias}, but {} is not an AWS KMS key this build can reach",
+        key.kid(),
+        key.uri
+    )
+    .into())
 }
 
 pub(crate) async fn run(a: RotateArgs) -> CmdResult {
@@ -106,9 +219,12 @@ pub(crate) async fn run(a: RotateArgs) -> CmdResult {
                 )
                 .into());
             }
-            let (uri, jwk) = open_new(&k).await?;
+            let new = open_new(&k, false).await?;
             let mut st = RotationState::new();
-            st.init(&uri, jwk, now)?;
+            st.init(&new.uri, new.jwk, now)?;
+            if let Some(e) = st.keys.last_mut() {
+                e.alias = new.alias;
+            }
             st.save(&a.state)?;
         }
         Action::Begin {
@@ -126,10 +242,26 @@ pub(crate) async fn run(a: RotateArgs) -> CmdResult {
                 .into());
             }
             let mut st = RotationState::load(&a.state)?;
-            let (uri, jwk) = open_new(&key).await?;
-            st.begin(&uri, jwk, now, RotationTiming::new(prepublish, overlap))?;
+            let new = open_new(&key, true).await?;
+            st.begin(
+                &new.uri,
+                new.jwk,
+                now,
+                RotationTiming::new(prepublish, overlap),
+            )?;
+            if let Some(e) = st.keys.last_mut() {
+                if let Some(alias) = &new.alias {
+                    eprintln!(
+                        "pkjwt: run `pkjwt rotate apply` at or after {} (Unix time, in {prepublish} s) \
+                         to point {alias} at the new key",
+                        e.active_from
+                    );
+                }
+                e.alias = new.alias;
+            }
             st.save(&a.state)?;
         }
+        Action::Apply => apply(&RotationState::load(&a.state)?, now).await?,
         Action::Status => {}
         Action::Prune => {
             let mut st = RotationState::load(&a.state)?;
@@ -151,6 +283,7 @@ pub(crate) async fn run(a: RotateArgs) -> CmdResult {
                 "published_at": k.published_at,
                 "active_from": k.active_from,
                 "retire_at": k.retire_at,
+                "alias": k.alias,
             })
         })
         .collect();

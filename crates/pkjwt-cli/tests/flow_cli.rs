@@ -328,6 +328,11 @@ struct BackendKey {
 }
 
 fn run_with(dir: &Path, envs: &[(String, String)], args: &[&str]) -> String {
+    run_with_stderr(dir, envs, args).0
+}
+
+/// Runs `pkjwt` with backend environment variables; asserts success; returns (stdout, stderr).
+fn run_with_stderr(dir: &Path, envs: &[(String, String)], args: &[&str]) -> (String, String) {
     let o = Command::new(BIN)
         .args(args)
         .current_dir(dir)
@@ -336,12 +341,9 @@ fn run_with(dir: &Path, envs: &[(String, String)], args: &[&str]) -> String {
         .envs(envs.iter().map(|(k, v)| (k, v)))
         .output()
         .unwrap();
-    assert!(
-        o.status.success(),
-        "pkjwt {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert!(o.status.success(), "pkjwt {args:?}: {err}");
+    (String::from_utf8(o.stdout).unwrap(), err)
 }
 
 /// SoftHSM keys from `infra/softhsm/setup.sh` (a private token directory), or `None` when
@@ -483,9 +485,7 @@ async fn full_flow_with_softhsm_and_kms_keys() {
 }
 
 /// `pkjwt rotate` generating the next key in the backend: PKCS#11 (a new object on the SoftHSM
-/// token) and AWS KMS (a new key under a new alias: the state file names the signing key, so no
-/// alias has to be moved), then `pkjwt serve` publishing both and `pkjwt token --state`
-/// signing with the current one.
+/// token) and AWS KMS (a new key under a new alias), then `pkjwt serve` publishing both.
 #[test]
 fn rotate_generates_next_keys_in_softhsm_and_kms() {
     let dir = tmpdir("rotate-backends");
@@ -554,12 +554,136 @@ fn rotate_generates_next_keys_in_softhsm_and_kms() {
         let kid2 = v["keys"][1]["kid"].as_str().unwrap().to_owned();
         assert_ne!(kid1, kid2, "a new key in the backend");
         assert_eq!(v["keys"][1]["phase"], "pre-published");
+        // PKCS#11: the URI names the new object; AWS KMS: the URI names the new key by ARN and
+        // the alias it was created with is recorded.
+        let entry = &v["keys"][1];
         assert!(
-            v["keys"][1]["uri"].as_str().unwrap().contains("rot-2"),
+            entry["uri"].as_str().unwrap().contains("rot-2")
+                || (entry["uri"].as_str().unwrap().contains(":key/")
+                    && entry["alias"].as_str().unwrap().contains("rot-2")),
             "{v}"
         );
         let s = Serve::start_with(&dir, &["--state", &state], env);
         assert_eq!(kids(&get(&s.1).2), [kid1, kid2]);
     }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The AWS KMS alias swap: `begin` with the alias the clients use creates a new key without an
+/// alias, `apply` leaves the alias alone until the new key signs and then moves it (once);
+/// every state entry keeps reaching its own key by ARN throughout.
+#[test]
+fn kms_rotation_swaps_the_alias_when_the_next_key_signs() {
+    let Some(d) = kms::double() else { return };
+    let dir = tmpdir("alias-swap");
+    let env = vec![
+        ("AWS_ACCESS_KEY_ID".to_owned(), "test".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY".to_owned(), "test".to_owned()),
+        ("AWS_REGION".to_owned(), kms::REGION.to_owned()),
+    ];
+    let alias = kms::alias("swap");
+    let uri = format!(
+        "awskms:key-id={alias};region={};endpoint={}",
+        kms::REGION,
+        d.endpoint()
+    );
+    let thumbprint = |key: &str| {
+        run_with(
+            &dir,
+            &env,
+            &["pubkey", "--key", key, "--format", "thumbprint"],
+        )
+        .trim()
+        .to_owned()
+    };
+    let st = ["rotate", "--state", "state.json"];
+    let init = [
+        &st[..],
+        &["init", "--key", &uri, "--generate", "--alg", "ES256"],
+    ]
+    .concat();
+    let v: Value = serde_json::from_str(&run_with(&dir, &env, &init)).unwrap();
+    let kid1 = v["signing_kid"].as_str().unwrap().to_owned();
+    let uri1 = v["keys"][0]["uri"].as_str().unwrap().to_owned();
+    assert!(uri1.contains(":key/"), "stored by key ARN: {uri1}");
+    assert_eq!(v["keys"][0]["alias"], alias.as_str());
+    assert_eq!(thumbprint(&uri), kid1);
+
+    let begin = [
+        &st[..],
+        &[
+            "begin",
+            "--key",
+            &uri,
+            "--generate",
+            "--alg",
+            "ES256",
+            "--prepublish",
+            "2",
+            "--server-cache",
+            "1",
+        ],
+    ]
+    .concat();
+    let (out, err) = run_with_stderr(&dir, &env, &begin);
+    assert!(
+        err.contains("pkjwt rotate apply") && err.contains(&alias),
+        "{err}"
+    );
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let kid2 = v["keys"][1]["kid"].as_str().unwrap().to_owned();
+    let uri2 = v["keys"][1]["uri"].as_str().unwrap().to_owned();
+    assert_ne!(kid1, kid2);
+    assert_ne!(uri1, uri2);
+    assert_eq!(v["keys"][1]["alias"], alias.as_str());
+    assert_eq!(v["keys"][1]["phase"], "pre-published");
+
+    // Before the switch the alias stays with the signing key.
+    let apply = [&st[..], &["apply"]].concat();
+    let (_, err) = run_with_stderr(&dir, &env, &apply);
+    assert!(err.contains("already points"), "{err}");
+    assert_eq!(thumbprint(&uri), kid1);
+
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let (out, err) = run_with_stderr(&dir, &env, &apply);
+    assert!(err.contains(&format!("moved {alias} from")), "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["signing_kid"], kid2.as_str());
+    assert_eq!(thumbprint(&uri), kid2, "the alias names the new key");
+    assert_eq!(
+        thumbprint(&uri1),
+        kid1,
+        "the old key stays reachable for the overlap"
+    );
+    let (_, err) = run_with_stderr(&dir, &env, &apply);
+    assert!(err.contains("already points"), "idempotent: {err}");
+
+    // Guard rails: --swap-alias takes alias/NAME, and only for KMS keys.
+    let bad = [
+        &st[..],
+        &[
+            "begin",
+            "--key",
+            &uri1,
+            "--swap-alias",
+            "payments",
+            "--prepublish",
+            "2",
+            "--server-cache",
+            "1",
+        ],
+    ]
+    .concat();
+    let o = Command::new(BIN)
+        .args(&bad)
+        .current_dir(&dir)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && e.contains("payments is not an alias"),
+        "{e}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }

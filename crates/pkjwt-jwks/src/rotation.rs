@@ -32,6 +32,11 @@ pub struct KeyEntry {
     /// Unix time it leaves the JWKS; set when a successor was scheduled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retire_at: Option<i64>,
+    /// A name in the key's backend that must point at this key while it signs (an AWS KMS
+    /// alias, moved by `pkjwt rotate apply`: the "alias swap"). The key itself is always reached
+    /// through `uri`, which names it directly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
 }
 
 impl KeyEntry {
@@ -43,6 +48,7 @@ impl KeyEntry {
             published_at,
             active_from,
             retire_at: None,
+            alias: None,
         }
     }
 

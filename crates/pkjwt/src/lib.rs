@@ -2,6 +2,9 @@
 
 use std::sync::Arc;
 
+/// The AWS KMS backend crate (key creation and alias moves for rotation live there).
+#[cfg(feature = "aws-kms")]
+pub use pkjwt_aws_kms as aws_kms;
 pub use pkjwt_core::*;
 pub use pkjwt_file::{FileError, FileOptions, FileSigner, GenerateOptions};
 
