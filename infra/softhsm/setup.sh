@@ -3,7 +3,8 @@
 # and one signing key per algorithm family, then prints the environment and key URIs to use.
 #
 # Usage: infra/softhsm/setup.sh DIR [TOKEN_LABEL]
-#   DIR                 new or empty directory; receives softhsm2.conf, tokens/ and pin (mode 600)
+#   DIR                 new or empty directory; receives softhsm2.conf, tokens/, pin and so-pin
+#                       (mode 600)
 #   TOKEN_LABEL         default: pkjwt
 # Environment:
 #   PKJWT_SOFTHSM_MODULE   module path (default /usr/lib/softhsm/libsofthsm2.so)
@@ -11,7 +12,8 @@
 #   PKJWT_SOFTHSM_KEYGEN   pkcs11-tool | cargo (default: pkcs11-tool when installed, else cargo,
 #                          which runs this repository's `keygen` example)
 #
-# Prerequisites: apt-get install -y softhsm2 (and opensc for pkcs11-tool).
+# Prerequisites: apt-get install -y softhsm2 (and opensc for pkcs11-tool); python3.
+# No PIN is ever passed on a command line: pty_pin.py types them into the tools' terminal.
 # Keys: p256 (id 01), p384 (02), p521 (03), rsa2048 (04), ed25519 (05).
 # The output's last lines are shell: eval "$(infra/softhsm/setup.sh DIR | grep ^export)".
 set -euo pipefail
@@ -51,10 +53,13 @@ objectstore.backend = file
 log.level = ERROR
 slots.removable = false
 CONF
-(umask 077 && printf '%s\n' "$pin" >"$dir/pin")
+(umask 077 && printf '%s\n' "$pin" >"$dir/pin" && printf '%s\n' "$so_pin" >"$dir/so-pin")
 export SOFTHSM2_CONF="$dir/softhsm2.conf"
-
-softhsm2-util --init-token --free --label "$label" --so-pin "$so_pin" --pin "$pin" >/dev/null
+here=$(cd "$(dirname "$0")" && pwd)
+# softhsm2-util and pkcs11-tool read PINs from their command line or a terminal; pty_pin.py gives
+# them a terminal and types the PINs from the files, so no PIN is ever in an argument list.
+python3 "$here/pty_pin.py" --so-pin-file "$dir/so-pin" --pin-file "$dir/pin" -- \
+    softhsm2-util --init-token --free --label "$label" >/dev/null
 
 uri() { echo "pkcs11:token=$label;object=$1?module-path=$module&pin-source=file:$dir/pin"; }
 keys=(
@@ -68,11 +73,10 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 for k in "${keys[@]}"; do
     read -r name id tool_type alg <<<"$k"
     if [ "$keygen" = pkcs11-tool ]; then
-        # pkcs11-tool takes the PIN on its command line: acceptable only because this is a
-        # throwaway development token. Never do this with a real HSM PIN.
-        pkcs11-tool --module "$module" --token-label "$label" --login --pin "$pin" \
+        python3 "$here/pty_pin.py" --pin-file "$dir/pin" -- \
+            pkcs11-tool --module "$module" --token-label "$label" --login \
             --keypairgen --key-type "$tool_type" --label "$name" --id "$id" --usage-sign \
-            >/dev/null 2>&1 || {
+            >/dev/null || {
             echo "setup.sh: pkcs11-tool could not create $name ($tool_type)" >&2
             exit 1
         }

@@ -410,6 +410,88 @@ async fn server_rejections_arrive_as_clear_errors() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// The RFC 7523 §2.1 JWT-bearer grant against oidc-provider (the harness registers the grant
+/// type there: `infra/oidc-provider/server.mjs`): the client authenticates with
+/// `private_key_jwt` and sends a second JWT with `sub` = the user; the access token is issued to
+/// that user, the protected API accepts it, and a client not registered for the grant is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwt_bearer_grant_issues_a_token_for_the_subject() {
+    let dir = temp_dir("jwt-bearer");
+    let (_, signer) = file_key(&dir, "es256", Algorithm::ES256).await;
+    let (jwks_uri, _j) = serve_jwks(
+        vec![Jwk::for_signing(signer.public_key(), Algorithm::ES256)],
+        None,
+        0,
+    )
+    .await;
+    let mut with_grant = client_metadata("c-user", &jwks_uri, "ES256", SCOPE);
+    with_grant["grant_types"] = json!([
+        "client_credentials",
+        "urn:ietf:params:oauth:grant-type:jwt-bearer"
+    ]);
+    let Some(op) = OidcProvider::start(&json!({
+        "clients": [with_grant, client_metadata("c-cc", &jwks_uri, "ES256", SCOPE)],
+        "resources": resources(),
+        "defaultResource": API,
+    })) else {
+        return;
+    };
+    let cfg = |id: &str| ClientConfig::new(id, &op.issuer).retry(RetryPolicy::attempts(1));
+    let client = TokenClient::discover(signer.clone(), cfg("c-user"))
+        .await
+        .unwrap();
+    let t = client
+        .request(&TokenRequest::jwt_bearer("alice").scope(SCOPE))
+        .await
+        .unwrap();
+    let payload = t
+        .access_token
+        .secret()
+        .split('.')
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let claims: Value =
+        serde_json::from_slice(&pkjwt::b64::decode("payload", &payload).unwrap()).unwrap();
+    assert_eq!(claims["sub"], "alice", "{claims}");
+    assert_eq!(claims["client_id"], "c-user");
+    assert_eq!(claims["aud"], API);
+    assert_eq!(claims["scope"], SCOPE);
+    let (api, _a) = protected_api(&op.issuer, API).await;
+    assert_eq!(
+        call_api(&api, t.access_token.secret()).await,
+        (200, "balance for c-user".to_owned())
+    );
+    // A second request signs a second grant assertion (fresh jti): the server's single-use
+    // check lets it through.
+    client
+        .request(&TokenRequest::jwt_bearer("bob").scope(SCOPE))
+        .await
+        .unwrap();
+    let events = op.events();
+    let subs: Vec<&str> = events
+        .iter()
+        .filter(|e| e["event"] == "grant.success" && e["client_id"] == "c-user")
+        .filter_map(|e| e["sub"].as_str())
+        .collect();
+    assert_eq!(subs, ["alice", "bob"]);
+
+    // A client whose registration does not include the grant is refused by the server.
+    let cc = TokenClient::discover(signer.clone(), cfg("c-cc"))
+        .await
+        .unwrap();
+    let e = cc
+        .request(&TokenRequest::jwt_bearer("alice").scope(SCOPE))
+        .await
+        .expect_err("c-cc is not registered for the JWT-bearer grant");
+    let o = e
+        .oauth()
+        .unwrap_or_else(|| panic!("not an OAuth error: {e}"));
+    assert_eq!(o.status, 400, "{e}");
+    assert!(e.to_string().contains("grant type is not allowed"), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 fn now() -> i64 {
     i64::try_from(
         std::time::SystemTime::now()

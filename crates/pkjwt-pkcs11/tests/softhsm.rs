@@ -250,16 +250,15 @@ fn pkcs11_tool_key() {
                 // pkcs11-tool writes CKA_EC_PARAMS as the PrintableString "edwards25519".
                 ("EC:edwards25519", "tool-ed25519", "44"),
             ] {
-                let out = std::process::Command::new("pkcs11-tool")
-                    .env("SOFTHSM2_CONF", env.dir.join("softhsm2.conf"))
-                    .args([
+                let out = common::with_pins(
+                    &env.dir,
+                    "pkcs11-tool",
+                    &[
                         "--module",
                         module.to_str().unwrap(),
                         "--token-label",
                         common::TOKEN,
                         "--login",
-                        "--pin",
-                        common::USER_PIN,
                         "--keypairgen",
                         "--key-type",
                         key_type,
@@ -268,9 +267,8 @@ fn pkcs11_tool_key() {
                         "--id",
                         id,
                         "--usage-sign",
-                    ])
-                    .output()
-                    .unwrap();
+                    ],
+                );
                 assert!(
                     out.status.success(),
                     "pkcs11-tool: {}",
@@ -923,7 +921,9 @@ fn public_key_from_certificate_or_private_attributes() {
             let module = common::module();
             let m = module.to_str().unwrap();
             for (file, ty) in [("k.der", "privkey"), ("c.der", "cert")] {
-                run(
+                let path = env.dir.join(file);
+                let out = common::with_pins(
+                    &env.dir,
                     "pkcs11-tool",
                     &[
                         "--module",
@@ -931,10 +931,8 @@ fn public_key_from_certificate_or_private_attributes() {
                         "--token-label",
                         common::TOKEN,
                         "--login",
-                        "--pin",
-                        common::USER_PIN,
                         "--write-object",
-                        file,
+                        path.to_str().unwrap(),
                         "--type",
                         ty,
                         "--id",
@@ -943,6 +941,11 @@ fn public_key_from_certificate_or_private_attributes() {
                         "imported",
                         "--usage-sign",
                     ],
+                );
+                assert!(
+                    out.status.success(),
+                    "pkcs11-tool --write-object {file}: {}",
+                    String::from_utf8_lossy(&out.stderr)
                 );
             }
         },

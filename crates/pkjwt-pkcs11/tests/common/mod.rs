@@ -125,20 +125,12 @@ pub fn make_token_dir(tag: &str) -> PathBuf {
     )
     .unwrap();
     std::fs::write(dir.join("pin"), format!("{USER_PIN}\n")).unwrap();
-    let out = Command::new("softhsm2-util")
-        .env("SOFTHSM2_CONF", dir.join("softhsm2.conf"))
-        .args([
-            "--init-token",
-            "--free",
-            "--label",
-            TOKEN,
-            "--so-pin",
-            SO_PIN,
-            "--pin",
-            USER_PIN,
-        ])
-        .output()
-        .expect("softhsm2-util runs");
+    std::fs::write(dir.join("so-pin"), format!("{SO_PIN}\n")).unwrap();
+    let out = with_pins(
+        &dir,
+        "softhsm2-util",
+        &["--init-token", "--free", "--label", TOKEN],
+    );
     assert!(
         out.status.success(),
         "softhsm2-util --init-token failed: {}{}",
@@ -146,6 +138,25 @@ pub fn make_token_dir(tag: &str) -> PathBuf {
         String::from_utf8_lossy(&out.stderr)
     );
     dir
+}
+
+/// Runs a SoftHSM or OpenSC tool on the token directory `dir`, typing the PINs from its `pin`
+/// and `so-pin` files into a pseudo-terminal (`infra/softhsm/pty_pin.py`): no PIN in an
+/// argument list, even in tests.
+pub fn with_pins(dir: &Path, program: &str, args: &[&str]) -> std::process::Output {
+    let helper = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra/softhsm/pty_pin.py");
+    Command::new("python3")
+        .env("SOFTHSM2_CONF", dir.join("softhsm2.conf"))
+        .arg(helper)
+        .arg("--pin-file")
+        .arg(dir.join("pin"))
+        .arg("--so-pin-file")
+        .arg(dir.join("so-pin"))
+        .arg("--")
+        .arg(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("python3 runs infra/softhsm/pty_pin.py: {e}"))
 }
 
 /// Runs `body` for test `name` in a child process with a token directory of its own; `setup`
