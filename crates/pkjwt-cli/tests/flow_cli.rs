@@ -208,8 +208,13 @@ fn token_prints_the_access_token_from_oidc_provider() {
     let dir = tmpdir("token");
     ok(&dir, &["keygen", "--key", "file:c.pem", "--alg", "PS256"]);
     let s = Serve::start(&dir, &["--key", "file:c.pem"]);
+    let mut client = client_metadata("cli", &s.1, "PS256", "accounts:read");
+    client["grant_types"] = json!([
+        "client_credentials",
+        "urn:ietf:params:oauth:grant-type:jwt-bearer"
+    ]);
     let Some(op) = OidcProvider::start(&json!({
-        "clients": [client_metadata("cli", &s.1, "PS256", "accounts:read")],
+        "clients": [client],
         "resources": { "https://api.example.com": { "scope": "accounts:read" } },
     })) else {
         return;
@@ -234,6 +239,19 @@ fn token_prints_the_access_token_from_oidc_provider() {
     assert_eq!(v["token_type"], "Bearer");
     assert_eq!(v["scope"], "accounts:read");
     assert!(v["access_token"].as_str().unwrap().split('.').count() == 3);
+
+    // The RFC 7523 §2.1 JWT-bearer grant: the token is issued to the assertion's subject.
+    let user_token = ok(
+        &dir,
+        &[&args[..], &["--jwt-bearer-subject", "alice"]].concat(),
+    );
+    let payload = user_token.trim_end().split('.').nth(1).unwrap().to_owned();
+    let claims: Value =
+        serde_json::from_slice(&pkjwt::b64::decode("payload", &payload).unwrap()).unwrap();
+    assert_eq!(
+        (&claims["sub"], &claims["client_id"]),
+        (&json!("alice"), &json!("cli"))
+    );
 
     // --state: the key the rotation state says signs now.
     ok(
