@@ -29,4 +29,4 @@ pub use report::{Check, Outcome, Report};
 
 pub use pkjwt_core::{Algorithm, Clock, FixedClock, Jwk, JwkSet, SystemClock};
 #[cfg(feature = "redis")]
-pub use redis_store::RedisReplayStore;
+pub use redis_store::{RedisReplayStore, RedisTls};

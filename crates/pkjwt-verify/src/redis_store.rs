@@ -45,10 +45,48 @@ fn redact(url: &str) -> String {
     }
 }
 
+/// TLS settings for a `rediss://` URL beyond the defaults (the operating system's trust store,
+/// no client certificate).
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub struct RedisTls {
+    /// PEM certificate(s) of the CA that issued the server's certificate, trusted instead of
+    /// the operating system's store (a private CA).
+    pub root_ca_pem: Option<Vec<u8>>,
+    /// PEM client certificate and private key, for servers that require mutual TLS
+    /// (`tls-auth-clients yes`). The key is zeroized when this is dropped.
+    pub client_identity: Option<(Vec<u8>, zeroize::Zeroizing<Vec<u8>>)>,
+}
+
+impl fmt::Debug for RedisTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisTls")
+            .field("root_ca_pem", &self.root_ca_pem.as_ref().map(|c| c.len()))
+            .field("client_identity", &self.client_identity.is_some())
+            .finish()
+    }
+}
+
+impl RedisTls {
+    /// Trusts the CA certificate(s) in `pem` for the server's certificate.
+    pub fn root_ca(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_ca_pem = Some(pem.into());
+        self
+    }
+
+    /// Presents a client certificate (PEM) and its private key (PEM) to the server.
+    pub fn client_identity(mut self, cert_pem: impl Into<Vec<u8>>, key_pem: Vec<u8>) -> Self {
+        self.client_identity = Some((cert_pem.into(), zeroize::Zeroizing::new(key_pem)));
+        self
+    }
+}
+
 impl RedisReplayStore {
-    /// Connects to `url` (`redis://host:port/db`, `rediss://` for TLS is not built in). Keys are
-    /// `<prefix><client id length>:<client id>:<jti>`; use one prefix per authorization server.
-    /// Each operation has `timeout` to complete (connect and response), 2 s is a sensible value.
+    /// Connects to `url`: `redis://host:port/db`, or `rediss://host:port/db` for TLS with the
+    /// operating system's trust store (use [`connect_tls`](Self::connect_tls) for a private CA
+    /// or a client certificate). Keys are `<prefix><client id length>:<client id>:<jti>`; use one
+    /// prefix per authorization server. Each operation has `timeout` to complete (connect and
+    /// response), 2 s is a sensible value.
     pub async fn connect(
         url: &str,
         prefix: impl Into<String>,
@@ -57,6 +95,46 @@ impl RedisReplayStore {
         let url_redacted = redact(url);
         let client = redis::Client::open(url)
             .map_err(|e| ReplayStoreError(format!("invalid Redis URL {url_redacted}: {e}")))?;
+        Self::with_client(client, url_redacted, prefix.into(), timeout).await
+    }
+
+    /// Connects to a `rediss://` URL with the TLS settings in `tls`.
+    pub async fn connect_tls(
+        url: &str,
+        tls: &RedisTls,
+        prefix: impl Into<String>,
+        timeout: Duration,
+    ) -> Result<Self, ReplayStoreError> {
+        let url_redacted = redact(url);
+        if !url.starts_with("rediss://") {
+            return Err(ReplayStoreError(format!(
+                "TLS settings were given for {url_redacted}: expected a rediss:// URL"
+            )));
+        }
+        let certs = redis::TlsCertificates {
+            client_tls: tls
+                .client_identity
+                .as_ref()
+                .map(|(cert, key)| redis::ClientTlsConfig {
+                    client_cert: cert.clone(),
+                    client_key: key.to_vec(),
+                }),
+            root_cert: tls.root_ca_pem.clone(),
+        };
+        let client = redis::Client::build_with_tls(url, certs).map_err(|e| {
+            ReplayStoreError(format!(
+                "Redis at {url_redacted}: the TLS settings are not usable: {e}"
+            ))
+        })?;
+        Self::with_client(client, url_redacted, prefix.into(), timeout).await
+    }
+
+    async fn with_client(
+        client: redis::Client,
+        url_redacted: String,
+        prefix: String,
+        timeout: Duration,
+    ) -> Result<Self, ReplayStoreError> {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout))
@@ -71,7 +149,7 @@ impl RedisReplayStore {
         .map_err(|e| ReplayStoreError(format!("Redis at {url_redacted}: {e}")))?;
         Ok(RedisReplayStore {
             conn,
-            prefix: prefix.into(),
+            prefix,
             timeout,
             url_redacted,
         })

@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use pkjwt_core::{Algorithm, Clock, FixedClock, SystemClock};
-use pkjwt_verify::{AssertionVerifier, KeySet, RedisReplayStore, VerifyPolicy};
+use pkjwt_verify::{
+    AssertionVerifier, KeySet, RedisReplayStore, RedisTls, ReplayStore, VerifyPolicy,
+};
 
 struct RedisServer {
     child: Child,
@@ -50,9 +52,34 @@ fn redis_server_binary() -> Option<std::path::PathBuf> {
     })
 }
 
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Starts redis-server on a free loopback port, or returns None (skip) when it is not
 /// installed and peers are not required.
 fn start_redis() -> Option<RedisServer> {
+    let port = free_port();
+    let server = spawn_redis(port, |_| vec!["--port".into(), port.to_string()])?;
+    wait_for(port, |s| {
+        s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+        s.write_all(b"PING\r\n").unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(s).read_line(&mut line).is_ok() && line.starts_with("+PONG")
+    });
+    Some(server)
+}
+
+/// Runs redis-server in a fresh directory with the arguments `args` makes for that directory
+/// (plus loopback binding and no persistence).
+fn spawn_redis(
+    port: u16,
+    args: impl FnOnce(&std::path::Path) -> Vec<String>,
+) -> Option<RedisServer> {
     let Some(bin) = redis_server_binary() else {
         if std::env::var("PKJWT_REQUIRE_PEERS").as_deref() == Ok("1") {
             panic!(
@@ -64,41 +91,28 @@ fn start_redis() -> Option<RedisServer> {
         );
         return None;
     };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let dir = std::env::temp_dir().join(format!("pkjwt-redis-{}-{port}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let child = Command::new(bin)
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
+        .args(args(&dir))
+        .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
         .arg("--dir")
         .arg(&dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let server = RedisServer { child, port, dir };
+    Some(RedisServer { child, port, dir })
+}
+
+/// Waits up to 10 s for `ready` to hold on a connection to `port`.
+fn wait_for(port: u16, ready: impl Fn(&mut std::net::TcpStream) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
-            s.write_all(b"PING\r\n").unwrap();
-            let mut line = String::new();
-            if std::io::BufReader::new(&s).read_line(&mut line).is_ok() && line.starts_with("+PONG")
-            {
-                return Some(server);
-            }
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port))
+            && ready(&mut s)
+        {
+            return;
         }
         assert!(
             Instant::now() < deadline,
@@ -332,4 +346,171 @@ async fn a_redis_outage_fails_closed() {
         .await
         .unwrap_err();
     assert!(e.to_string().contains("127.0.0.1"), "{e}");
+}
+
+/// Runs openssl in `dir`, asserting success.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs (apt-get install -y openssl)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A private CA, a server certificate for 127.0.0.1 and a client certificate, made by openssl.
+fn make_certs(dir: &std::path::Path) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    openssl(
+        dir,
+        &[
+            &["req", "-x509"][..],
+            &ec[..],
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.crt",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=pkjwt test CA",
+            ],
+        ]
+        .concat(),
+    );
+    for (name, ext) in [
+        ("server", "subjectAltName=IP:127.0.0.1"),
+        ("client", "extendedKeyUsage=clientAuth"),
+    ] {
+        let (key, csr, crt) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.crt"),
+        );
+        let subj = format!("/CN=pkjwt test {name}");
+        openssl(
+            dir,
+            &[
+                &["req", "-new"][..],
+                &ec[..],
+                &["-keyout", &key, "-out", &csr, "-subj", &subj],
+            ]
+            .concat(),
+        );
+        std::fs::write(dir.join(format!("{name}.ext")), format!("{ext}\n")).unwrap();
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "1",
+                "-out",
+                &crt,
+                "-extfile",
+                &format!("{name}.ext"),
+            ],
+        );
+    }
+}
+
+/// `rediss://`: a Redis that speaks only TLS and requires client certificates. With the private
+/// CA and a client certificate the replay guarantee holds; without the CA, without the client
+/// certificate, or with TLS settings on a plain URL, connecting fails with an error (and a
+/// verifier that cannot reach its store refuses: fail closed).
+#[tokio::test]
+async fn tls_with_a_private_ca_and_client_certificates() {
+    let port = free_port();
+    let Some(redis) = spawn_redis(port, |dir| {
+        make_certs(dir);
+        let path = |f: &str| dir.join(f).to_string_lossy().into_owned();
+        [
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+            "--tls-cert-file",
+            &path("server.crt"),
+            "--tls-key-file",
+            &path("server.key"),
+            "--tls-ca-cert-file",
+            &path("ca.crt"),
+            "--tls-auth-clients",
+            "yes",
+        ]
+        .map(String::from)
+        .to_vec()
+    }) else {
+        return;
+    };
+    wait_for(port, |_| true);
+    let dir = redis.dir.clone();
+    let url = format!("rediss://127.0.0.1:{port}/");
+    let read = |f: &str| std::fs::read(dir.join(f)).unwrap();
+    let tls = RedisTls::default()
+        .root_ca(read("ca.crt"))
+        .client_identity(read("client.crt"), read("client.key"));
+    let t = Duration::from_secs(2);
+    let s = RedisReplayStore::connect_tls(&url, &tls, "pkjwt-tls:", t)
+        .await
+        .unwrap();
+    assert!(s.insert_if_absent("c:j1", NOW + 60, NOW).await.unwrap());
+    assert!(
+        !s.insert_if_absent("c:j1", NOW + 60, NOW).await.unwrap(),
+        "second use refused"
+    );
+    // A second replica over its own TLS connection sees the first one's jti.
+    let s2 = RedisReplayStore::connect_tls(&url, &tls, "pkjwt-tls:", t)
+        .await
+        .unwrap();
+    assert!(!s2.insert_if_absent("c:j1", NOW + 60, NOW).await.unwrap());
+
+    // The operating system's trust store does not know the private CA.
+    let e = RedisReplayStore::connect(&url, "pkjwt-tls:", t)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains(&format!("127.0.0.1:{port}")), "{e}");
+    // The server requires a client certificate.
+    let ca_only = RedisTls::default().root_ca(read("ca.crt"));
+    let e = match RedisReplayStore::connect_tls(&url, &ca_only, "pkjwt-tls:", t).await {
+        Err(e) => e.to_string(),
+        // The TLS 1.3 handshake completes before the server checks the client: the first
+        // command then fails.
+        Ok(s) => s
+            .insert_if_absent("c:j2", NOW + 60, NOW)
+            .await
+            .unwrap_err()
+            .to_string(),
+    };
+    assert!(e.contains("Redis at"), "{e}");
+    // TLS settings only make sense with rediss://.
+    let e = RedisReplayStore::connect_tls(&format!("redis://127.0.0.1:{port}/"), &tls, "p:", t)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("expected a rediss:// URL"), "{e}");
+    // The key material never shows in Debug output.
+    let dbg = format!("{tls:?}");
+    assert!(
+        !dbg.contains("PRIVATE KEY") && !dbg.contains("BEGIN"),
+        "{dbg}"
+    );
+    drop(redis);
 }
