@@ -117,6 +117,8 @@ async fn openssl_formats_load_and_sign() {
         let out = std::process::Command::new(&openssl)
             .args(args)
             .current_dir(&dir)
+            // The passphrase goes through the environment, never an argument list.
+            .env("PKJWT_TEST_PASS", "correct horse")
             .output()
             .unwrap();
         assert!(
@@ -178,7 +180,7 @@ async fn openssl_formats_load_and_sign() {
         "-v2",
         "aes-256-cbc",
         "-passout",
-        "pass:correct horse",
+        "env:PKJWT_TEST_PASS",
         "-in",
         "sec1.pem",
         "-out",

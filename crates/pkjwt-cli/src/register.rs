@@ -26,10 +26,6 @@ fn parse_alg(s: &str) -> Result<Algorithm, String> {
     s.parse::<Algorithm>().map_err(|e| e.to_string())
 }
 
-fn parse_source(s: &str) -> Result<SecretSource, String> {
-    SecretSource::parse(s, false)
-}
-
 #[derive(Args)]
 pub(crate) struct RegisterArgs {
     /// The issuer identifier; its metadata names the registration_endpoint.
@@ -65,8 +61,10 @@ pub(crate) struct RegisterArgs {
     #[arg(long = "metadata", value_name = "NAME=VALUE")]
     metadata: Vec<String>,
     /// Where the initial access token is: env:NAME or file:PATH.
-    #[arg(long, env = "PKJWT_INITIAL_ACCESS_TOKEN_SOURCE", value_name = "SOURCE", value_parser = parse_source)]
-    initial_access_token_source: Option<SecretSource>,
+    // Parsed after clap: clap's own error for a bad value would print the value, and a value
+    // typed here by mistake is often the token itself.
+    #[arg(long, env = "PKJWT_INITIAL_ACCESS_TOKEN_SOURCE", value_name = "SOURCE")]
+    initial_access_token_source: Option<String>,
     /// Send this software statement (a file holding a JWT, for example one issued by a
     /// directory) as software_statement.
     #[arg(long, value_name = "FILE", conflicts_with = "software_statement_key")]
@@ -240,6 +238,8 @@ pub(crate) async fn run(a: RegisterArgs) -> CmdResult {
     let server = client.discover(&issuer, alg).await?;
     let mut options = RegisterOptions::default();
     if let Some(src) = &a.initial_access_token_source {
+        let src = SecretSource::parse(src, false)
+            .map_err(|e| format!("--initial-access-token-source: {e}"))?;
         let t = src.read("initial access token")?;
         options.initial_access_token = Some(Secret::new(t.as_str()));
     }

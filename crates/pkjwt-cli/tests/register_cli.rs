@@ -349,7 +349,12 @@ fn initial_access_token_required() {
         &[&base[..], &["--initial-access-token-source", secret]].concat(),
         &[],
     );
-    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("--initial-access-token-source") && !err.contains(secret),
+        "the mistyped token must not be echoed: {err}"
+    );
     std::fs::write(dir.join("iat.txt"), format!("{secret}\n")).unwrap();
     let cid = register(
         &dir,

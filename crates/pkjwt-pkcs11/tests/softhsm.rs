@@ -595,6 +595,22 @@ softhsm_test!(fault_key_without_sign_permission, |env| rt().block_on(
     }
 ));
 
+softhsm_test!(pin_from_an_environment_variable_logs_in, |env| rt()
+    .block_on(async {
+        generate(&env.uri("object=pe"), Algorithm::ES256, &opts())
+            .await
+            .unwrap();
+        let uri = common::parse(&format!(
+            "pkcs11:token={};object=pe?module-path={}&pin-source=env:{}",
+            common::TOKEN,
+            common::module().display(),
+            common::PIN_ENV
+        ));
+        let signer = Arc::new(Pkcs11Signer::open(&uri, None, &opts()).await.unwrap());
+        assert!(signer.warnings().is_empty(), "{:?}", signer.warnings());
+        assert_signs(signer, 2).await;
+    }));
+
 softhsm_test!(pin_value_is_accepted_with_a_warning, |env| rt().block_on(
     async {
         generate(&env.uri("object=pv"), Algorithm::ES256, &opts())

@@ -51,9 +51,15 @@ impl Adapter {
     }
 }
 
-const fn oid(s: &str) -> ObjectIdentifier {
-    ObjectIdentifier::new_unwrap(s)
-}
+// Evaluated at compile time: a malformed literal fails the build, never a signature.
+const ECDSA_WITH_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
+const ECDSA_WITH_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
+const ECDSA_WITH_SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.4");
+const SHA256_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
+const SHA384_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.12");
+const SHA512_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.13");
+const RSASSA_PSS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.10");
+const ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
 
 /// The X.509 signature AlgorithmIdentifier for a JWS algorithm (RFC 5758 ECDSA, RFC 4055 RSA
 /// and PSS, RFC 8410 Ed25519).
@@ -61,18 +67,18 @@ fn signature_algorithm(alg: Algorithm) -> Result<AlgorithmIdentifierOwned, X509E
     let null = || Some(Any::null());
     let (o, parameters) = match alg {
         // ECDSA: parameters absent (RFC 5758 §3.2). ES256K uses ecdsa-with-SHA256 too.
-        Algorithm::ES256 | Algorithm::ES256K => (oid("1.2.840.10045.4.3.2"), None),
-        Algorithm::ES384 => (oid("1.2.840.10045.4.3.3"), None),
-        Algorithm::ES512 => (oid("1.2.840.10045.4.3.4"), None),
+        Algorithm::ES256 | Algorithm::ES256K => (ECDSA_WITH_SHA256, None),
+        Algorithm::ES384 => (ECDSA_WITH_SHA384, None),
+        Algorithm::ES512 => (ECDSA_WITH_SHA512, None),
         // PKCS#1 v1.5: parameters NULL (RFC 4055 §5).
-        Algorithm::RS256 => (oid("1.2.840.113549.1.1.11"), null()),
-        Algorithm::RS384 => (oid("1.2.840.113549.1.1.12"), null()),
-        Algorithm::RS512 => (oid("1.2.840.113549.1.1.13"), null()),
-        Algorithm::PS256 => (oid("1.2.840.113549.1.1.10"), Some(pss_params(1, 32)?)),
-        Algorithm::PS384 => (oid("1.2.840.113549.1.1.10"), Some(pss_params(2, 48)?)),
-        Algorithm::PS512 => (oid("1.2.840.113549.1.1.10"), Some(pss_params(3, 64)?)),
+        Algorithm::RS256 => (SHA256_WITH_RSA, null()),
+        Algorithm::RS384 => (SHA384_WITH_RSA, null()),
+        Algorithm::RS512 => (SHA512_WITH_RSA, null()),
+        Algorithm::PS256 => (RSASSA_PSS, Some(pss_params(1, 32)?)),
+        Algorithm::PS384 => (RSASSA_PSS, Some(pss_params(2, 48)?)),
+        Algorithm::PS512 => (RSASSA_PSS, Some(pss_params(3, 64)?)),
         // Ed25519: parameters absent (RFC 8410 §3).
-        Algorithm::EdDSA => (oid("1.3.101.112"), None),
+        Algorithm::EdDSA => (ED25519, None),
         other => {
             return Err(X509Error::Build(format!(
                 "no X.509 signature algorithm for {other}"

@@ -140,6 +140,9 @@ pub fn make_token_dir(tag: &str) -> PathBuf {
     dir
 }
 
+/// The environment variable holding the user PIN in every test child process.
+pub const PIN_ENV: &str = "PKJWT_TEST_USER_PIN";
+
 /// Runs a SoftHSM or OpenSC tool on the token directory `dir`, typing the PINs from its `pin`
 /// and `so-pin` files into a pseudo-terminal (`infra/softhsm/pty_pin.py`): no PIN in an
 /// argument list, even in tests.
@@ -178,6 +181,8 @@ pub fn isolated(name: &str, setup: impl FnOnce(&Env), body: impl FnOnce(&Env)) {
         .env(CHILD_ENV, name)
         .env(DIR_ENV, &dir)
         .env("SOFTHSM2_CONF", dir.join("softhsm2.conf"))
+        // For URIs with pin-source=env:PKJWT_TEST_USER_PIN.
+        .env(PIN_ENV, USER_PIN)
         .output()
         .expect("the test binary re-runs itself");
     let stdout = String::from_utf8_lossy(&out.stdout);
