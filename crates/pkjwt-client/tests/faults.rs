@@ -388,3 +388,40 @@ async fn cache_single_flight_expiry_and_no_poisoning() {
     }
     assert_eq!(cache.client().requests_sent(), 5);
 }
+
+/// A plain OAuth 2.0 server (RFC 8414) without OpenID Connect discovery, whose issuer has a
+/// path: `/.well-known/openid-configuration` answers 404, the metadata is at
+/// `/.well-known/oauth-authorization-server/tenant-a` — discovery finds it and a token follows.
+#[tokio::test]
+async fn discovery_falls_back_to_rfc8414_metadata() {
+    let fake = Arc::new(Fake::default());
+    let app = Router::new()
+        .route(
+            "/.well-known/oauth-authorization-server/tenant-a",
+            get(metadata),
+        )
+        .route("/tenant-a/token", post(token))
+        .with_state(fake.clone());
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}/tenant-a", l.local_addr().unwrap());
+    *fake.issuer.lock().unwrap() = issuer.clone();
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+
+    let c = bounded(TokenClient::discover(signer(), config(&fake)))
+        .await
+        .unwrap();
+    assert_eq!(c.metadata().issuer, issuer);
+    assert_eq!(c.metadata().token_endpoint, format!("{issuer}/token"));
+    let t = bounded(c.request(&TokenRequest::client_credentials()))
+        .await
+        .unwrap();
+    assert_eq!(t.access_token.secret(), "token-1");
+    // The client assertion's audience is the issuer (with its path), as discovered.
+    let form = fake.seen.lock().unwrap()[0].clone();
+    let a = &form
+        .iter()
+        .find(|(k, _)| k == "client_assertion")
+        .unwrap()
+        .1;
+    assert_eq!(claims(a)["aud"], issuer.as_str());
+}
