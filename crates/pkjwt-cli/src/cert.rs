@@ -96,6 +96,27 @@ pub(crate) fn load_chain(
     Ok(chain)
 }
 
+/// The key's certificate chain: from `--cert FILE` (checked against the key), else the one the
+/// backend holds next to the key (a PKCS#12 keystore, a PKCS#11 certificate object), also
+/// checked; `None` when neither exists.
+pub(crate) fn chain_for(
+    cert: Option<&Path>,
+    signer: &dyn Signer,
+) -> Result<Option<Vec<Vec<u8>>>, Box<dyn std::error::Error + Send + Sync>> {
+    if let Some(path) = cert {
+        return load_chain(path, signer).map(Some);
+    }
+    let stored = signer.certificate_chain();
+    match stored.first() {
+        Some(leaf) => {
+            pkjwt_x509::check_matches(leaf, signer.public_key())
+                .map_err(|e| format!("the certificate stored with the key: {e}"))?;
+            Ok(Some(stored.to_vec()))
+        }
+        None => Ok(None),
+    }
+}
+
 /// Adds `x5c` (the chain) and `x5t#S256` (of the leaf) to a JWK.
 pub(crate) fn add_to_jwk(jwk: &mut Jwk, chain: &[Vec<u8>], sha1: bool) {
     jwk.x5c = Some(chain.iter().map(|c| pkjwt_x509::x5c_entry(c)).collect());

@@ -215,14 +215,15 @@ pub(crate) struct AssertArgs {
     )]
     clock_offset: i64,
     /// Certificate of the key (PEM or DER): adds the x5t#S256 header. Refused when it holds
-    /// another key.
+    /// another key. Default: the certificate kept with the key (PKCS#12 keystore, PKCS#11
+    /// certificate object with the key's id), if any.
     #[arg(long, value_name = "FILE")]
     cert: Option<std::path::PathBuf>,
-    /// With --cert: also send the chain as x5c.
-    #[arg(long, requires = "cert")]
+    /// Also send the certificate chain as x5c.
+    #[arg(long)]
     x5c: bool,
-    /// With --cert: also send the SHA-1 x5t (Entra's older certificate credentials).
-    #[arg(long, requires = "cert")]
+    /// Also send the SHA-1 x5t (servers that still identify certificates by SHA-1).
+    #[arg(long)]
     x5t_sha1: bool,
     /// Print header, claims and JWT as JSON instead of the bare JWT.
     #[arg(long)]
@@ -283,13 +284,8 @@ async fn pubkey(a: PubkeyArgs) -> CmdResult {
     if let Some(k) = a.kid {
         jwk = jwk.with_kid(k);
     }
-    if let Some(path) = &a.cert {
-        let chain = crate::cert::load_chain(path, signer.as_ref())?;
-        crate::cert::add_to_jwk(&mut jwk, &chain, a.x5t_sha1);
-    } else if !signer.certificate_chain().is_empty() {
-        // A keystore carries its certificate: publish it as x5c / x5t#S256.
-        let chain = signer.certificate_chain().to_vec();
-        pkjwt_x509::check_matches(&chain[0], signer.public_key())?;
+    // A certificate given, or carried by the keystore / token: publish it as x5c / x5t#S256.
+    if let Some(chain) = crate::cert::chain_for(a.cert.as_deref(), signer.as_ref())? {
         crate::cert::add_to_jwk(&mut jwk, &chain, a.x5t_sha1);
     }
     let text = match a.format {
@@ -318,15 +314,25 @@ async fn assert(a: AssertArgs) -> CmdResult {
         (None, false) => KeyId::Thumbprint,
     };
     o.clock_offset_secs = a.clock_offset;
-    if let Some(path) = &a.cert {
-        let chain = crate::cert::load_chain(path, signer.as_ref())?;
-        o.x5t_s256 = Some(pkjwt_x509::x5t_s256(&chain[0]));
-        if a.x5t_sha1 {
-            o.x5t = Some(pkjwt_x509::x5t_sha1(&chain[0]));
+    match crate::cert::chain_for(a.cert.as_deref(), signer.as_ref())? {
+        Some(chain) => {
+            o.x5t_s256 = Some(pkjwt_x509::x5t_s256(&chain[0]));
+            if a.x5t_sha1 {
+                o.x5t = Some(pkjwt_x509::x5t_sha1(&chain[0]));
+            }
+            if a.x5c {
+                o.x5c = Some(chain.iter().map(|c| pkjwt_x509::x5c_entry(c)).collect());
+            }
         }
-        if a.x5c {
-            o.x5c = Some(chain.iter().map(|c| pkjwt_x509::x5c_entry(c)).collect());
+        None if a.x5c || a.x5t_sha1 => {
+            return Err(
+                "--x5c and --x5t-sha1 need the key's certificate: give --cert FILE (or \
+                        keep the certificate with the key: a PKCS#12 keystore, or a PKCS#11 \
+                        certificate object with the key's id)"
+                    .into(),
+            );
         }
+        None => {}
     }
     for c in a.claims {
         let (name, value) = c.split_once('=').ok_or_else(|| {

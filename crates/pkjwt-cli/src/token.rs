@@ -83,9 +83,18 @@ pub(crate) struct TokenArgs {
     /// kid header instead of the RFC 7638 thumbprint.
     #[arg(long, env = "PKJWT_KID")]
     kid: Option<String>,
-    /// x5t#S256 header (base64url SHA-256 of the registered certificate), for Entra ID.
+    /// x5t#S256 header (base64url SHA-256 of the registered certificate), for Entra ID; computed
+    /// from --cert or the certificate kept with the key when not given.
     #[arg(long)]
     x5t_s256: Option<String>,
+    /// The key's certificate (PEM or DER; refused when it holds another key): the assertion
+    /// carries its x5t#S256. Default: the certificate kept with the key, if any.
+    #[arg(long, value_name = "FILE")]
+    cert: Option<std::path::PathBuf>,
+    /// Also send the SHA-1 x5t of the certificate (servers that still identify certificates by
+    /// SHA-1).
+    #[arg(long)]
+    x5t_sha1: bool,
     /// Seconds to wait for each HTTP request.
     #[arg(long, default_value_t = 10)]
     timeout: u64,
@@ -128,6 +137,9 @@ pub(crate) async fn run(a: TokenArgs) -> CmdResult {
     if let Some(l) = a.lifetime {
         profile.lifetime_secs = l;
     }
+    if a.x5t_sha1 {
+        profile.require_x5t_sha1 = true;
+    }
     let mut http = HttpOptions::default();
     http.timeout = Duration::from_secs(a.timeout.max(1));
     http.connect_timeout = http.timeout.min(Duration::from_secs(5));
@@ -138,7 +150,16 @@ pub(crate) async fn run(a: TokenArgs) -> CmdResult {
     if let Some(k) = a.kid {
         config.kid = KeyId::Given(k);
     }
-    config.x5t_s256 = a.x5t_s256;
+    let chain = crate::cert::chain_for(a.cert.as_deref(), signer.as_ref())?;
+    if let Some(leaf) = chain.as_ref().and_then(|c| c.first()) {
+        config.x5t_s256 = Some(pkjwt_x509::x5t_s256(leaf));
+        if config.profile.require_x5t_sha1 {
+            config.x5t = Some(pkjwt_x509::x5t_sha1(leaf));
+        }
+    }
+    if a.x5t_s256.is_some() {
+        config.x5t_s256 = a.x5t_s256;
+    }
 
     let mut req = match a.jwt_bearer_subject {
         Some(s) => TokenRequest::jwt_bearer(s),

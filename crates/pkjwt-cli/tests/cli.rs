@@ -642,6 +642,21 @@ fn cert_csr_and_x5c() {
     .unwrap();
     assert_eq!(j["header"]["x5t#S256"], jwk["x5t#S256"]);
     assert_eq!(j["header"]["x5c"][0], body);
+    // Without a certificate anywhere, --x5c has nothing to send.
+    let e = fails(
+        &dir,
+        &[
+            "assert",
+            "--key",
+            "k.pem",
+            "--client-id",
+            "c",
+            "--aud",
+            "https://as",
+            "--x5c",
+        ],
+    );
+    assert!(e.contains("--cert"), "{e}");
     // A certificate for another key is refused.
     ok(&dir, &["keygen", "--key", "other.pem", "--alg", "EdDSA"]);
     let e = fails(&dir, &["pubkey", "--key", "other.pem", "--cert", "c.pem"]);
@@ -748,6 +763,23 @@ fn pkcs12_keystores() {
         "{pub_jwk}"
     );
     assert!(pub_jwk["x5t#S256"].is_string());
+    // ... and the assertion header, without --cert.
+    let (_, out, _) = with_pw(&[
+        "assert",
+        "--key",
+        "file:client.p12?password-source=env:P12PW",
+        "--client-id",
+        "c",
+        "--aud",
+        "https://as",
+        "--x5c",
+        "--x5t-sha1",
+        "--json",
+    ]);
+    let j: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(j["header"]["x5t#S256"], pub_jwk["x5t#S256"]);
+    assert_eq!(j["header"]["x5c"], pub_jwk["x5c"]);
+    assert_eq!(j["header"]["x5t"].as_str().unwrap().len(), 27);
 
     // Keystores written by openssl: modern (AES) and legacy (3DES), both open and sign.
     openssl(&[

@@ -240,6 +240,33 @@ fn token_prints_the_access_token_from_oidc_provider() {
     assert_eq!(v["scope"], "accounts:read");
     assert!(v["access_token"].as_str().unwrap().split('.').count() == 3);
 
+    // Profile entra (aud = token endpoint, typ JWT) needs the certificate thumbprint: refused
+    // without a certificate, accepted with --cert (x5t#S256 and, asked for, the SHA-1 x5t).
+    let entra = [&args[..], &["--profile", "entra"]].concat();
+    let e = fails(&dir, &entra);
+    assert!(e.contains("x5t#S256") && e.contains("--cert"), "{e}");
+    let pem = ok(
+        &dir,
+        &["cert", "--key", "file:c.pem", "--subject", "CN=cli"],
+    );
+    std::fs::write(dir.join("c.crt"), pem).unwrap();
+    let t = ok(
+        &dir,
+        &[&entra[..], &["--cert", "c.crt", "--x5t-sha1"]].concat(),
+    );
+    assert_eq!(t.trim_end().split('.').count(), 3);
+    ok(
+        &dir,
+        &["keygen", "--key", "file:other.pem", "--alg", "ES256"],
+    );
+    let other = ok(
+        &dir,
+        &["cert", "--key", "file:other.pem", "--subject", "CN=other"],
+    );
+    std::fs::write(dir.join("other.crt"), other).unwrap();
+    let e = fails(&dir, &[&entra[..], &["--cert", "other.crt"]].concat());
+    assert!(e.contains("other.crt"), "{e}");
+
     // The RFC 7523 §2.1 JWT-bearer grant: the token is issued to the assertion's subject.
     let user_token = ok(
         &dir,

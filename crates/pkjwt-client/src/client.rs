@@ -86,6 +86,8 @@ pub struct ClientConfig {
     pub kid: KeyId,
     /// Header `x5t#S256`, for servers that identify the key by certificate (Entra ID).
     pub x5t_s256: Option<String>,
+    /// Header `x5t` (base64url SHA-1 of the certificate), only for servers that ask for it.
+    pub x5t: Option<String>,
     /// Skew between the server's `Date` and the local clock above which the client corrects
     /// `iat`/`nbf`/`exp`. Default 5 s; `None` turns skew correction off.
     pub skew_threshold_secs: Option<u64>,
@@ -106,6 +108,7 @@ impl ClientConfig {
             retry: RetryPolicy::default(),
             kid: KeyId::Thumbprint,
             x5t_s256: None,
+            x5t: None,
             skew_threshold_secs: Some(5),
             check_metadata: true,
             clock: Arc::new(pkjwt_core::SystemClock),
@@ -347,7 +350,14 @@ impl TokenClient {
         if config.profile.require_x5t_s256 && config.x5t_s256.is_none() {
             return Err(ClientError::Config(format!(
                 "profile {} sends the certificate thumbprint (x5t#S256) the server registered; \
-                 set ClientConfig::x5t_s256 (pkjwt token --x5t-s256)",
+                 set ClientConfig::x5t_s256 (pkjwt token --cert FILE or --x5t-s256)",
+                config.profile.name
+            )));
+        }
+        if config.profile.require_x5t_sha1 && config.x5t.is_none() {
+            return Err(ClientError::Config(format!(
+                "profile {} sends the SHA-1 certificate thumbprint (x5t); set ClientConfig::x5t \
+                 (pkjwt token --cert FILE)",
                 config.profile.name
             )));
         }
@@ -378,6 +388,7 @@ impl TokenClient {
         // more is refused by `ClientAssertion::new` rather than silently allowed.
         o.kid = config.kid.clone();
         o.x5t_s256 = config.x5t_s256.clone();
+        o.x5t = config.x5t.clone();
         o.clock = config.clock.clone();
         if let Some(s) = subject {
             // An authorization grant, not client authentication: no client-authentication typ.

@@ -57,6 +57,10 @@ pub struct Profile {
     pub min_ec_bits: usize,
     /// The assertion must carry `x5t#S256` (Entra ID with certificate credentials).
     pub require_x5t_s256: bool,
+    /// The assertion must also carry the SHA-1 `x5t` (servers that still identify certificates
+    /// by their SHA-1 thumbprint). Off in every named profile; set it field by field
+    /// (`pkjwt token --x5t-sha1`).
+    pub require_x5t_sha1: bool,
     /// Send `client_id` in the token request form too (optional per RFC 7521; some servers want
     /// it).
     pub send_client_id: bool,
@@ -84,6 +88,7 @@ impl Profile {
             min_rsa_bits: 2048,
             min_ec_bits: 224,
             require_x5t_s256: false,
+            require_x5t_sha1: false,
             send_client_id: true,
         }
     }

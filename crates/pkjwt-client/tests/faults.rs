@@ -425,3 +425,49 @@ async fn discovery_falls_back_to_rfc8414_metadata() {
         .1;
     assert_eq!(claims(a)["aud"], issuer.as_str());
 }
+
+/// Certificate thumbprints in the assertion header: a profile that requires the SHA-1 `x5t`
+/// (or `x5t#S256`) is refused before any request without it, and sends exactly the values
+/// configured.
+#[tokio::test]
+async fn certificate_thumbprint_headers_follow_the_profile() {
+    let fake = start(vec![]).await;
+    let mut profile = pkjwt_client::Profile::named("entra").unwrap();
+    profile.require_x5t_sha1 = true;
+    let s256 = "rJ8QO0bS1OjFgLAvxVYr9FLHpVm3O7tAjypjfzKZfXw";
+    let sha1 = "kGA6MYkF3qDJu6bIxvqspF9pzbM";
+    // x5t#S256 alone is not enough for this profile.
+    let mut c = config(&fake).profile(profile.clone());
+    c.x5t_s256 = Some(s256.into());
+    let e = bounded(TokenClient::discover(signer(), c))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("x5t"), "{e}");
+    assert!(fake.seen.lock().unwrap().is_empty(), "nothing was sent");
+    // Both given: both sent, beside typ JWT and the token-endpoint audience of entra.
+    let mut c = config(&fake).profile(profile);
+    c.x5t_s256 = Some(s256.into());
+    c.x5t = Some(sha1.into());
+    let client = bounded(TokenClient::discover(signer(), c)).await.unwrap();
+    bounded(client.request(&TokenRequest::client_credentials()))
+        .await
+        .unwrap();
+    let form = fake.seen.lock().unwrap()[0].clone();
+    let a = &form
+        .iter()
+        .find(|(k, _)| k == "client_assertion")
+        .unwrap()
+        .1;
+    use base64::Engine;
+    let header: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(a.split('.').next().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header["x5t#S256"], s256);
+    assert_eq!(header["x5t"], sha1);
+    assert_eq!(header["typ"], "JWT");
+    let iss = fake.issuer.lock().unwrap().clone();
+    assert_eq!(claims(a)["aud"], format!("{iss}/token"));
+}
