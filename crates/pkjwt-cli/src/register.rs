@@ -170,7 +170,7 @@ impl RegisterArgs {
 }
 
 /// The algorithm every key must have: `--alg`, or else the first key's.
-fn check_algs(keys: &[Jwk], alg: Algorithm) -> Result<(), BoxError> {
+pub(crate) fn check_algs(keys: &[Jwk], alg: Algorithm) -> Result<(), BoxError> {
     for k in keys {
         let kid = k.kid.as_deref().unwrap_or("?");
         match k.alg.as_deref() {
@@ -187,6 +187,37 @@ fn check_algs(keys: &[Jwk], alg: Algorithm) -> Result<(), BoxError> {
         }
     }
     Ok(())
+}
+
+/// The `token_endpoint_auth_signing_alg` a registration names, if any.
+pub(crate) fn registered_alg(metadata: &Map<String, Value>) -> Option<Algorithm> {
+    metadata
+        .get("token_endpoint_auth_signing_alg")
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse::<Algorithm>().ok())
+}
+
+/// RFC 7592 update of a registration with an inline `jwks`: the keys become exactly `keys`
+/// (after the algorithm check); the file is rewritten with the server's answer (it may carry a
+/// new registration access token). A registration with a `jwks_uri` is left alone: the server
+/// reads the keys from there. Returns whether the server was asked.
+pub(crate) async fn update_registered_keys(
+    path: &std::path::Path,
+    keys: Vec<Jwk>,
+) -> Result<bool, BoxError> {
+    let reg = Registration::load(path)?;
+    let mut metadata = reg.metadata();
+    if metadata.contains_key("jwks_uri") && !metadata.contains_key("jwks") {
+        return Ok(false);
+    }
+    if let Some(alg) = registered_alg(&metadata) {
+        check_algs(&keys, alg)?;
+    }
+    metadata.insert("jwks".into(), serde_json::to_value(JwkSet::new(keys)?)?);
+    let client = RegistrationClient::new(&HttpOptions::default())?;
+    let new = client.update(&reg, &metadata).await?;
+    new.save(path, true)?;
+    Ok(true)
 }
 
 fn first_alg(keys: &[Jwk]) -> Option<Algorithm> {
@@ -313,11 +344,7 @@ async fn manage(a: RegisterArgs) -> CmdResult {
         return Ok(ExitCode::SUCCESS);
     }
     let mut metadata = reg.metadata();
-    let registered_alg = metadata
-        .get("token_endpoint_auth_signing_alg")
-        .and_then(Value::as_str)
-        .and_then(|s| s.parse::<Algorithm>().ok());
-    let alg = a.alg.or(registered_alg);
+    let alg = a.alg.or(registered_alg(&metadata));
     if let Some(al) = a.alg {
         metadata.insert("token_endpoint_auth_signing_alg".into(), al.name().into());
     }

@@ -70,6 +70,11 @@ enum Action {
         /// --prepublish must exceed it. oidc-provider: 60.
         #[arg(long, default_value_t = MIN_SERVER_JWKS_CACHE_SECS)]
         server_cache: u64,
+        /// A registration file saved by `pkjwt register`: when it registers an inline jwks,
+        /// update it (RFC 7592) to the keys published now, so the server knows the next key
+        /// before it signs.
+        #[arg(long, value_name = "FILE")]
+        registration: Option<PathBuf>,
     },
     /// Point the recorded AWS KMS alias at the key that signs now (idempotent; run it after the
     /// pre-publication time, e.g. from a timer).
@@ -77,7 +82,12 @@ enum Action {
     /// Print every key with its phase as JSON.
     Status,
     /// Forget retired keys.
-    Prune,
+    Prune {
+        /// A registration file saved by `pkjwt register`: when it registers an inline jwks,
+        /// update it (RFC 7592) to the keys still published (the retired ones leave).
+        #[arg(long, value_name = "FILE")]
+        registration: Option<PathBuf>,
+    },
 }
 
 /// A key ready to enter the state: its stored URI, public JWK and alias to keep pointed at it.
@@ -174,6 +184,37 @@ async fn open_kms(
     })
 }
 
+/// Updates an inline-`jwks` registration to the keys published at `now`.
+async fn sync_registration(
+    path: &std::path::Path,
+    st: &RotationState,
+    now: i64,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let keys: Vec<Jwk> = st.published(now).map(|k| k.jwk.clone()).collect();
+    let n = keys.len();
+    match crate::register::update_registered_keys(path, keys).await {
+        Ok(true) => eprintln!(
+            "pkjwt: updated the registration in {}: {n} keys registered",
+            path.display()
+        ),
+        Ok(false) => eprintln!(
+            "pkjwt: {} registers a jwks_uri: the server reads the keys from there, nothing to \
+             update",
+            path.display()
+        ),
+        Err(e) => {
+            return Err(format!(
+                "the rotation state is saved, but updating the registration in {} failed: {e}; \
+                 retry with: pkjwt register --update --registration {} --state STATE",
+                path.display(),
+                path.display()
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
 /// `apply`: points the alias recorded with the signing key at that key.
 async fn apply(
     st: &RotationState,
@@ -232,6 +273,7 @@ pub(crate) async fn run(a: RotateArgs) -> CmdResult {
             prepublish,
             overlap,
             server_cache,
+            registration,
         } => {
             if prepublish <= server_cache {
                 return Err(format!(
@@ -260,14 +302,20 @@ pub(crate) async fn run(a: RotateArgs) -> CmdResult {
                 e.alias = new.alias;
             }
             st.save(&a.state)?;
+            if let Some(path) = &registration {
+                sync_registration(path, &st, now).await?;
+            }
         }
         Action::Apply => apply(&RotationState::load(&a.state)?, now).await?,
         Action::Status => {}
-        Action::Prune => {
+        Action::Prune { registration } => {
             let mut st = RotationState::load(&a.state)?;
             let n = st.prune(now);
             st.save(&a.state)?;
             eprintln!("pkjwt: forgot {n} retired keys");
+            if let Some(path) = &registration {
+                sync_registration(path, &st, now).await?;
+            }
         }
     }
     let st = RotationState::load(&a.state)?;

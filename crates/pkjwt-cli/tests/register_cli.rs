@@ -224,24 +224,29 @@ fn inline_jwks_rotation_update_and_delete() {
     assert_eq!(before["jwks"]["keys"].as_array().unwrap().len(), 1);
     assert_token(&dir, "file:a.pem", &cid, &op);
 
-    // Rotation: the next key is published in the state, but the server does not know it yet.
-    ok(
-        &dir,
-        &[
+    // Rotation without the registration: the next key is published in the state, but the
+    // server does not know it yet.
+    let begin = |key: &str, registration: &[&str]| {
+        let mut args = vec![
             "rotate",
             "--state",
             "st.json",
             "begin",
             "--key",
-            "file:b.pem",
+            key,
             "--generate",
             "--prepublish",
             "61",
             "--overlap",
             "60",
-        ],
-    );
-    assert_refused(&dir, "file:b.pem", &cid, &op);
+        ];
+        args.extend_from_slice(registration);
+        ok(&dir, &args);
+    };
+    std::fs::copy(dir.join("st.json"), dir.join("st-before.json")).unwrap();
+    begin("file:b0.pem", &[]);
+    assert_refused(&dir, "file:b0.pem", &cid, &op);
+    // `register --update --state` tells the server afterwards.
     let out = ok(
         &dir,
         &[
@@ -254,12 +259,24 @@ fn inline_jwks_rotation_update_and_delete() {
         ],
     );
     assert_eq!(out.trim_end(), cid);
+    assert_token(&dir, "file:b0.pem", &cid, &op);
+
+    // Rotation with --registration: the state and the registration change in one command.
+    std::fs::copy(dir.join("st-before.json"), dir.join("st.json")).unwrap();
+    begin("file:b.pem", &["--registration", "reg.json"]);
     let after: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("reg.json")).unwrap()).unwrap();
-    assert_eq!(after["jwks"]["keys"].as_array().unwrap().len(), 2);
+    let kids: Vec<&str> = after["jwks"]["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert_eq!(kids.len(), 2, "the current and the next key: {after}");
     assert_eq!(after["client_id"], cid.as_str());
     assert_token(&dir, "file:b.pem", &cid, &op);
     assert_token(&dir, "file:a.pem", &cid, &op);
+    assert_refused(&dir, "file:b0.pem", &cid, &op);
 
     // --read shows the server's view and never the token.
     let read = ok(&dir, &["register", "--read", "--registration", "reg.json"]);
