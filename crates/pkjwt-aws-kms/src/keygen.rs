@@ -86,8 +86,17 @@ pub async fn generate(
         },
     }
 
-    let (key_id, key_arn) = create_raw(&client, key_spec, &alias, &endpoint, max_attempts).await?;
-    tracing::info!(key = %key_arn, alias = %alias, "created KMS key");
+    let Created {
+        key_id,
+        key_arn,
+        request_id,
+    } = create_raw(&client, key_spec, &alias, &endpoint, max_attempts).await?;
+    tracing::info!(
+        key = %key_arn,
+        alias = %alias,
+        request_id = request_id.as_deref().unwrap_or("-"),
+        "created KMS key"
+    );
 
     if let Err(e) = client
         .create_alias()
@@ -131,15 +140,22 @@ pub async fn generate(
     Ok(pkjwt_core::Signer::public_key(&signer).clone())
 }
 
-/// `CreateKey` for a signing key of `key_spec`; returns (key id, key ARN). `name` only appears in
-/// messages.
+/// A key `CreateKey` made.
+struct Created {
+    key_id: String,
+    key_arn: String,
+    /// The AWS request id of the `CreateKey` answer, for the caller's trace event.
+    request_id: Option<String>,
+}
+
+/// `CreateKey` for a signing key of `key_spec`. `name` only appears in messages.
 async fn create_raw(
     client: &Client,
     key_spec: aws_sdk_kms::types::KeySpec,
     name: &str,
     endpoint: &str,
     max_attempts: u32,
-) -> Result<(String, String), AwsKmsError> {
+) -> Result<Created, AwsKmsError> {
     let ctx = CallContext {
         operation: Operation::CreateKey,
         key: name,
@@ -164,8 +180,13 @@ async fn create_raw(
     };
     let key_id = meta.key_id().to_owned();
     let key_arn = meta.arn().unwrap_or(&key_id).to_owned();
-    tracing::debug!(key = %key_arn, request_id = created.request_id().unwrap_or("-"), "CreateKey");
-    Ok((key_id, key_arn))
+    let request_id = created.request_id().map(str::to_owned);
+    tracing::debug!(key = %key_arn, request_id = request_id.as_deref().unwrap_or("-"), "CreateKey");
+    Ok(Created {
+        key_id,
+        key_arn,
+        request_id,
+    })
 }
 
 /// Creates a KMS signing key for `alg` without an alias — the next key of a rotation, whose
@@ -185,7 +206,11 @@ pub async fn create_key(
         });
     };
     let (client, endpoint) = client_for(uri, options).await?;
-    let (_, key_arn) = create_raw(
+    let Created {
+        key_arn,
+        request_id,
+        ..
+    } = create_raw(
         &client,
         key_spec,
         &uri.key_id,
@@ -193,7 +218,11 @@ pub async fn create_key(
         options.max_attempts,
     )
     .await?;
-    tracing::info!(key = %key_arn, "created KMS key (no alias yet)");
+    tracing::info!(
+        key = %key_arn,
+        request_id = request_id.as_deref().unwrap_or("-"),
+        "created KMS key (no alias yet)"
+    );
     AwsKmsSigner::from_client(client, endpoint, &key_arn, Some(alg)).await
 }
 
@@ -265,14 +294,16 @@ pub async fn point_alias(
         endpoint: &endpoint,
         max_attempts: options.max_attempts,
     };
-    if before.is_some() {
+    let request_id = if before.is_some() {
         client
             .update_alias()
             .alias_name(alias)
             .target_key_id(key_id)
             .send()
             .await
-            .map_err(|e| classify(&ctx(Operation::UpdateAlias), e))?;
+            .map_err(|e| classify(&ctx(Operation::UpdateAlias), e))?
+            .request_id()
+            .map(str::to_owned)
     } else {
         client
             .create_alias()
@@ -280,12 +311,15 @@ pub async fn point_alias(
             .target_key_id(key_id)
             .send()
             .await
-            .map_err(|e| classify(&ctx(Operation::CreateAlias), e))?;
-    }
+            .map_err(|e| classify(&ctx(Operation::CreateAlias), e))?
+            .request_id()
+            .map(str::to_owned)
+    };
     tracing::info!(
         alias,
         key = key_id,
         previous = before.as_deref().unwrap_or("-"),
+        request_id = request_id.as_deref().unwrap_or("-"),
         "alias moved"
     );
     Ok(before)

@@ -122,6 +122,10 @@ async fn conformance_rsa() {
         Algorithm::PS384,
     )
     .await;
+    // RSA_4096 is the spec keygen makes for *512 (spec::key_spec_for).
+    for alg in [Algorithm::PS512, Algorithm::RS512] {
+        conformance(d, KeySpec::Rsa4096, Some(alg), alg).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -859,4 +863,130 @@ async fn generate_cleans_up_when_the_alias_cannot_be_created() {
         "the orphan key is scheduled for deletion"
     );
     assert_eq!(calls(d, &alias, "CreateAlias"), 1);
+}
+
+// ---- trace events carry the AWS request id ----------------------------------------------------
+
+/// The fields of every `pkjwt_aws_kms` event emitted on the thread where it is the default
+/// subscriber (the test's own: `block_on` polls the test body there).
+#[derive(Clone, Default)]
+struct Events(Arc<std::sync::Mutex<Vec<std::collections::BTreeMap<String, String>>>>);
+
+impl Events {
+    /// The recorded events whose message is `message`.
+    fn named(&self, message: &str) -> Vec<std::collections::BTreeMap<String, String>> {
+        let all = self.0.lock().expect("events lock");
+        all.iter()
+            .filter(|e| e.get("message").map(String::as_str) == Some(message))
+            .cloned()
+            .collect()
+    }
+}
+
+impl tracing::Subscriber for Events {
+    fn enabled(&self, meta: &tracing::Metadata<'_>) -> bool {
+        meta.target().starts_with("pkjwt_aws_kms")
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        struct Fields<'a>(&'a mut std::collections::BTreeMap<String, String>);
+        impl tracing::field::Visit for Fields<'_> {
+            fn record_str(&mut self, f: &tracing::field::Field, v: &str) {
+                self.0.insert(f.name().to_owned(), v.to_owned());
+            }
+            fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
+                self.0.insert(f.name().to_owned(), format!("{v:?}"));
+            }
+        }
+        let mut fields = std::collections::BTreeMap::new();
+        event.record(&mut Fields(&mut fields));
+        self.0.lock().expect("events lock").push(fields);
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+/// The request id an event carries; fails when it has none (`-` is what the events log for an
+/// answer without one, and the double gives every answer one).
+fn assert_request_id(event: &std::collections::BTreeMap<String, String>) -> String {
+    let id = event.get("request_id").cloned().unwrap_or_default();
+    assert!(
+        !id.is_empty() && id != "-" && id.chars().all(|c| c == '-' || c.is_ascii_alphanumeric()),
+        "no AWS request id in {event:?}"
+    );
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keygen_and_alias_events_carry_the_request_id() {
+    let Some(d) = require!() else { return };
+    let events = Events::default();
+    let guard = tracing::dispatcher::set_default(&tracing::Dispatch::new(events.clone()));
+    let alias = common::alias("traced");
+    let u = uri(d, &alias);
+    generate(&u, Algorithm::ES256, &options())
+        .await
+        .expect("generate");
+    let first = admin(d)
+        .describe_key()
+        .key_id(&alias)
+        .send()
+        .await
+        .expect("describe")
+        .key_metadata()
+        .and_then(|m| m.arn())
+        .expect("ARN")
+        .to_owned();
+    let next = pkjwt_aws_kms::create_key(&u, Algorithm::ES256, &options())
+        .await
+        .expect("create_key");
+    // The alias exists: UpdateAlias. A new alias: CreateAlias.
+    pkjwt_aws_kms::point_alias(&u, &alias, next.key_arn(), &options())
+        .await
+        .expect("UpdateAlias");
+    let fresh = common::alias("traced-new");
+    pkjwt_aws_kms::point_alias(&u, &fresh, next.key_arn(), &options())
+        .await
+        .expect("CreateAlias");
+    drop(guard);
+
+    // The info events carry the id of the CreateKey answer their debug event logged.
+    let create_keys: Vec<String> = events
+        .named("CreateKey")
+        .iter()
+        .map(assert_request_id)
+        .collect();
+    assert_eq!(create_keys.len(), 2, "two CreateKey calls");
+    let [generated] = events
+        .named("created KMS key")
+        .try_into()
+        .expect("one keygen event");
+    assert_eq!(assert_request_id(&generated), create_keys[0]);
+    assert_eq!(generated["key"], first);
+    assert_eq!(generated["alias"], alias);
+    let [created] = events
+        .named("created KMS key (no alias yet)")
+        .try_into()
+        .expect("one create_key event");
+    assert_eq!(assert_request_id(&created), create_keys[1]);
+    assert_eq!(created["key"], next.key_arn());
+    // Each alias move carries the id of its own UpdateAlias / CreateAlias answer.
+    let [updated, made] = events.named("alias moved").try_into().expect("two moves");
+    assert_eq!(
+        (updated["alias"].as_str(), updated["previous"].as_str()),
+        (alias.as_str(), first.as_str())
+    );
+    assert_eq!(
+        (made["alias"].as_str(), made["previous"].as_str()),
+        (fresh.as_str(), "-")
+    );
+    let mut ids = vec![assert_request_id(&updated), assert_request_id(&made)];
+    ids.extend(create_keys);
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 4, "one request id per answer: {ids:?}");
 }

@@ -1,5 +1,6 @@
 //! Certificates and CSRs signed by keys on a SoftHSM2 token (a private token directory made by
-//! `infra/softhsm/setup.sh` for this test process), checked by OpenSSL.
+//! `infra/softhsm/setup.sh` for this test process), checked by OpenSSL and by `x509-cert`
+//! decoding (`certs::check_certificate_and_csr`).
 
 #![allow(clippy::unwrap_used)]
 
@@ -21,10 +22,11 @@ async fn softhsm_keys_sign_certificates_openssl_accepts() {
         eprintln!("SKIPPED: SoftHSM2 not installed");
         return;
     }
+    let Some(ossl) = certs::openssl() else { return };
     // SoftHSM reads SOFTHSM2_CONF when the module initializes; the work runs in a child copy
     // of this test binary whose environment points at a token directory of its own.
     if let Ok(dir) = std::env::var("PKJWT_X509_HSM_DIR") {
-        return sign_with_every_key(Path::new(&dir)).await;
+        return sign_with_every_key(&ossl, Path::new(&dir)).await;
     }
     let dir = std::env::temp_dir().join(format!("pkjwt-x509-hsm-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -57,7 +59,7 @@ async fn softhsm_keys_sign_certificates_openssl_accepts() {
     );
 }
 
-async fn sign_with_every_key(dir: &Path) {
+async fn sign_with_every_key(ossl: &Path, dir: &Path) {
     let pin = dir.join("pin");
     for object in ["p256", "p384", "p521", "rsa2048", "ed25519"] {
         let uri = format!(
@@ -70,7 +72,8 @@ async fn sign_with_every_key(dir: &Path) {
         let signer = Pkcs11Signer::open(&u, None, &Pkcs11Options::default())
             .await
             .unwrap();
-        certs::check_with_openssl(
+        certs::check_certificate_and_csr(
+            ossl,
             &signer,
             dir,
             &format!("hsm-{object}-{}", signer.algorithm()),
