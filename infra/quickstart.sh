@@ -23,11 +23,12 @@ case "$profile" in
   dev) dir=debug ;;
   *) echo "PKJWT_QUICKSTART_PROFILE must be release or dev" >&2; exit 2 ;;
 esac
-say "building pkjwt and the protected API example ($profile)"
+say "building pkjwt and the examples ($profile)"
 cargo build --profile "$profile" -q -p pkjwt-cli
-cargo build --profile "$profile" -q -p pkjwt-verify --features axum --example protected_api
+cargo build --profile "$profile" -q -p pkjwt-examples --examples
 pkjwt="$root/target/$dir/pkjwt"
 api_bin="$root/target/$dir/examples/protected_api"
+rust_client="$root/target/$dir/examples/client_credentials"
 py="$root/.venv/bin/python"
 "$pkjwt" --version
 
@@ -126,5 +127,14 @@ note "GET $api without a token:"
 code="$(curl -s -o /dev/null -w '%{http_code}' "$api")"
 note "HTTP $code (refused, as it must be)"
 [ "$code" = 401 ]
+
+say "8. the same from Rust (examples/client_credentials.rs): ten concurrent callers, one token request"
+grants() { grep -c "\"event\":\"grant.success\",\"client_id\":\"$client_id\"" op.log || true; }
+before="$(grants)"
+PKJWT_KEY="$key" PKJWT_CLIENT_ID="$client_id" PKJWT_ISSUER="$issuer" PKJWT_SCOPE="$scope" \
+  "$rust_client" | sed 's/^/   /'
+after="$(grants)"
+note "token requests the server answered for these ten callers: $((after - before))"
+[ "$((after - before))" = 1 ]
 
 say "done: key -> JWKS at $jwks_uri -> client $client_id -> access token -> protected API"

@@ -41,6 +41,10 @@ fi
 step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --quiet
 
+step "examples"
+# Both sides of private_key_jwt with no server: signs, verifies, refuses the replay.
+cargo run -q -p pkjwt-examples --example sign_and_verify >/dev/null
+
 step "quick start (smoke)"
 PKJWT_QUICKSTART_PROFILE=dev infra/quickstart.sh >/dev/null
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 #[cfg(feature = "aws-kms")]
 pub use pkjwt_aws_kms as aws_kms;
 pub use pkjwt_core::*;
-pub use pkjwt_file::{FileError, FileOptions, FileSigner, GenerateOptions};
+pub use pkjwt_file::{FileError, FileOptions, FileSigner, GenerateOptions, generate_in_memory};
 
 /// Options for [`open`] and [`generate`].
 #[derive(Clone, Debug, Default)]

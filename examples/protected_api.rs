@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! PKJWT_ISSUER=http://127.0.0.1:3000 PKJWT_AUDIENCE=https://api.example.com \
-//!   cargo run -p pkjwt-verify --features axum --example protected_api -- 127.0.0.1:8081
+//!   cargo run -p pkjwt-examples --example protected_api -- 127.0.0.1:8081
 //! curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8081/balance
 //! ```
 #![allow(clippy::unwrap_used)]
