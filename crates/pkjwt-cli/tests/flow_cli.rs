@@ -434,8 +434,16 @@ fn softhsm_keys(dir: &Path) -> Option<(Vec<BackendKey>, Env)> {
 async fn full_flow_with_softhsm_and_kms_keys() {
     let dir = tmpdir("backends");
     let mut groups: Vec<(Vec<BackendKey>, Env)> = Vec::new();
-    if let Some(g) = softhsm_keys(&dir) {
-        groups.push(g);
+    if let Some((mut keys, env)) = softhsm_keys(&dir) {
+        // The RSA key also as an RS256 client (setup.sh names it for PS256).
+        let rsa = keys.iter().find(|k| k.alg == "PS256").unwrap();
+        let rs256 = BackendKey {
+            name: "softhsm-RS256".into(),
+            uri: rsa.uri.clone(),
+            alg: "RS256".into(),
+        };
+        keys.push(rs256);
+        groups.push((keys, env));
     }
     if let Some(d) = kms::double() {
         let env = vec![
@@ -444,8 +452,7 @@ async fn full_flow_with_softhsm_and_kms_keys() {
             ("AWS_REGION".to_owned(), kms::REGION.to_owned()),
         ];
         let mut keys = Vec::new();
-        // What the KMS double signs faithfully (docs/aws-kms.md).
-        for alg in ["ES256", "ES384", "PS256", "RS256"] {
+        for alg in ["ES256", "ES384", "ES512", "PS256", "RS256", "EdDSA"] {
             let uri = format!(
                 "awskms:key-id={};region={};endpoint={}",
                 kms::alias(&format!("flow-{alg}").to_lowercase()),
