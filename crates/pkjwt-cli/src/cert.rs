@@ -57,7 +57,7 @@ pub(crate) async fn run(a: CertArgs) -> CmdResult {
         )
     };
     if a.store_on_token {
-        pkjwt::store_certificate(&a.key.uri()?, &der, &a.key.options(None)).await?;
+        pkjwt::store_certificate(&a.key.uri()?, &der, &a.key.options(None)?).await?;
     }
     let bytes = if a.der {
         der

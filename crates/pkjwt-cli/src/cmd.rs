@@ -93,19 +93,69 @@ impl KeyArgs {
         Ok(uri)
     }
 
-    pub(crate) fn options(&self, alg: Option<Algorithm>) -> OpenOptions {
-        let mut o = OpenOptions::default().alg(alg);
-        o.file = o
-            .file
-            .allow_insecure_permissions(self.allow_insecure_key_permissions);
-        o
+    pub(crate) fn options(&self, alg: Option<Algorithm>) -> Result<OpenOptions, String> {
+        open_options(alg, self.allow_insecure_key_permissions)
     }
 
     pub(crate) async fn open(
         &self,
         alg: Option<Algorithm>,
     ) -> Result<std::sync::Arc<dyn Signer>, pkjwt::Error> {
-        pkjwt::open_uri(&self.uri()?, &self.options(alg)).await
+        let options = self.options(alg).map_err(pkjwt::Error::Assertion)?;
+        pkjwt::open_uri(&self.uri()?, &options).await
+    }
+}
+
+/// Options for opening keys: the algorithm, the file-permission opt-out, and backend tuning
+/// from the environment — `PKJWT_PKCS11_POOL_SIZE`, `PKJWT_PKCS11_MAX_ATTEMPTS`,
+/// `PKJWT_AWS_KMS_MAX_ATTEMPTS`, `PKJWT_AWS_KMS_CONNECT_TIMEOUT` and `PKJWT_AWS_KMS_TIMEOUT`
+/// (seconds per attempt).
+pub(crate) fn open_options(
+    alg: Option<Algorithm>,
+    allow_insecure_key_permissions: bool,
+) -> Result<OpenOptions, String> {
+    let mut o = OpenOptions::default().alg(alg);
+    o.file = o
+        .file
+        .allow_insecure_permissions(allow_insecure_key_permissions);
+    #[cfg(feature = "pkcs11")]
+    {
+        if let Some(n) = env_number("PKJWT_PKCS11_POOL_SIZE", 1, 1024)? {
+            o.pkcs11 = o.pkcs11.pool_size(n as usize);
+        }
+        if let Some(n) = env_number("PKJWT_PKCS11_MAX_ATTEMPTS", 1, 100)? {
+            o.pkcs11 = o.pkcs11.max_attempts(n as u32);
+        }
+    }
+    #[cfg(feature = "aws-kms")]
+    {
+        use std::time::Duration;
+        if let Some(n) = env_number("PKJWT_AWS_KMS_MAX_ATTEMPTS", 1, 100)? {
+            o.aws_kms = o.aws_kms.with_max_attempts(n as u32);
+        }
+        if let Some(n) = env_number("PKJWT_AWS_KMS_CONNECT_TIMEOUT", 1, 600)? {
+            o.aws_kms = o.aws_kms.with_connect_timeout(Duration::from_secs(n));
+        }
+        if let Some(n) = env_number("PKJWT_AWS_KMS_TIMEOUT", 1, 600)? {
+            let attempt = Duration::from_secs(n);
+            let operation = attempt.saturating_mul(o.aws_kms.max_attempts.max(1));
+            o.aws_kms = o.aws_kms.with_timeouts(attempt, operation);
+        }
+    }
+    Ok(o)
+}
+
+/// A whole number from environment variable `name`, within `min..=max`; `None` when unset.
+#[cfg(any(feature = "pkcs11", feature = "aws-kms"))]
+fn env_number(name: &str, min: u64, max: u64) -> Result<Option<u64>, String> {
+    let Ok(v) = std::env::var(name) else {
+        return Ok(None);
+    };
+    match v.trim().parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
+        _ => Err(format!(
+            "{name}={v:?}: expected a whole number from {min} to {max}"
+        )),
     }
 }
 
@@ -255,7 +305,7 @@ fn out(text: &str) -> std::io::Result<()> {
 
 async fn keygen(a: KeygenArgs) -> CmdResult {
     let uri = a.key.uri()?;
-    let mut options = a.key.options(Some(a.alg));
+    let mut options = a.key.options(Some(a.alg))?;
     options.generate = pkjwt::GenerateOptions::default();
     if a.rsa_bits != 2048 {
         let mut g = pkjwt::GenerateOptions::default();

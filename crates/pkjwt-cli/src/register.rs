@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use pkjwt::{Algorithm, Clock, Jwk, JwkSet, OpenOptions, SecretSource, Signer, SystemClock};
+use pkjwt::{Algorithm, Clock, Jwk, JwkSet, SecretSource, Signer, SystemClock};
 use pkjwt_client::{
     ClientKeys, ClientMetadata, HttpOptions, RegisterOptions, Registration, RegistrationClient,
     Secret, SignedRequest, sign_software_statement,
@@ -110,16 +110,9 @@ pub(crate) struct RegisterArgs {
 }
 
 impl RegisterArgs {
-    fn open_options(&self, alg: Option<Algorithm>) -> OpenOptions {
-        let mut o = OpenOptions::default().alg(alg);
-        o.file = o
-            .file
-            .allow_insecure_permissions(self.allow_insecure_key_permissions);
-        o
-    }
-
     async fn open(&self, uri: &str) -> Result<Arc<dyn Signer>, BoxError> {
-        Ok(pkjwt::open(uri, &self.open_options(None)).await?)
+        let options = crate::cmd::open_options(None, self.allow_insecure_key_permissions)?;
+        Ok(pkjwt::open(uri, &options).await?)
     }
 
     /// The public JWKs of --key or --state, if any was given.

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use pkjwt::{Algorithm, Clock, Jwk, KeyUri, OpenOptions, SystemClock};
+use pkjwt::{Algorithm, Clock, Jwk, KeyUri, SystemClock};
 use pkjwt_jwks::{MIN_SERVER_JWKS_CACHE_SECS, RotationState, RotationTiming};
 
 type CmdResult = Result<ExitCode, Box<dyn std::error::Error + Send + Sync>>;
@@ -113,10 +113,7 @@ async fn open_new(
                 .into(),
         );
     }
-    let mut o = OpenOptions::default().alg(k.alg);
-    o.file = o
-        .file
-        .allow_insecure_permissions(k.allow_insecure_key_permissions);
+    let o = crate::cmd::open_options(k.alg, k.allow_insecure_key_permissions)?;
     #[cfg(feature = "aws-kms")]
     if let KeyUri::AwsKms(kms) = &uri {
         return open_kms(k, kms, &o, next).await;
@@ -143,7 +140,7 @@ async fn open_new(
 async fn open_kms(
     k: &NewKey,
     kms: &pkjwt::AwsKmsUri,
-    o: &OpenOptions,
+    o: &pkjwt::OpenOptions,
     next: bool,
 ) -> Result<NewEntry, Box<dyn std::error::Error + Send + Sync>> {
     use pkjwt::Signer;
@@ -229,7 +226,7 @@ async fn apply(
     };
     #[cfg(feature = "aws-kms")]
     if let KeyUri::AwsKms(kms) = KeyUri::parse(&key.uri)? {
-        let opts = OpenOptions::default().aws_kms;
+        let opts = crate::cmd::open_options(None, false)?.aws_kms;
         let before = pkjwt::aws_kms::point_alias(&kms, alias, &kms.key_id, &opts).await?;
         let tail = |s: &str| s.rsplit('/').next().unwrap_or(s).to_owned();
         match before {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use pkjwt::{Algorithm, Jwk, OpenOptions};
+use pkjwt::{Algorithm, Jwk};
 use pkjwt_jwks::{JwksService, ServeOptions, admin_router, check_admin_addr};
 
 type CmdResult = Result<ExitCode, Box<dyn std::error::Error + Send + Sync>>;
@@ -40,10 +40,7 @@ pub(crate) struct ServeArgs {
 }
 
 pub(crate) async fn run(a: ServeArgs) -> CmdResult {
-    let mut open = OpenOptions::default().alg(a.alg);
-    open.file = open
-        .file
-        .allow_insecure_permissions(a.allow_insecure_key_permissions);
+    let open = crate::cmd::open_options(a.alg, a.allow_insecure_key_permissions)?;
     let mut keys = Vec::new();
     for uri in &a.key {
         let s = pkjwt::open(uri, &open).await?;

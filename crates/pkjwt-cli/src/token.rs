@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use pkjwt::{Algorithm, KeyId, OpenOptions};
+use pkjwt::{Algorithm, KeyId};
 use pkjwt_client::{
     AudienceMode, ClientConfig, HttpOptions, Profile, RetryPolicy, TokenClient, TokenRequest,
 };
@@ -107,10 +107,7 @@ pub(crate) struct TokenArgs {
 }
 
 pub(crate) async fn run(a: TokenArgs) -> CmdResult {
-    let mut open = OpenOptions::default().alg(a.alg);
-    open.file = open
-        .file
-        .allow_insecure_permissions(a.allow_insecure_key_permissions);
+    let open = crate::cmd::open_options(a.alg, a.allow_insecure_key_permissions)?;
     let uri = match (&a.key, &a.state) {
         (Some(k), _) => k.clone(),
         (None, Some(path)) => {

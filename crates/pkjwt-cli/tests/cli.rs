@@ -940,3 +940,39 @@ fn verify_survives_extreme_timestamps() {
         );
     }
 }
+
+/// Backend tuning from the environment: a value out of range is a one-line error naming the
+/// variable and the accepted range, before any key is opened; a valid one is accepted.
+#[test]
+fn backend_tuning_variables_are_checked() {
+    let dir = tmpdir("tuning");
+    ok(&dir, &["keygen", "--key", "k.pem"]);
+    for (var, bad, range) in [
+        ("PKJWT_PKCS11_POOL_SIZE", "0", "from 1 to 1024"),
+        ("PKJWT_PKCS11_MAX_ATTEMPTS", "many", "from 1 to 100"),
+        ("PKJWT_AWS_KMS_MAX_ATTEMPTS", "-1", "from 1 to 100"),
+        ("PKJWT_AWS_KMS_TIMEOUT", "0", "from 1 to 600"),
+        ("PKJWT_AWS_KMS_CONNECT_TIMEOUT", "9999", "from 1 to 600"),
+    ] {
+        let o = Command::new(BIN)
+            .args(["pubkey", "--key", "k.pem", "--format", "thumbprint"])
+            .current_dir(&dir)
+            .env(var, bad)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{var}: {err}");
+        assert!(err.contains(var) && err.contains(range), "{err}");
+        let o = Command::new(BIN)
+            .args(["pubkey", "--key", "k.pem", "--format", "thumbprint"])
+            .current_dir(&dir)
+            .env(var, "3")
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{var}=3: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}
