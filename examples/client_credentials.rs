@@ -58,7 +58,11 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "{} callers, {} token: {:?}, type {}, expires in {} s",
         tokens.len(),
-        if shared { "one shared" } else { "more than one" },
+        if shared {
+            "one shared"
+        } else {
+            "more than one"
+        },
         first.access_token,
         first.token_type,
         first.expires_in.map_or("?".into(), |s| s.to_string())
