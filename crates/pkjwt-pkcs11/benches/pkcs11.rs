@@ -153,18 +153,23 @@ fn main() {
         // Ratios from interleaved rounds: the machine is shared and its speed drifts by tens of
         // percent within seconds, so each round measures backend and bare back to back and the
         // median of the per-round ratios is reported.
-        let chunk = if alg.curve().is_some() || *alg == Algorithm::EdDSA {
-            400
-        } else {
-            40
-        };
+        // Each call runs `chunk` signatures from freshly spawned tasks; the first signatures of a
+        // call pay for spawning them and for the workers' first scheduler hand-off (about a
+        // millisecond with two workers), so a call lasts about 100 ms, as steady signing would
+        // (PKJWT_BENCH_CHUNK_MS changes it; 10 shows the burst cost).
+        let chunk_ms: u64 = std::env::var("PKJWT_BENCH_CHUNK_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(100);
+        let per_op = bare_loop(1, 200).as_secs_f64() / 200.0;
+        let chunk = ((chunk_ms as f64 / 1000.0 / per_op) as u64).clamp(20, 100_000);
         // (operations per wall-clock second, operations per CPU-second of this process). The
         // second is immune to other processes taking the CPUs away, which on a shared 2-core
         // machine swings wall-clock figures by tens of percent.
         let rate_for = |f: &dyn Fn(usize, u64) -> Duration, workers: usize| {
             let (mut n, mut d) = (0u64, Duration::ZERO);
             let cpu0 = cpu_time();
-            while d < Duration::from_millis(300) {
+            while d < Duration::from_millis(300.max(chunk_ms)) {
                 d += f(workers, chunk);
                 n += chunk;
             }
