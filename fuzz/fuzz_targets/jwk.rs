@@ -5,7 +5,9 @@ use libfuzzer_sys::fuzz_target;
 use pkjwt_core::{Jwk, JwkSet};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(s) = std::str::from_utf8(data) else { return };
+    let Ok(s) = std::str::from_utf8(data) else {
+        return;
+    };
     if let Ok(jwk) = Jwk::from_json(s) {
         let key = jwk.to_public_key().expect("a parsed JWK has a valid key");
         let again = Jwk::from_json(&jwk.to_json()).expect("re-parse");

@@ -47,9 +47,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let report = f.verifier.explain(text, "client-1", &f.keys);
     let _ = report.to_string();
-    let verified = f
-        .rt
-        .block_on(f.verifier.verify(text, "client-1", &f.keys));
+    let verified = f.rt.block_on(f.verifier.verify(text, "client-1", &f.keys));
     match verified {
         Ok(ok) => panic!("accepted a token no one could have signed: {ok:?}"),
         Err(e) => {

@@ -18,6 +18,8 @@ if command -v openssl >/dev/null && [ ! -f corpus/private_key/seed-p8.pem ]; the
   openssl ec -in corpus/private_key/seed-p8.pem -out corpus/private_key/seed-sec1.pem 2>/dev/null
   openssl genpkey -algorithm ED25519 -out corpus/private_key/seed-ed.pem 2>/dev/null
 fi
+# PKCS#12 seeds hold throwaway private keys too: generated (once), never committed.
+./gen_pkcs12_seeds.sh
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t"
   echo "== $t (${secs}s)"

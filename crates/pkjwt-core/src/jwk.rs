@@ -128,15 +128,31 @@ impl Jwk {
         }
         let jwk: Jwk = serde_json::from_value(value)
             .map_err(|e| Error::jwk(format!("unexpected member type: {e}")))?;
-        jwk.to_public_key()?;
-        if let Some(alg) = &jwk.alg {
+        jwk.check_public()?;
+        Ok(jwk)
+    }
+
+    /// Checks a JWK built or deserialized by other means (a state file, a configuration) the
+    /// way [`Jwk::from_json`] checks what it parses: no private key member, key material that
+    /// decodes strictly to a supported key, and an `alg`, if it is a known one, that fits it.
+    pub fn check_public(&self) -> Result<()> {
+        if let Some(m) = PRIVATE_MEMBERS
+            .iter()
+            .find(|m| self.other.contains_key(**m))
+        {
+            return Err(Error::jwk(format!(
+                "member \"{m}\" is private key material; a public JWK or JWKS must not contain it"
+            )));
+        }
+        let key = self.to_public_key()?;
+        if let Some(alg) = &self.alg {
             // An unknown alg is not an error in a JWK (RFC 7517 §4.4), but a known one that does
             // not fit the key is.
             if let Ok(a) = alg.parse::<Algorithm>() {
-                jwk.to_public_key()?.resolve_algorithm(Some(a))?;
+                key.resolve_algorithm(Some(a))?;
             }
         }
-        Ok(jwk)
+        Ok(())
     }
 
     /// Decodes the key material, strictly: EC coordinates must be exactly the field size

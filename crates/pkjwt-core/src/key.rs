@@ -236,7 +236,13 @@ impl PublicKey {
             PublicKey::ec_from_point(curve, key)
         } else if oid == OID_RSA {
             if !alg.is_empty() {
-                alg.read(der::TAG_NULL, "NULL parameters")?;
+                // DER NULL is exactly 05 00: content would be another encoding of the same key.
+                if !alg.read(der::TAG_NULL, "NULL parameters")?.is_empty() {
+                    return Err(Error::UnsupportedKey(
+                        "RSA AlgorithmIdentifier: NULL parameters with content (DER NULL is 05 00)"
+                            .into(),
+                    ));
+                }
                 alg.finish("RSA parameters")?;
             }
             PublicKey::from_pkcs1_der(key)
@@ -361,6 +367,30 @@ mod tests {
         for k in [ec, rsa, ed] {
             assert_eq!(PublicKey::from_spki_der(&k.to_spki_der()).unwrap(), k);
         }
+    }
+
+    #[test]
+    fn rsa_null_parameters_must_be_empty() {
+        // The SPKI of an RSA key, rebuilt with NULL parameters that carry a byte (05 01 00).
+        let rsa = PublicKey::rsa(&[0xc5; 256], &[1, 0, 1]).unwrap();
+        let PublicKey::Rsa { n, e } = &rsa else {
+            unreachable!()
+        };
+        let mut alg = Vec::new();
+        der::push_tlv(&mut alg, der::TAG_OID, OID_RSA);
+        der::push_tlv(&mut alg, der::TAG_NULL, &[0]);
+        let mut key = vec![0u8];
+        let mut body = Vec::new();
+        der::push_unsigned_integer(&mut body, n);
+        der::push_unsigned_integer(&mut body, e);
+        der::push_tlv(&mut key, der::TAG_SEQUENCE, &body);
+        let mut spki_body = Vec::new();
+        der::push_tlv(&mut spki_body, der::TAG_SEQUENCE, &alg);
+        der::push_tlv(&mut spki_body, der::TAG_BIT_STRING, &key);
+        let mut spki = Vec::new();
+        der::push_tlv(&mut spki, der::TAG_SEQUENCE, &spki_body);
+        let e = PublicKey::from_spki_der(&spki).unwrap_err().to_string();
+        assert!(e.contains("NULL parameters with content"), "{e}");
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //!
 //! Reading accepts the modern form (PBES2: PBKDF2-HMAC-SHA256 + AES-256-CBC, as OpenSSL 3 writes
 //! by default) and the legacy one (PBE-SHA1-3DES, OpenSSL 1.x and old Java). Writing produces the
-//! modern form with an HMAC-SHA256 MAC. The key must be accompanied by a certificate: the leaf
-//! certificate is what feeds `x5c` / `x5t#S256`.
+//! modern form with an HMAC-SHA256 MAC, always with the key's certificate, since the leaf
+//! certificate is what feeds `x5c` / `x5t#S256`. A keystore read without any certificate still
+//! opens (a key is a key); it just has no chain to publish.
 
 use std::path::Path;
 

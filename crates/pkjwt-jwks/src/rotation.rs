@@ -181,6 +181,11 @@ impl RotationState {
             if k.kid().is_empty() {
                 return Err(bad(format!("key {} ({}) has no kid", i, k.uri)));
             }
+            // The JWKs are served as they are: a hand-edited file must not publish private
+            // material or a key no verifier could use.
+            k.jwk
+                .check_public()
+                .map_err(|e| bad(format!("key {} ({}): {e}", k.kid(), k.uri)))?;
             if s.keys[..i].iter().any(|o| o.kid() == k.kid()) {
                 return Err(bad(format!("kid {} appears twice", k.kid())));
             }
@@ -357,6 +362,26 @@ mod tests {
         fs::write(&path, r#"{"version":9,"keys":[]}"#).unwrap();
         let e = RotationState::load(&path).unwrap_err().to_string();
         assert!(e.contains("version 9"), "{e}");
+        // A hand-edited key is checked like a parsed JWK before it can be served: private
+        // material, an unknown curve, an alg the key cannot make.
+        let x = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo";
+        for (extra, want) in [
+            (format!(r#","d":"{x}""#), "private key material"),
+            (r#","alg":"ES256""#.to_owned(), "ES256"),
+        ] {
+            let text = format!(
+                r#"{{"version":1,"keys":[{{"uri":"file:a.pem","jwk":{{"kty":"OKP","crv":"Ed25519","x":"{x}","kid":"a"{extra}}},"published_at":0,"active_from":0}}]}}"#
+            );
+            fs::write(&path, text).unwrap();
+            let e = RotationState::load(&path).unwrap_err().to_string();
+            assert!(e.contains(want) && e.contains("key a"), "{e}");
+        }
+        let bad_curve = format!(
+            r#"{{"version":1,"keys":[{{"uri":"u","jwk":{{"kty":"OKP","crv":"X448","x":"{x}","kid":"k"}},"published_at":0,"active_from":0}}]}}"#
+        );
+        fs::write(&path, bad_curve).unwrap();
+        let e = RotationState::load(&path).unwrap_err().to_string();
+        assert!(e.contains("X448"), "{e}");
         fs::remove_dir_all(&dir).unwrap();
     }
 }
