@@ -1,13 +1,8 @@
 //! PKCS#12 keystore reading (pkjwt-file: `.p12` / `.pfx` with a password), through the public
-//! entry point `FileSigner::open` on a `file:KEYSTORE?password-source=file:PASSWORD` URI.
+//! entry point `FileSigner::from_pkcs12` (what `FileSigner::open` calls for a
+//! `file:KEYSTORE?password-source=…` URI once it has read the file and the password).
 //!
-//! pkjwt-file has no public function that reads PKCS#12 from bytes (`pkcs12::read` is
-//! crate-private and `FileSigner::from_bytes` does not detect PKCS#12), so each input is written
-//! to two files (mode 0600) in a per-process directory on tmpfs (`/dev/shm`, else the temporary
-//! directory) and opened the way the CLI opens it.
-//!
-//! Input: `n`, then an `n`-byte password (UTF-8, non-empty, not ending in CR: the password file
-//! reader trims one line ending), then the keystore.
+//! Input: `n`, then an `n`-byte password (UTF-8), then the keystore.
 //!
 //! Invariants held, besides "never panics":
 //! - no error text (Display, Debug, cause chain) and no signer `Debug` contains the password. A
@@ -18,50 +13,12 @@
 //!   converts to a JWS signature for its own public key.
 #![no_main]
 
-#[path = "common/scratch.rs"]
-mod scratch;
-
-use std::path::PathBuf;
-use std::sync::OnceLock;
-
 use libfuzzer_sys::fuzz_target;
-use pkjwt_core::{FileUri, KeyUri, Signer, display_chain, jws};
-use pkjwt_file::{FileError, FileOptions, FileSigner, KeyFormat};
-
-struct Files {
-    keystore: PathBuf,
-    password: PathBuf,
-    uri: FileUri,
-}
-
-fn files() -> &'static Files {
-    static F: OnceLock<Files> = OnceLock::new();
-    F.get_or_init(|| {
-        let dir = scratch::dir("pkjwt-fuzz-pkcs12-");
-        let keystore = dir.join("keystore.p12");
-        let password = dir.join("password");
-        let text = format!(
-            "file:{}?password-source=file:{}",
-            keystore.display(),
-            password.display()
-        );
-        let KeyUri::File(uri) = KeyUri::parse(&text).expect("scratch URI parses") else {
-            panic!("scratch URI is not a file: URI");
-        };
-        Files {
-            keystore,
-            password,
-            uri,
-        }
-    })
-}
+use pkjwt_core::{Signer, display_chain, jws};
+use pkjwt_file::{FileError, FileSigner, KeyFormat};
 
 fn open(keystore: &[u8], password: &str) -> Result<FileSigner, FileError> {
-    let f = files();
-    scratch::write_private(&f.keystore, keystore);
-    // The password file reader removes one trailing newline, as editors add one.
-    scratch::write_private(&f.password, format!("{password}\n").as_bytes());
-    FileSigner::open(&f.uri, None, &FileOptions::default())
+    FileSigner::from_pkcs12(keystore, password, None)
 }
 
 fn error_text(e: &FileError) -> String {
@@ -91,9 +48,6 @@ fuzz_target!(|data: &[u8]| {
     let Ok(password) = std::str::from_utf8(password) else {
         return;
     };
-    if password.is_empty() || password.ends_with('\r') {
-        return;
-    }
 
     let (text, opened) = match open(keystore, password) {
         Ok(signer) => {

@@ -90,12 +90,9 @@ impl FileSigner {
         if let Some(source) = &uri.password {
             let password = source.read("keystore password")?;
             let bytes = load::read_private_file(&uri.path, options)?;
-            let (key, chain) =
-                pkcs12::read(&bytes, &password).map_err(|e| e.with_path(&uri.path))?;
-            let mut signer =
-                Self::from_key(key, KeyFormat::Pkcs12, alg).map_err(|e| e.with_path(&uri.path))?;
+            let mut signer = Self::from_pkcs12(&bytes, &password, alg)
+                .map_err(|e| e.with_path(&uri.path))?;
             signer.path = Some(uri.path.clone());
-            signer.certificates = chain;
             return Ok(signer);
         }
         if pkcs12::is_keystore_path(&uri.path) {
@@ -136,6 +133,19 @@ impl FileSigner {
     ) -> Result<Self, FileError> {
         let (key, format) = load::parse_private_key(bytes, passphrase)?;
         Self::from_key(key, format, alg)
+    }
+
+    /// Reads a PKCS#12 keystore (`.p12` / `.pfx`) from memory: the private key, and the
+    /// certificate chain (leaf first) that [`certificates`](Self::certificates) then returns.
+    pub fn from_pkcs12(
+        bytes: &[u8],
+        password: &str,
+        alg: Option<Algorithm>,
+    ) -> Result<Self, FileError> {
+        let (key, chain) = pkcs12::read(bytes, password)?;
+        let mut signer = Self::from_key(key, KeyFormat::Pkcs12, alg)?;
+        signer.certificates = chain;
+        Ok(signer)
     }
 
     pub(crate) fn from_key(
