@@ -53,16 +53,13 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         tokens.push(c.await??);
     }
     let first = &tokens[0];
-    let shared = tokens.iter().all(|t| Arc::ptr_eq(t, first));
+    if !tokens.iter().all(|t| Arc::ptr_eq(t, first)) {
+        return Err("the callers did not share one token".into());
+    }
     // The token itself stays out of output: Secret's Debug and Display hide it.
     println!(
-        "{} callers, {} token: {:?}, type {}, expires in {} s",
+        "{} callers, one shared token: {:?}, type {}, expires in {} s",
         tokens.len(),
-        if shared {
-            "one shared"
-        } else {
-            "more than one"
-        },
         first.access_token,
         first.token_type,
         first.expires_in.map_or("?".into(), |s| s.to_string())

@@ -62,10 +62,11 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         ok.jti
     );
     match verifier.verify(&jwt, CLIENT_ID, &keys).await {
-        Ok(_) => Err("a replayed assertion was accepted".into()),
-        Err(e) => {
+        Err(e) if e.kind() == "replayed" => {
             println!("replayed: refused ({}): {e}", e.kind());
             Ok(())
         }
+        Err(e) => Err(format!("the replay was refused for another reason: {e}").into()),
+        Ok(_) => Err("a replayed assertion was accepted".into()),
     }
 }

@@ -131,6 +131,17 @@ pub enum AwsKmsError {
         /// What happened to the new key.
         cleanup: String,
     },
+    /// A key was created but could not be opened (its public key read back).
+    #[error("created KMS key {key} but could not open it: {cause}; {cleanup}")]
+    CreatedKeyNotUsable {
+        /// The key that was created.
+        key: String,
+        /// Why opening it failed.
+        #[source]
+        cause: Box<AwsKmsError>,
+        /// What happened to the new key.
+        cleanup: String,
+    },
     /// The caller's IAM identity is not allowed to call the operation on the key.
     #[error(
         "access denied: {operation} on KMS key {key} needs the IAM permission {permission} \

@@ -112,21 +112,7 @@ pub async fn generate(
             },
             e,
         );
-        let cleanup = client
-            .schedule_key_deletion()
-            .key_id(&key_id)
-            .pending_window_in_days(7)
-            .send()
-            .await;
-        let cleanup = match cleanup {
-            Ok(_) => "the new key was scheduled for deletion in 7 days (aws kms \
-                      cancel-key-deletion recovers it)"
-                .to_owned(),
-            Err(_) => format!(
-                "the new key could not be scheduled for deletion; delete it with \
-                 aws kms schedule-key-deletion --key-id {key_id}"
-            ),
-        };
+        let cleanup = schedule_deletion(&client, &key_id).await;
         return Err(AwsKmsError::AliasNotCreated {
             alias,
             key: key_arn,
@@ -223,7 +209,34 @@ pub async fn create_key(
         request_id = request_id.as_deref().unwrap_or("-"),
         "created KMS key (no alias yet)"
     );
-    AwsKmsSigner::from_client(client, endpoint, &key_arn, Some(alg)).await
+    match AwsKmsSigner::from_client(client.clone(), endpoint, &key_arn, Some(alg)).await {
+        Ok(signer) => Ok(signer),
+        Err(e) => Err(AwsKmsError::CreatedKeyNotUsable {
+            cleanup: schedule_deletion(&client, &key_arn).await,
+            key: key_arn,
+            cause: Box::new(e),
+        }),
+    }
+}
+
+/// Schedules a key pkjwt just created, and cannot use, for deletion in 7 days; says what
+/// happened, for the error message.
+async fn schedule_deletion(client: &Client, key_id: &str) -> String {
+    match client
+        .schedule_key_deletion()
+        .key_id(key_id)
+        .pending_window_in_days(7)
+        .send()
+        .await
+    {
+        Ok(_) => "the new key was scheduled for deletion in 7 days (aws kms cancel-key-deletion \
+                  recovers it)"
+            .to_owned(),
+        Err(_) => format!(
+            "the new key could not be scheduled for deletion; delete it with aws kms \
+             schedule-key-deletion --key-id {key_id}"
+        ),
+    }
 }
 
 /// The key ARN `alias` (`alias/NAME`) points to now, or `None` when no such alias exists.

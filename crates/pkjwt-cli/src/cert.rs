@@ -97,8 +97,8 @@ pub(crate) fn load_chain(
 }
 
 /// The key's certificate chain: from `--cert FILE` (checked against the key), else the one the
-/// backend holds next to the key (a PKCS#12 keystore, a PKCS#11 certificate object), also
-/// checked; `None` when neither exists.
+/// backend holds next to the key (a PKCS#12 keystore, PKCS#11 certificate objects), led by the
+/// certificate that holds the key; `None` when neither exists.
 pub(crate) fn chain_for(
     cert: Option<&Path>,
     signer: &dyn Signer,
@@ -107,14 +107,25 @@ pub(crate) fn chain_for(
         return load_chain(path, signer).map(Some);
     }
     let stored = signer.certificate_chain();
-    match stored.first() {
-        Some(leaf) => {
-            pkjwt_x509::check_matches(leaf, signer.public_key())
-                .map_err(|e| format!("the certificate stored with the key: {e}"))?;
-            Ok(Some(stored.to_vec()))
-        }
-        None => Ok(None),
+    if stored.is_empty() {
+        return Ok(None);
     }
+    // The leaf is the certificate of this key (a token may hold several with the key's id, in
+    // no particular order); the others follow.
+    let Some(i) = stored
+        .iter()
+        .position(|c| pkjwt_x509::check_matches(c, signer.public_key()).is_ok())
+    else {
+        return Err(
+            "none of the certificates kept with the key holds its public key; give the right \
+             one with --cert FILE"
+                .into(),
+        );
+    };
+    let mut chain = stored.to_vec();
+    let leaf = chain.remove(i);
+    chain.insert(0, leaf);
+    Ok(Some(chain))
 }
 
 /// Adds `x5c` (the chain) and `x5t#S256` (of the leaf) to a JWK.

@@ -138,7 +138,11 @@ pub(crate) fn open_options(
         }
         if let Some(n) = env_number("PKJWT_AWS_KMS_TIMEOUT", 1, 600)? {
             let attempt = Duration::from_secs(n);
-            let operation = attempt.saturating_mul(o.aws_kms.max_attempts.max(1));
+            let attempts = o.aws_kms.max_attempts.max(1);
+            // Every attempt, plus the longest backoff before each retry.
+            let operation = attempt
+                .saturating_mul(attempts)
+                .saturating_add(o.aws_kms.max_backoff.saturating_mul(attempts - 1));
             o.aws_kms = o.aws_kms.with_timeouts(attempt, operation);
         }
     }
@@ -265,8 +269,8 @@ pub(crate) struct AssertArgs {
     )]
     clock_offset: i64,
     /// Certificate of the key (PEM or DER): adds the x5t#S256 header. Refused when it holds
-    /// another key. Default: the certificate kept with the key (PKCS#12 keystore, PKCS#11
-    /// certificate object with the key's id), if any.
+    /// another key. With --x5c or --x5t-sha1 and no --cert, the certificate kept with the key
+    /// (PKCS#12 keystore, PKCS#11 certificate object with the key's id) is used.
     #[arg(long, value_name = "FILE")]
     cert: Option<std::path::PathBuf>,
     /// Also send the certificate chain as x5c.
@@ -364,7 +368,15 @@ async fn assert(a: AssertArgs) -> CmdResult {
         (None, false) => KeyId::Thumbprint,
     };
     o.clock_offset_secs = a.clock_offset;
-    match crate::cert::chain_for(a.cert.as_deref(), signer.as_ref())? {
+    // A certificate given is used; one kept with the key only when certificate headers are
+    // asked for (--x5c, --x5t-sha1), so that keystores do not change the header unasked.
+    let wanted = a.cert.is_some() || a.x5c || a.x5t_sha1;
+    let chain = if wanted {
+        crate::cert::chain_for(a.cert.as_deref(), signer.as_ref())?
+    } else {
+        None
+    };
+    match chain {
         Some(chain) => {
             o.x5t_s256 = Some(pkjwt_x509::x5t_s256(&chain[0]));
             if a.x5t_sha1 {

@@ -190,6 +190,25 @@ pub(crate) fn registered_alg(metadata: &Map<String, Value>) -> Option<Algorithm>
         .and_then(|s| s.parse::<Algorithm>().ok())
 }
 
+/// Refuses, before anything changes, a key algorithm the registration's
+/// `token_endpoint_auth_signing_alg` would not accept (the server would refuse the key's
+/// assertions). `None` (not known yet) passes.
+pub(crate) fn check_registration_alg(
+    path: &std::path::Path,
+    alg: Option<Algorithm>,
+) -> Result<(), BoxError> {
+    let reg = Registration::load(path)?;
+    match (registered_alg(&reg.metadata()), alg) {
+        (Some(registered), Some(alg)) if registered != alg => Err(format!(
+            "{} registers token_endpoint_auth_signing_alg {registered}, but the new key is for \
+             {alg}: the server would refuse its assertions (give --alg {registered})",
+            path.display()
+        )
+        .into()),
+        _ => Ok(()),
+    }
+}
+
 /// RFC 7592 update of a registration with an inline `jwks`: the keys become exactly `keys`
 /// (after the algorithm check); the file is rewritten with the server's answer (it may carry a
 /// new registration access token). A registration with a `jwks_uri` is left alone: the server
@@ -203,6 +222,8 @@ pub(crate) async fn update_registered_keys(
     if metadata.contains_key("jwks_uri") && !metadata.contains_key("jwks") {
         return Ok(false);
     }
+    // RFC 7591 §2: jwks and jwks_uri MUST NOT both be present.
+    metadata.remove("jwks_uri");
     if let Some(alg) = registered_alg(&metadata) {
         check_algs(&keys, alg)?;
     }

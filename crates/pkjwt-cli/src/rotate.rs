@@ -97,9 +97,10 @@ struct NewEntry {
     alias: Option<String>,
 }
 
+/// `current`: the URI of the key that signs now, when `k` is the next key of a rotation.
 async fn open_new(
     k: &NewKey,
-    next: bool,
+    current: Option<&str>,
 ) -> Result<NewEntry, Box<dyn std::error::Error + Send + Sync>> {
     let uri = KeyUri::parse(&k.key)?;
     if let KeyUri::Pkcs11(p) = &uri
@@ -116,9 +117,9 @@ async fn open_new(
     let o = crate::cmd::open_options(k.alg, k.allow_insecure_key_permissions)?;
     #[cfg(feature = "aws-kms")]
     if let KeyUri::AwsKms(kms) = &uri {
-        return open_kms(k, kms, &o, next).await;
+        return open_kms(k, kms, &o, current).await;
     }
-    let _ = next; // only AWS KMS keys distinguish a first key from the next one
+    let _ = current; // only AWS KMS keys look at the current key (alias swap)
     if k.swap_alias.is_some() {
         return Err("--swap-alias applies to AWS KMS keys only (awskms:…)".into());
     }
@@ -141,33 +142,55 @@ async fn open_kms(
     k: &NewKey,
     kms: &pkjwt::AwsKmsUri,
     o: &pkjwt::OpenOptions,
-    next: bool,
+    current: Option<&str>,
 ) -> Result<NewEntry, Box<dyn std::error::Error + Send + Sync>> {
     use pkjwt::Signer;
     use pkjwt::aws_kms::{self, AwsKmsSigner};
     let uri_alias = aws_kms::alias_name(&kms.key_id);
     let alias = match &k.swap_alias {
-        Some(a) if aws_kms::alias_name(a).as_deref() != Some(a.as_str()) => {
-            return Err(aws_kms::AwsKmsError::NotAnAlias { name: a.clone() }.into());
+        Some(a) => {
+            check_swap_alias(a)?;
+            Some(a.clone())
         }
-        Some(a) => Some(a.clone()),
         None => uri_alias.clone(),
     };
     let opts = &o.aws_kms;
     let signer = if k.generate {
         let alg = k.alg.unwrap_or(Algorithm::ES256);
-        let taken = match &uri_alias {
-            Some(a) if next => aws_kms::alias_target(kms, a, opts).await?.is_some(),
-            _ => false,
+        let target = match (&uri_alias, current) {
+            (Some(a), Some(_)) => aws_kms::alias_target(kms, a, opts).await?,
+            _ => None,
         };
-        if taken {
-            // The next key of a rotation, and the alias names the key in use: a new key without
-            // an alias; the alias moves to it when it starts signing (`apply`). A first key
-            // (`init`) never takes over an alias: `generate` refuses one that exists.
-            aws_kms::create_key(kms, alg, opts).await?
-        } else {
-            aws_kms::generate(kms, alg, opts).await?;
-            AwsKmsSigner::open(kms, Some(alg), opts).await?
+        match (target, current) {
+            (Some(target), Some(current)) => {
+                // The next key of a rotation under an alias that exists: only the alias of the
+                // key this state signs with may be taken over. The new key gets no alias; the
+                // alias moves to it when it starts signing (`apply`).
+                let tail = |s: &str| s.rsplit('/').next().unwrap_or(s).to_owned();
+                let current_key = pkjwt::KeyUri::parse(current)
+                    .ok()
+                    .and_then(|u| match u {
+                        pkjwt::KeyUri::AwsKms(c) => Some(c.key_id),
+                        _ => None,
+                    })
+                    .unwrap_or_default();
+                if tail(&target) != tail(&current_key) {
+                    return Err(format!(
+                        "{} points to KMS key {target}, not to the key this state signs with \
+                         ({current}); refusing to take the alias over. Name the new key with a \
+                         new alias, or move the alias yourself",
+                        uri_alias.as_deref().unwrap_or("the alias")
+                    )
+                    .into());
+                }
+                aws_kms::create_key(kms, alg, opts).await?
+            }
+            // A new alias (or a first key, which never takes over an alias: `generate` refuses
+            // one that exists).
+            _ => {
+                aws_kms::generate(kms, alg, opts).await?;
+                AwsKmsSigner::open(kms, Some(alg), opts).await?
+            }
         }
     } else {
         AwsKmsSigner::open(kms, k.alg, opts).await?
@@ -179,6 +202,15 @@ async fn open_kms(
         jwk: Jwk::for_signing(signer.public_key(), signer.algorithm()),
         alias,
     })
+}
+
+/// `--swap-alias` must name a customer alias: `alias/NAME`, not an AWS managed `alias/aws/…`.
+#[cfg(feature = "aws-kms")]
+fn check_swap_alias(a: &str) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    if pkjwt::aws_kms::alias_name(a).as_deref() != Some(a) || a.starts_with("alias/aws/") {
+        return Err(pkjwt::aws_kms::AwsKmsError::NotAnAlias { name: a.to_owned() }.into());
+    }
+    Ok(())
 }
 
 /// Updates an inline-`jwks` registration to the keys published at `now`.
@@ -257,7 +289,7 @@ pub(crate) async fn run(a: RotateArgs) -> CmdResult {
                 )
                 .into());
             }
-            let new = open_new(&k, false).await?;
+            let new = open_new(&k, None).await?;
             let mut st = RotationState::new();
             st.init(&new.uri, new.jwk, now)?;
             if let Some(e) = st.keys.last_mut() {
@@ -281,7 +313,19 @@ pub(crate) async fn run(a: RotateArgs) -> CmdResult {
                 .into());
             }
             let mut st = RotationState::load(&a.state)?;
-            let new = open_new(&key, true).await?;
+            // Everything that can refuse the rotation is checked before a key is created in a
+            // backend, so that a refusal leaves no key behind.
+            st.check_can_begin(now)?;
+            let current = st.signing(now).map(|k| k.uri.clone());
+            if let Some(path) = &registration {
+                let planned = key.alg.or(key.generate.then_some(Algorithm::ES256));
+                crate::register::check_registration_alg(path, planned)?;
+            }
+            let new = open_new(&key, current.as_deref()).await?;
+            if let Some(path) = &registration {
+                let alg: Option<Algorithm> = new.jwk.alg.as_deref().and_then(|a| a.parse().ok());
+                crate::register::check_registration_alg(path, alg)?;
+            }
             st.begin(
                 &new.uri,
                 new.jwk,

@@ -83,12 +83,13 @@ pub(crate) struct TokenArgs {
     /// kid header instead of the RFC 7638 thumbprint.
     #[arg(long, env = "PKJWT_KID")]
     kid: Option<String>,
-    /// x5t#S256 header (base64url SHA-256 of the registered certificate), for Entra ID; computed
-    /// from --cert or the certificate kept with the key when not given.
-    #[arg(long)]
+    /// x5t#S256 header (base64url SHA-256 of the registered certificate), for Entra ID, given
+    /// as a value (else computed from --cert or the certificate kept with the key).
+    #[arg(long, conflicts_with_all = ["cert", "x5t_sha1"])]
     x5t_s256: Option<String>,
     /// The key's certificate (PEM or DER; refused when it holds another key): the assertion
-    /// carries its x5t#S256. Default: the certificate kept with the key, if any.
+    /// carries its x5t#S256. Without it, a profile that needs the thumbprint (entra) or
+    /// --x5t-sha1 uses the certificate kept with the key.
     #[arg(long, value_name = "FILE")]
     cert: Option<std::path::PathBuf>,
     /// Also send the SHA-1 x5t of the certificate (servers that still identify certificates by
@@ -147,7 +148,16 @@ pub(crate) async fn run(a: TokenArgs) -> CmdResult {
     if let Some(k) = a.kid {
         config.kid = KeyId::Given(k);
     }
-    let chain = crate::cert::chain_for(a.cert.as_deref(), signer.as_ref())?;
+    // A certificate given is used; one kept with the key only where the profile (or
+    // --x5t-sha1) needs a thumbprint, so that keystores do not change the header unasked.
+    let wanted = a.cert.is_some()
+        || (a.x5t_s256.is_none()
+            && (config.profile.require_x5t_s256 || config.profile.require_x5t_sha1));
+    let chain = if wanted {
+        crate::cert::chain_for(a.cert.as_deref(), signer.as_ref())?
+    } else {
+        None
+    };
     if let Some(leaf) = chain.as_ref().and_then(|c| c.first()) {
         config.x5t_s256 = Some(pkjwt_x509::x5t_s256(leaf));
         if config.profile.require_x5t_sha1 {

@@ -376,16 +376,28 @@ fn run_with(dir: &Path, envs: &[(String, String)], args: &[&str]) -> String {
     run_with_stderr(dir, envs, args).0
 }
 
-/// Runs `pkjwt` with backend environment variables; asserts success; returns (stdout, stderr).
-fn run_with_stderr(dir: &Path, envs: &[(String, String)], args: &[&str]) -> (String, String) {
-    let o = Command::new(BIN)
+/// Runs `pkjwt` with backend environment variables.
+fn run_backend(dir: &Path, envs: &[(String, String)], args: &[&str]) -> Output {
+    Command::new(BIN)
         .args(args)
         .current_dir(dir)
         .env_remove("PKJWT_KEY")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .envs(envs.iter().map(|(k, v)| (k, v)))
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// Runs `pkjwt` with backend environment variables; asserts failure; returns stderr.
+fn fails_with(dir: &Path, envs: &[(String, String)], args: &[&str]) -> String {
+    let o = run_backend(dir, envs, args);
+    assert!(!o.status.success(), "pkjwt {args:?} succeeded");
+    String::from_utf8(o.stderr).unwrap()
+}
+
+/// Runs `pkjwt` with backend environment variables; asserts success; returns (stdout, stderr).
+fn run_with_stderr(dir: &Path, envs: &[(String, String)], args: &[&str]) -> (String, String) {
+    let o = run_backend(dir, envs, args);
     let err = String::from_utf8(o.stderr).unwrap();
     assert!(o.status.success(), "pkjwt {args:?}: {err}");
     (String::from_utf8(o.stdout).unwrap(), err)
@@ -661,6 +673,34 @@ fn kms_rotation_swaps_the_alias_when_the_next_key_signs() {
     assert_eq!(v["keys"][0]["alias"], alias.as_str());
     assert_eq!(thumbprint(&uri), kid1);
 
+    // An alias that names another application's key is never taken over.
+    let other = format!(
+        "awskms:key-id={};region={};endpoint={}",
+        kms::alias("not-ours"),
+        kms::REGION,
+        d.endpoint()
+    );
+    run_with(&dir, &env, &["keygen", "--key", &other]);
+    let e = fails_with(
+        &dir,
+        &env,
+        &[
+            &st[..],
+            &[
+                "begin",
+                "--key",
+                &other,
+                "--generate",
+                "--prepublish",
+                "4",
+                "--server-cache",
+                "1",
+            ],
+        ]
+        .concat(),
+    );
+    assert!(e.contains("refusing to take the alias over"), "{e}");
+
     let begin = [
         &st[..],
         &[
@@ -671,7 +711,7 @@ fn kms_rotation_swaps_the_alias_when_the_next_key_signs() {
             "--alg",
             "ES256",
             "--prepublish",
-            "2",
+            "4",
             "--server-cache",
             "1",
         ],
@@ -690,13 +730,21 @@ fn kms_rotation_swaps_the_alias_when_the_next_key_signs() {
     assert_eq!(v["keys"][1]["alias"], alias.as_str());
     assert_eq!(v["keys"][1]["phase"], "pre-published");
 
-    // Before the switch the alias stays with the signing key.
+    // Before the switch the alias stays with the signing key, and a second rotation is refused
+    // before any key is created.
+    let begun = std::time::Instant::now();
     let apply = [&st[..], &["apply"]].concat();
     let (_, err) = run_with_stderr(&dir, &env, &apply);
     assert!(err.contains("already points"), "{err}");
     assert_eq!(thumbprint(&uri), kid1);
+    let e = fails_with(&dir, &env, &begin);
+    assert!(e.contains("rotation is in progress"), "{e}");
+    assert!(
+        begun.elapsed() < std::time::Duration::from_secs(4),
+        "the machine is too slow for this test's 4 s pre-publication"
+    );
 
-    std::thread::sleep(std::time::Duration::from_millis(2500));
+    std::thread::sleep(std::time::Duration::from_millis(4500));
     let (out, err) = run_with_stderr(&dir, &env, &apply);
     assert!(err.contains(&format!("moved {alias} from")), "{err}");
     let v: Value = serde_json::from_str(&out).unwrap();
@@ -726,16 +774,7 @@ fn kms_rotation_swaps_the_alias_when_the_next_key_signs() {
         ],
     ]
     .concat();
-    let o = Command::new(BIN)
-        .args(&bad)
-        .current_dir(&dir)
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .output()
-        .unwrap();
-    let e = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        !o.status.success() && e.contains("payments is not an alias"),
-        "{e}"
-    );
+    let e = fails_with(&dir, &env, &bad);
+    assert!(e.contains("payments is not an alias"), "{e}");
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -263,6 +263,28 @@ fn inline_jwks_rotation_update_and_delete() {
 
     // Rotation with --registration: the state and the registration change in one command.
     std::fs::copy(dir.join("st-before.json"), dir.join("st.json")).unwrap();
+    // A next key the registration's algorithm would refuse: refused before the key exists.
+    let e = fails(
+        &dir,
+        &[
+            "rotate",
+            "--state",
+            "st.json",
+            "begin",
+            "--key",
+            "file:wrong.pem",
+            "--generate",
+            "--alg",
+            "EdDSA",
+            "--prepublish",
+            "61",
+            "--registration",
+            "reg.json",
+        ],
+        &[],
+    );
+    assert!(e.contains("ES256") && e.contains("EdDSA"), "{e}");
+    assert!(!dir.join("wrong.pem").exists(), "no key was created");
     begin("file:b.pem", &["--registration", "reg.json"]);
     let after: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("reg.json")).unwrap()).unwrap();

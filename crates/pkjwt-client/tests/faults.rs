@@ -442,7 +442,10 @@ async fn certificate_thumbprint_headers_follow_the_profile() {
     let e = bounded(TokenClient::discover(signer(), c))
         .await
         .unwrap_err();
-    assert!(e.to_string().contains("x5t"), "{e}");
+    assert!(
+        e.to_string().contains("SHA-1 certificate thumbprint (x5t)"),
+        "{e}"
+    );
     assert!(fake.seen.lock().unwrap().is_empty(), "nothing was sent");
     // Both given: both sent, beside typ JWT and the token-endpoint audience of entra.
     let mut c = config(&fake).profile(profile);

@@ -90,8 +90,8 @@ impl FileSigner {
         if let Some(source) = &uri.password {
             let password = source.read("keystore password")?;
             let bytes = load::read_private_file(&uri.path, options)?;
-            let mut signer = Self::from_pkcs12(&bytes, &password, alg)
-                .map_err(|e| e.with_path(&uri.path))?;
+            let mut signer =
+                Self::from_pkcs12(&bytes, &password, alg).map_err(|e| e.with_path(&uri.path))?;
             signer.path = Some(uri.path.clone());
             return Ok(signer);
         }

@@ -249,6 +249,25 @@ impl RotationState {
         self.push(KeyEntry::new(uri, jwk, now, now))
     }
 
+    /// The checks [`begin`](Self::begin) makes before it looks at the new key: a key signs
+    /// now, and no earlier rotation is still pre-publishing. Call it before creating a key in
+    /// a backend, so that a refused rotation leaves no key behind.
+    pub fn check_can_begin(&self, now: i64) -> Result<(), JwksError> {
+        if self.signing(now).is_none() {
+            return Err(JwksError::Rotation(
+                "no key signs now: start the state with `init` first".into(),
+            ));
+        }
+        if let Some(p) = self.published(now).find(|k| k.active_from > now) {
+            return Err(JwksError::Rotation(format!(
+                "a rotation is in progress: key {} starts signing in {} s; rotate again after that",
+                p.kid(),
+                p.active_from - now
+            )));
+        }
+        Ok(())
+    }
+
     /// Starts a rotation at `now`: `jwk` is published now and signs from
     /// `now + prepublish_secs`; every key published now retires `overlap_secs` after that.
     /// Refuses while an earlier rotation is still pre-publishing, or a kid seen before.
@@ -259,13 +278,7 @@ impl RotationState {
         now: i64,
         timing: RotationTiming,
     ) -> Result<&KeyEntry, JwksError> {
-        if let Some(p) = self.published(now).find(|k| k.active_from > now) {
-            return Err(JwksError::Rotation(format!(
-                "a rotation is in progress: key {} starts signing in {} s; rotate again after that",
-                p.kid(),
-                p.active_from - now
-            )));
-        }
+        self.check_can_begin(now)?;
         let prepublish = i64::try_from(timing.prepublish_secs).unwrap_or(i64::MAX);
         let overlap = i64::try_from(timing.overlap_secs).unwrap_or(i64::MAX);
         let active_from = now.saturating_add(prepublish);

@@ -37,5 +37,8 @@ fn pty_pin_types_pins_only_into_a_terminal_with_echo_off() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success(), "pytest failed:\n{text}");
-    assert!(text.contains("4 passed"), "expected the four cases:\n{text}");
+    assert!(
+        text.contains("4 passed"),
+        "expected the four cases:\n{text}"
+    );
 }
