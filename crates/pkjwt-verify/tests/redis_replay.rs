@@ -487,7 +487,11 @@ async fn tls_with_a_private_ca_and_client_certificates() {
     let e = RedisReplayStore::connect(&url, "pkjwt-tls:", t)
         .await
         .unwrap_err();
-    assert!(e.to_string().contains(&format!("127.0.0.1:{port}")), "{e}");
+    let text = e.to_string();
+    assert!(
+        text.contains(&format!("127.0.0.1:{port}")) && text.to_lowercase().contains("certificate"),
+        "{text}"
+    );
     // The server requires a client certificate.
     let ca_only = RedisTls::default().root_ca(read("ca.crt"));
     let e = match RedisReplayStore::connect_tls(&url, &ca_only, "pkjwt-tls:", t).await {
