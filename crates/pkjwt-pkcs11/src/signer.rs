@@ -60,6 +60,9 @@ pub struct Pkcs11Stats {
     pub recoveries: u64,
     /// Sessions opened (the first one included).
     pub sessions_opened: u64,
+    /// Signatures made in place on the calling thread (`block_in_place`, multi-thread
+    /// runtimes); the others went through the blocking pool.
+    pub signed_in_place: u64,
 }
 
 /// A signing key on a PKCS#11 token.
@@ -109,6 +112,7 @@ struct Inner {
     signatures: AtomicU64,
     recoveries: AtomicU64,
     sessions_opened: AtomicU64,
+    signed_in_place: AtomicU64,
 }
 
 impl fmt::Debug for Pkcs11Signer {
@@ -295,6 +299,7 @@ impl Pkcs11Signer {
             signatures: AtomicU64::new(0),
             recoveries: AtomicU64::new(0),
             sessions_opened: AtomicU64::new(1),
+            signed_in_place: AtomicU64::new(0),
         });
         Ok(Pkcs11Signer {
             inner,
@@ -343,6 +348,7 @@ impl Pkcs11Signer {
             signatures: self.inner.signatures.load(Ordering::Relaxed),
             recoveries: self.inner.recoveries.load(Ordering::Relaxed),
             sessions_opened: self.inner.sessions_opened.load(Ordering::Relaxed),
+            signed_in_place: self.inner.signed_in_place.load(Ordering::Relaxed),
         }
     }
 
@@ -367,7 +373,11 @@ impl Pkcs11Signer {
             // (each side sleeps and is woken). The runtime keeps all its workers meanwhile.
             Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
                 let _permit = permit;
-                tokio::task::block_in_place(|| self.inner.sign_blocking(&input))
+                let result = tokio::task::block_in_place(|| self.inner.sign_blocking(&input));
+                if result.is_ok() {
+                    self.inner.signed_in_place.fetch_add(1, Ordering::Relaxed);
+                }
+                result
             }
             // A current-thread runtime has no other worker to take over: use its blocking pool.
             _ => {

@@ -751,7 +751,8 @@ softhsm_test!(signs_from_every_kind_of_thread, |env| {
                 .unwrap(),
         )
     });
-    // Multi-thread runtime: from block_on, from spawned tasks, from spawn_blocking.
+    // Multi-thread runtime: from block_on, from spawned tasks, from spawn_blocking — each
+    // signature made in place on the calling thread.
     let mt = rt();
     mt.block_on(assert_signs(signer.clone(), 2));
     let tasks: Vec<_> = (0..4)
@@ -769,18 +770,26 @@ softhsm_test!(signs_from_every_kind_of_thread, |env| {
             .await
             .unwrap()
     });
+    assert_eq!(signer.stats().signed_in_place, 2 + 20 + 2);
     // Current-thread runtime: the blocking pool carries the call.
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap()
         .block_on(assert_signs(signer.clone(), 3));
+    assert_eq!(
+        signer.stats().signed_in_place,
+        24,
+        "not in place on a current-thread runtime"
+    );
     // No runtime: the call is made inline (a minimal executor polls the future).
     let s = signer.clone();
     std::thread::spawn(move || block_on_without_runtime(assert_signs(s, 2)))
         .join()
         .unwrap();
     assert_eq!(signer.stats().signatures, 2 + 20 + 2 + 3 + 2);
+    // No runtime at all: inline, not counted as in place.
+    assert_eq!(signer.stats().signed_in_place, 24);
 });
 
 /// Polls a future to completion on the current thread, outside any runtime.
