@@ -151,7 +151,9 @@ async function verifyGrantAssertion(ctx) {
   let verified = false;
   for (const jwk of candidates) {
     try {
-      await compactVerify(assertion, keystore.getKeyObject(jwk, true), { algorithms: [header.alg] });
+      const { payload } = await compactVerify(assertion, keystore.getKeyObject(jwk, true), { algorithms: [header.alg] });
+      // From here on, the claims are those of the verified payload.
+      claims = JSON.parse(new TextDecoder().decode(payload));
       verified = true;
       break;
     } catch {
