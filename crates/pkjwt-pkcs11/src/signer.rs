@@ -360,8 +360,9 @@ impl Pkcs11Signer {
         // `block_in_place` is taken back by a worker that must hand its scheduler off again —
         // on a machine whose CPUs are all signing, those hand-off threads then compete with
         // the signers (2 workers: 0.65x of the bare C_Sign rate instead of ~1x). Waiting for a
-        // permit that is not free still suspends the task as usual, and every signature hands
-        // the worker's scheduler to another thread, so nothing starves.
+        // permit that is not free still suspends the task as usual. A task that only signs
+        // then never yields on its own; during each signature the worker's queued tasks are
+        // offered to another thread, and idle workers can steal them (docs/pkcs11.md).
         let permit = tokio::task::unconstrained(self.permits.clone().acquire_owned())
             .await
             .map_err(|e| Pkcs11Error::Worker(e.to_string()))?;
