@@ -44,6 +44,20 @@ def echo_off(fd):
         return False
 
 
+def drain(fd):
+    """What the terminal still holds once the command has exited."""
+    rest = bytearray()
+    while select.select([fd], [], [], 0)[0]:
+        try:
+            data = os.read(fd, 4096)
+        except OSError:  # EIO: nothing more
+            break
+        if not data:
+            break
+        rest += data
+    return rest
+
+
 def main():
     ap = argparse.ArgumentParser(add_help=True)
     ap.add_argument("--so-pin-file")
@@ -100,6 +114,7 @@ def main():
             done, st = os.waitpid(pid, os.WNOHANG)
             if done:
                 status = st
+                transcript += drain(fd)
                 break
     if status is None:
         _, status = os.waitpid(pid, 0)
