@@ -40,7 +40,10 @@ fn run_pytest(suite: &str) -> Option<String> {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success(), "pytest {suite} failed:\n{text}");
-    assert!(text.contains(" passed"), "pytest {suite} ran nothing:\n{text}");
+    assert!(
+        text.contains(" passed"),
+        "pytest {suite} ran nothing:\n{text}"
+    );
     println!("{text}");
     Some(text)
 }
@@ -58,6 +61,9 @@ fn terraform_module_grants_exactly_what_the_backend_needs() {
 #[test]
 fn pty_pin_types_pins_only_into_a_terminal_with_echo_off() {
     if let Some(text) = run_pytest("infra/softhsm/test_pty_pin.py") {
-        assert!(text.contains("4 passed"), "expected the four cases:\n{text}");
+        assert!(
+            text.contains("4 passed"),
+            "expected the four cases:\n{text}"
+        );
     }
 }

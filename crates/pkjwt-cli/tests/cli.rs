@@ -4,59 +4,13 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+use common::*;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_pkjwt");
-
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("pkjwt-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn pkjwt(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .env_remove("PKJWT_KEY")
-        .env("RUST_BACKTRACE", "1")
-        .output()
-        .unwrap()
-}
-
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let o = pkjwt(dir, args);
-    assert!(
-        o.status.success(),
-        "pkjwt {args:?} failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
-
-/// Runs a failing command and returns its one-line error.
-fn fails(dir: &Path, args: &[&str]) -> String {
-    let o = pkjwt(dir, args);
-    let err = String::from_utf8(o.stderr).unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "pkjwt {args:?}: expected exit 1, got {:?}: {err}",
-        o.status
-    );
-    assert!(o.stdout.is_empty(), "nothing on stdout on error");
-    assert!(err.starts_with("pkjwt: error: "), "{err}");
-    assert_eq!(err.lines().count(), 1, "one line: {err}");
-    assert!(
-        !err.contains("panicked") && !err.contains("backtrace"),
-        "{err}"
-    );
-    err
-}
 
 fn decode_part(jwt: &str, i: usize) -> Value {
     let part = jwt.split('.').nth(i).unwrap();

@@ -7,7 +7,10 @@
 #[path = "../../pkjwt-aws-kms/tests/common/mod.rs"]
 mod kms;
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::*;
+
+use std::path::Path;
 use std::process::{Command, Output};
 
 use pkjwt_conformance::oidc_provider::{OidcProvider, client_metadata};
@@ -15,47 +18,6 @@ use serde_json::{Value, json};
 
 mod serve_helper;
 use serve_helper::Serve;
-
-const BIN: &str = env!("CARGO_BIN_EXE_pkjwt");
-
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("pkjwt-flowcli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn pkjwt(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .env_remove("PKJWT_KEY")
-        .env_remove("PKJWT_STATE")
-        .output()
-        .unwrap()
-}
-
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let o = pkjwt(dir, args);
-    assert!(
-        o.status.success(),
-        "pkjwt {args:?} failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
-
-fn fails(dir: &Path, args: &[&str]) -> String {
-    let o = pkjwt(dir, args);
-    let err = String::from_utf8(o.stderr).unwrap();
-    assert_eq!(o.status.code(), Some(1), "pkjwt {args:?}: {err}");
-    assert!(o.stdout.is_empty());
-    assert!(
-        err.starts_with("pkjwt: error: ") && err.lines().count() == 1,
-        "{err}"
-    );
-    err
-}
 
 fn get(url: &str) -> (u16, String, String) {
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -5,8 +5,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+use common::*;
+
+use std::path::Path;
+use std::process::Output;
 
 use pkjwt_conformance::oidc_provider::OidcProvider;
 use serde_json::{Value, json};
@@ -14,60 +17,12 @@ use serde_json::{Value, json};
 mod serve_helper;
 use serve_helper::Serve;
 
-const BIN: &str = env!("CARGO_BIN_EXE_pkjwt");
 const SCOPE: &str = "accounts:read";
-
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("pkjwt-regcli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn pkjwt(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut c = Command::new(BIN);
-    c.args(args)
-        .current_dir(dir)
-        .env_remove("PKJWT_KEY")
-        .env_remove("PKJWT_STATE")
-        .env_remove("PKJWT_ISSUER")
-        .env_remove("PKJWT_INITIAL_ACCESS_TOKEN_SOURCE");
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.output().unwrap()
-}
-
-fn ok(dir: &Path, args: &[&str]) -> String {
-    ok_env(dir, args, &[])
-}
-
-fn ok_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
-    let o = pkjwt(dir, args, env);
-    assert!(
-        o.status.success(),
-        "pkjwt {args:?} failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
-
-fn fails(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
-    let o = pkjwt(dir, args, env);
-    let err = String::from_utf8(o.stderr).unwrap();
-    assert_eq!(o.status.code(), Some(1), "pkjwt {args:?}: {err}");
-    assert!(o.stdout.is_empty());
-    assert!(
-        err.starts_with("pkjwt: error: ") && err.lines().count() == 1,
-        "{err}"
-    );
-    err
-}
 
 /// Registers and returns the client_id, checking that stdout is the client_id alone, that the
 /// saved file is 0600 and holds the registration access token, and that neither output shows it.
 fn register(dir: &Path, args: &[&str], env: &[(&str, &str)], out: &str) -> String {
-    let o = pkjwt(dir, &[&["register", "--out", out], args].concat(), env);
+    let o = run(dir, &[&["register", "--out", out], args].concat(), env);
     let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
     assert!(o.status.success(), "pkjwt register {args:?}: {stderr}");
     let stdout = String::from_utf8(o.stdout).unwrap();
@@ -92,7 +47,7 @@ fn register(dir: &Path, args: &[&str], env: &[(&str, &str)], out: &str) -> Strin
 }
 
 fn token(dir: &Path, key: &str, client_id: &str, issuer: &str) -> Output {
-    pkjwt(
+    run(
         dir,
         &[
             "token",
@@ -177,7 +132,7 @@ fn register_with_jwks_uri_then_token() {
     assert_token(&dir, "file:a.pem", &cid, &op);
 
     // The registration file is never overwritten: it may hold the only copy of a token.
-    let e = fails(
+    let e = fails_env(
         &dir,
         &[
             "register",
@@ -264,7 +219,7 @@ fn inline_jwks_rotation_update_and_delete() {
     // Rotation with --registration: the state and the registration change in one command.
     std::fs::copy(dir.join("st-before.json"), dir.join("st.json")).unwrap();
     // A next key the registration's algorithm would refuse: refused before the key exists.
-    let e = fails(
+    let e = fails_env(
         &dir,
         &[
             "rotate",
@@ -309,7 +264,7 @@ fn inline_jwks_rotation_update_and_delete() {
 
     // A key of another algorithm than the registered one is refused before any request.
     ok(&dir, &["keygen", "--key", "file:e.pem", "--alg", "EdDSA"]);
-    let e = fails(
+    let e = fails_env(
         &dir,
         &[
             "register",
@@ -332,7 +287,7 @@ fn inline_jwks_rotation_update_and_delete() {
     );
     assert_eq!(out.trim_end(), cid);
     assert_refused(&dir, "file:a.pem", &cid, &op);
-    let e = fails(
+    let e = fails_env(
         &dir,
         &["register", "--read", "--registration", "reg.json"],
         &[],
@@ -357,19 +312,19 @@ fn initial_access_token_required() {
         "--scope",
         SCOPE,
     ];
-    let e = fails(&dir, &base, &[]);
+    let e = fails_env(&dir, &base, &[]);
     assert!(
         e.contains("HTTP 401: invalid_token") && e.contains("--initial-access-token-source"),
         "{e}"
     );
     assert!(!dir.join("registration.json").exists());
-    let e = fails(
+    let e = fails_env(
         &dir,
         &[&base[..], &["--initial-access-token-source", "env:IAT"]].concat(),
         &[("IAT", "wrong")],
     );
     assert!(e.contains("HTTP 401: invalid_token"), "{e}");
-    let e = fails(
+    let e = fails_env(
         &dir,
         &[
             &base[..],
@@ -383,7 +338,7 @@ fn initial_access_token_required() {
         "{e}"
     );
     // A token on the command line is refused: secrets come from env: or file: sources.
-    let o = pkjwt(
+    let o = run(
         &dir,
         &[&base[..], &["--initial-access-token-source", secret]].concat(),
         &[],
@@ -420,7 +375,7 @@ fn refused_metadata_names_the_error() {
     let Some(op) = provider(json!({})) else {
         return;
     };
-    let e = fails(
+    let e = fails_env(
         &dir,
         &[
             "register",
@@ -436,7 +391,7 @@ fn refused_metadata_names_the_error() {
     assert!(e.contains("HTTP 400: invalid_client_metadata"), "{e}");
     assert!(e.contains("grant_types"), "{e}");
     // oidc-provider takes JSON only: a signed request (application/jwt) is refused, with its words.
-    let e = fails(
+    let e = fails_env(
         &dir,
         &[
             "register",
@@ -456,7 +411,7 @@ fn refused_metadata_names_the_error() {
         "{e}"
     );
     // Discovery of a server without registration.
-    let e = fails(
+    let e = fails_env(
         &dir,
         &[
             "register",
@@ -482,7 +437,7 @@ fn software_statement_options() {
     let Some(op) = provider(json!({})) else {
         return;
     };
-    let e = fails(
+    let e = fails_env(
         &dir,
         &[
             "register",
@@ -497,7 +452,7 @@ fn software_statement_options() {
     );
     assert!(e.contains("ssa.jwt does not hold a compact JWS"), "{e}");
     // A statement needs its issuer (usage error before anything is signed or sent).
-    let o = pkjwt(
+    let o = run(
         &dir,
         &[
             "register",
@@ -537,20 +492,20 @@ fn software_statement_options() {
 fn management_needs_a_usable_registration_file() {
     let dir = tmpdir("mgmt");
     std::fs::write(dir.join("plain.json"), r#"{"client_id":"c1"}"#).unwrap();
-    let e = fails(
+    let e = fails_env(
         &dir,
         &["register", "--read", "--registration", "plain.json"],
         &[],
     );
     assert!(e.contains("did not offer RFC 7592 management"), "{e}");
     std::fs::write(dir.join("bad.json"), "[1]").unwrap();
-    let e = fails(
+    let e = fails_env(
         &dir,
         &["register", "--delete", "--registration", "bad.json"],
         &[],
     );
     assert!(e.contains("bad.json is not a registration"), "{e}");
-    let e = fails(
+    let e = fails_env(
         &dir,
         &["register", "--update", "--registration", "missing.json"],
         &[],
@@ -559,8 +514,8 @@ fn management_needs_a_usable_registration_file() {
         e.contains("cannot read the registration file missing.json"),
         "{e}"
     );
-    let o = pkjwt(&dir, &["register", "--read"], &[]);
+    let o = run(&dir, &["register", "--read"], &[]);
     assert_eq!(o.status.code(), Some(2));
-    let o = pkjwt(&dir, &["register", "--key", "file:a.pem"], &[]);
+    let o = run(&dir, &["register", "--key", "file:a.pem"], &[]);
     assert_eq!(o.status.code(), Some(2), "--issuer is required to register");
 }
