@@ -31,6 +31,12 @@ pub fn alias_name(key_id: &str) -> Option<String> {
     None
 }
 
+/// True when `a` and `b` name the same KMS key, each given as a key id or a key ARN.
+pub fn same_key(a: &str, b: &str) -> bool {
+    let id = |k: &str| k.rsplit('/').next().unwrap_or(k).to_owned();
+    id(a) == id(b)
+}
+
 /// Creates a KMS key for `alg` (`KeyUsage = SIGN_VERIFY`; key spec ECC_NIST_P256/P384/P521,
 /// ECC_SECG_P256K1, ECC_NIST_EDWARDS25519, or RSA_2048/3072/4096 for *256/*384/*512) and names
 /// it with the alias in `uri` (`key-id=alias/NAME` or an alias ARN), then returns its public key.
@@ -297,8 +303,7 @@ pub async fn point_alias(
     }
     let (client, endpoint) = client_for(uri, options).await?;
     let before = describe_alias(&client, alias, &endpoint, options.max_attempts).await?;
-    let key_tail = |k: &str| k.rsplit('/').next().unwrap_or(k).to_owned();
-    if before.as_deref().map(key_tail) == Some(key_tail(key_id)) {
+    if before.as_deref().is_some_and(|b| same_key(b, key_id)) {
         return Ok(before);
     }
     let ctx = |operation| CallContext {
@@ -358,6 +363,17 @@ mod tests {
             alias_name("arn:aws:kms:eu-west-1:111122223333:key/1234"),
             None
         );
+    }
+
+    #[test]
+    fn key_ids_and_arns_compare_by_key() {
+        let arn = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab";
+        assert!(super::same_key(arn, "1234abcd-12ab"));
+        assert!(super::same_key("1234abcd-12ab", arn));
+        assert!(!super::same_key(
+            arn,
+            "arn:aws:kms:eu-west-1:111122223333:key/9999"
+        ));
     }
 
     #[tokio::test]

@@ -8,7 +8,9 @@ mod signer;
 mod spec;
 
 pub use error::{AwsKmsError, Operation};
-pub use keygen::{KEY_DESCRIPTION, alias_name, alias_target, create_key, generate, point_alias};
+pub use keygen::{
+    KEY_DESCRIPTION, alias_name, alias_target, create_key, generate, point_alias, same_key,
+};
 pub use options::AwsKmsOptions;
 pub use signer::{AwsKmsSigner, MAX_RAW_MESSAGE};
 

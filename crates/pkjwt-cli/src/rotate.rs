@@ -166,7 +166,6 @@ async fn open_kms(
                 // The next key of a rotation under an alias that exists: only the alias of the
                 // key this state signs with may be taken over. The new key gets no alias; the
                 // alias moves to it when it starts signing (`apply`).
-                let tail = |s: &str| s.rsplit('/').next().unwrap_or(s).to_owned();
                 let current_key = pkjwt::KeyUri::parse(current)
                     .ok()
                     .and_then(|u| match u {
@@ -174,7 +173,7 @@ async fn open_kms(
                         _ => None,
                     })
                     .unwrap_or_default();
-                if tail(&target) != tail(&current_key) {
+                if !aws_kms::same_key(&target, &current_key) {
                     return Err(format!(
                         "{} points to KMS key {target}, not to the key this state signs with \
                          ({current}); refusing to take the alias over. Name the new key with a \
@@ -260,9 +259,8 @@ async fn apply(
     if let KeyUri::AwsKms(kms) = KeyUri::parse(&key.uri)? {
         let opts = crate::cmd::open_options(None, false)?.aws_kms;
         let before = pkjwt::aws_kms::point_alias(&kms, alias, &kms.key_id, &opts).await?;
-        let tail = |s: &str| s.rsplit('/').next().unwrap_or(s).to_owned();
         match before {
-            Some(b) if tail(&b) == tail(&kms.key_id) => {
+            Some(b) if pkjwt::aws_kms::same_key(&b, &kms.key_id) => {
                 eprintln!("pkjwt: {alias} already points to {}", kms.key_id);
             }
             Some(b) => eprintln!("pkjwt: moved {alias} from {b} to {}", kms.key_id),
