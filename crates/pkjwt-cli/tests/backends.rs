@@ -4,10 +4,11 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
 #[path = "../../pkjwt-aws-kms/tests/common/mod.rs"]
 mod kms;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 const BIN: &str = env!("CARGO_BIN_EXE_pkjwt");
@@ -74,40 +75,14 @@ fn exercise(envs: &[(&str, String)], dir: &Path, uri: &str, name: &str) {
     assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{name}");
 }
 
-fn softhsm_present() -> bool {
-    let present = Path::new("/usr/lib/softhsm/libsofthsm2.so").exists();
-    if !present {
-        assert!(
-            std::env::var("PKJWT_REQUIRE_PEERS").as_deref() != Ok("1"),
-            "SoftHSM2 is required (PKJWT_REQUIRE_PEERS=1): apt-get install softhsm2"
-        );
-        eprintln!("SKIPPED: SoftHSM2 not installed");
-    }
-    present
-}
-
 #[test]
 fn softhsm_keys_through_the_cli() {
-    if !softhsm_present() {
-        return;
-    }
     let dir = std::env::temp_dir().join(format!("pkjwt-cli-hsm-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let out = Command::new(root.join("infra/softhsm/setup.sh"))
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "setup.sh: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let envs = [(
-        "SOFTHSM2_CONF",
-        dir.join("softhsm2.conf").display().to_string(),
-    )];
-    let pin = dir.join("pin");
+    let Some(token) = common::softhsm_token(&dir, "pkjwt") else {
+        return;
+    };
+    let envs = [("SOFTHSM2_CONF", token.conf.display().to_string())];
+    let pin = token.pin;
     let uri = |object: &str| {
         format!(
             "pkcs11:token=pkjwt;object={object}?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:{}",

@@ -368,36 +368,17 @@ fn run_with_stderr(dir: &Path, envs: &[(String, String)], args: &[&str]) -> (Str
 /// SoftHSM keys from `infra/softhsm/setup.sh` (a private token directory), or `None` when
 /// SoftHSM is absent and not required.
 fn softhsm_keys(dir: &Path) -> Option<(Vec<BackendKey>, Env)> {
-    if !Path::new("/usr/lib/softhsm/libsofthsm2.so").exists() {
-        assert!(
-            std::env::var("PKJWT_REQUIRE_PEERS").as_deref() != Ok("1"),
-            "SoftHSM2 is required (PKJWT_REQUIRE_PEERS=1): infra/ci/setup.sh"
-        );
-        eprintln!("SKIPPED: SoftHSM2 not installed");
-        return None;
-    }
-    let hsm = dir.join("hsm");
-    std::fs::create_dir_all(&hsm).unwrap();
-    let setup = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra/softhsm/setup.sh");
-    let o = Command::new(setup).arg(&hsm).arg("flow").output().unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let out = String::from_utf8(o.stdout).unwrap();
-    // Lines "#   ALG: URI".
-    let keys = out
-        .lines()
-        .filter_map(|l| l.strip_prefix("#   "))
-        .filter_map(|l| l.split_once(": "))
+    let token = softhsm_token(&dir.join("hsm"), "flow")?;
+    let keys = token
+        .keys
+        .into_iter()
         .map(|(alg, uri)| BackendKey {
             name: format!("softhsm-{alg}"),
-            uri: uri.to_owned(),
-            alg: alg.to_owned(),
+            uri,
+            alg,
         })
-        .collect::<Vec<_>>();
-    assert!(keys.len() >= 5, "{out}");
-    let env = vec![(
-        "SOFTHSM2_CONF".to_owned(),
-        hsm.join("softhsm2.conf").display().to_string(),
-    )];
+        .collect();
+    let env = vec![("SOFTHSM2_CONF".to_owned(), token.conf.display().to_string())];
     Some((keys, env))
 }
 

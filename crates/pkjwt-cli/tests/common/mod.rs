@@ -78,3 +78,48 @@ pub fn fails_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
     );
     err
 }
+
+/// A private SoftHSM2 token made by `infra/softhsm/setup.sh`.
+pub struct SoftHsm {
+    /// The `softhsm2.conf` to give the processes as `SOFTHSM2_CONF`.
+    pub conf: PathBuf,
+    /// The PIN file the key URIs name.
+    pub pin: PathBuf,
+    /// (JWS algorithm, key URI) of every key the script made.
+    pub keys: Vec<(String, String)>,
+}
+
+/// Runs `infra/softhsm/setup.sh DIR LABEL`, or returns `None` when SoftHSM2 is not installed
+/// (a failure instead when `PKJWT_REQUIRE_PEERS=1`).
+pub fn softhsm_token(dir: &Path, label: &str) -> Option<SoftHsm> {
+    if !Path::new("/usr/lib/softhsm/libsofthsm2.so").exists() {
+        assert!(
+            std::env::var("PKJWT_REQUIRE_PEERS").as_deref() != Ok("1"),
+            "SoftHSM2 is required (PKJWT_REQUIRE_PEERS=1): infra/ci/setup.sh"
+        );
+        eprintln!("SKIPPED: SoftHSM2 not installed");
+        return None;
+    }
+    let _ = std::fs::remove_dir_all(dir);
+    let setup = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra/softhsm/setup.sh");
+    let o = Command::new(setup).arg(dir).arg(label).output().unwrap();
+    assert!(
+        o.status.success(),
+        "setup.sh: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let out = String::from_utf8(o.stdout).unwrap();
+    // Lines "#   ALG: URI".
+    let keys: Vec<(String, String)> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("#   "))
+        .filter_map(|l| l.split_once(": "))
+        .map(|(alg, uri)| (alg.to_owned(), uri.to_owned()))
+        .collect();
+    assert!(keys.len() >= 5, "{out}");
+    Some(SoftHsm {
+        conf: dir.join("softhsm2.conf"),
+        pin: dir.join("pin"),
+        keys,
+    })
+}
