@@ -2,6 +2,8 @@
 softhsm2-util and pkcs11-tool do, switches echo off, reads a PIN from its terminal and reports
 what it got."""
 
+import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -10,14 +12,15 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 PTY_PIN = HERE / "pty_pin.py"
 
-# A stand-in tool: for each prompt given on its command line, prints it, turns echo off (as
-# getpass-style readers do), reads one line, and prints whether it was the expected PIN.
+# A stand-in tool: for each (prompt, expected PIN) pair in $PTY_PIN_SCRIPT (JSON, so that no
+# PIN is on a command line even here), prints the prompt, turns echo off (as getpass-style
+# readers do), reads one line, and prints whether it was the expected PIN.
 TOOL = textwrap.dedent(
     """
-    import sys, termios, time
+    import json, os, sys, termios
     fd = sys.stdin.fileno()
     ok = True
-    for prompt, expect in zip(sys.argv[1::2], sys.argv[2::2]):
+    for prompt, expect in json.loads(os.environ["PTY_PIN_SCRIPT"]):
         sys.stdout.write(prompt); sys.stdout.flush()
         if expect != "NOECHO-OFF":
             attrs = termios.tcgetattr(fd)
@@ -48,9 +51,8 @@ def run(tmp_path, prompts, pin="1234-user", so_pin="9876-so", files=("pin", "so"
     if timeout is not None:
         args += ["--timeout", str(timeout)]
     args += ["--", sys.executable, str(tool)]
-    for prompt, expect in prompts:
-        args += [prompt, expect]
-    return subprocess.run(args, capture_output=True, text=True, timeout=60)
+    env = dict(os.environ, PTY_PIN_SCRIPT=json.dumps(prompts))
+    return subprocess.run(args, capture_output=True, text=True, timeout=60, env=env)
 
 
 def test_user_and_so_pins_go_to_their_prompts_and_never_show(tmp_path):
