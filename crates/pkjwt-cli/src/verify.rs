@@ -87,7 +87,7 @@ pub(crate) async fn run(a: VerifyArgs) -> CmdResult {
     }
     let reason = report
         .rejection()
-        .map(|r| format!("{} ({})", r, r.kind()))
+        .map(|r| format!("{} ({})", pkjwt::escape_controls(&r.to_string()), r.kind()))
         .unwrap_or_else(|| "no check was made".into());
     eprintln!("pkjwt: refused: {reason}");
     Ok(ExitCode::FAILURE)

@@ -20,13 +20,9 @@ pub struct OAuthError {
 
 impl fmt::Display for OAuthError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "HTTP {}: {}", self.status, self.error)?;
-        if let Some(d) = &self.error_description {
-            write!(f, " ({d})")?;
-        }
-        if let Some(u) = &self.error_uri {
-            write!(f, " see {u}")?;
-        }
+        // error, error_description and error_uri are the server's text: escaped, so a
+        // description cannot forge a line on the terminal or in a log (issue 12, item 6).
+        f.write_str(&self.brief())?;
         if self.error == "invalid_client" {
             f.write_str(
                 "; the server refused the client assertion: check that its JWKS has this key's kid \
@@ -136,12 +132,13 @@ pub enum ClientError {
 impl OAuthError {
     /// `HTTP status: error (description) see uri`, without the token-endpoint hints.
     pub fn brief(&self) -> String {
-        let mut s = format!("HTTP {}: {}", self.status, self.error);
+        use pkjwt_core::escape_controls as esc;
+        let mut s = format!("HTTP {}: {}", self.status, esc(&self.error));
         if let Some(d) = &self.error_description {
-            s.push_str(&format!(" ({d})"));
+            s.push_str(&format!(" ({})", esc(d)));
         }
         if let Some(u) = &self.error_uri {
-            s.push_str(&format!(" see {u}"));
+            s.push_str(&format!(" see {}", esc(u)));
         }
         s
     }
@@ -189,6 +186,28 @@ impl ClientError {
             ClientError::InvalidResponse { status, .. } => Some(*status),
             ClientError::RetriesExhausted { last, .. } => last.status(),
             _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OAuthError;
+
+    #[test]
+    fn server_text_cannot_forge_lines() {
+        let e = OAuthError {
+            status: 400,
+            error: "invalid_request\u{1b}[2K".into(),
+            error_description: Some("bad\r\npkjwt: token issued\u{1b}[32m".into()),
+            error_uri: Some("https://as.example/\u{7}".into()),
+        };
+        for shown in [e.to_string(), e.brief()] {
+            assert!(!shown.chars().any(char::is_control), "{shown:?}");
+            assert!(
+                shown.contains("bad\\u{d}\\u{a}pkjwt: token issued"),
+                "{shown}"
+            );
         }
     }
 }

@@ -134,5 +134,55 @@ pub fn display_chain(e: &(dyn std::error::Error + 'static)) -> String {
         }
         cur = c.source();
     }
-    out
+    // Causes carry outside text (a server's description, a kid): never raw to a terminal.
+    escape_controls(&out).into_owned()
+}
+
+/// Makes outside text safe to show on a terminal or in a log line: control characters (C0 with
+/// CR, LF and TAB, DEL, C1) and the Unicode bidirectional overrides are written as `\u{…}`
+/// escapes, and a backslash as `\\`, so a `kid`, `typ` or server `error_description` holding CR/LF
+/// or ANSI escapes cannot forge a line or recolour one (issue 12, item 6). Text without such
+/// characters is returned as is.
+pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    fn unsafe_char(c: char) -> bool {
+        c.is_control()
+            || c == '\\'
+            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}')
+    }
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c == '\\' {
+            out.push_str("\\\\");
+        } else if unsafe_char(c) {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_controls;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        let kid = "k1\r\n\u{1b}[32m\u{2713} signature accepted\u{1b}[0m\u{202e}";
+        let shown = escape_controls(kid);
+        assert_eq!(
+            shown,
+            "k1\\u{d}\\u{a}\\u{1b}[32m\u{2713} signature accepted\\u{1b}[0m\\u{202e}"
+        );
+        assert!(!shown.chars().any(|c| c.is_control()));
+        assert!(matches!(
+            escape_controls("plain kid-é"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        // A backslash is escaped too, so a literal "\u{a}" cannot pass for an escaped LF.
+        assert_eq!(escape_controls("a\\u{a}"), "a\\\\u{a}");
+    }
 }

@@ -220,11 +220,19 @@ fn uri_err(uri: &str, reason: impl Into<String>) -> Error {
 
 /// Removes inline secrets (`pin-value=`, `passphrase=`, `password=`) from URI text so it can
 /// appear in a message.
+///
+/// The value of a secret ends where the parsers end it, never sooner: before the first `?` a
+/// path attribute ends at `;` (or at that `?`), after it a query attribute ends at `&` only; an
+/// `awskms:` URI or ARN has no query and ends attributes at `;` only. A secret holding `;` in a
+/// query (`pin-value=12;34`) is therefore hidden whole (issue 12, item 2).
 pub fn redact(uri: &str) -> String {
     // Secret values, and secret *sources* whose value is not a source (someone typed the secret
     // itself where `env:NAME` or `file:PATH` belongs).
     const SECRET: [&str; 3] = ["pin-value=", "passphrase=", "password="];
     const SOURCE: [&str; 3] = ["pin-source=", "passphrase-source=", "password-source="];
+    let scheme = uri.split_once(':').map(|(s, _)| s.to_ascii_lowercase());
+    let has_query = !matches!(scheme.as_deref(), Some("awskms" | "arn"));
+    let mut in_query = false;
     let mut out = String::with_capacity(uri.len());
     let mut rest = uri;
     'outer: while !rest.is_empty() {
@@ -236,23 +244,32 @@ pub fn redact(uri: &str) -> String {
                 if rest.len() >= key.len()
                     && rest.as_bytes()[..key.len()].eq_ignore_ascii_case(key.as_bytes())
                 {
-                    let end = rest[key.len()..]
-                        .find(['&', ';'])
-                        .map_or(rest.len(), |i| key.len() + i);
-                    let value = &rest[key.len()..end];
+                    let value_text = &rest[key.len()..];
+                    let len = if !has_query {
+                        value_text.find(';')
+                    } else if in_query {
+                        value_text.find('&')
+                    } else {
+                        value_text.find([';', '?'])
+                    }
+                    .unwrap_or(value_text.len());
+                    let value = &value_text[..len];
                     let is_source = SOURCE.contains(key)
                         && (value.starts_with("env:")
                             || value.starts_with("file:")
                             || value.starts_with('/'));
                     out.push_str(&rest[..key.len()]);
                     out.push_str(if is_source { value } else { "<redacted>" });
-                    rest = &rest[end..];
+                    rest = &value_text[len..];
                     continue 'outer;
                 }
             }
         }
         let mut chars = rest.chars();
         if let Some(c) = chars.next() {
+            if c == '?' && has_query {
+                in_query = true;
+            }
             out.push(c);
         }
         rest = chars.as_str();
@@ -871,6 +888,40 @@ mod tests {
         assert_eq!(p.pin_source, Some(SecretSource::File("/run/pin".into())));
         let again = KeyUri::parse(&p.to_string()).unwrap();
         assert_eq!(again, KeyUri::Pkcs11(p));
+    }
+
+    #[test]
+    fn redaction_follows_the_parsers_grammar() {
+        // Issue 12, item 2: a query value ends at '&' only, so a ';' inside a secret must not
+        // end the redaction and leak the tail.
+        assert_eq!(
+            redact("file:k.pem?passphrase-source=hunter;2isMyPass"),
+            "file:k.pem?passphrase-source=<redacted>"
+        );
+        assert_eq!(
+            redact("pkcs11:object=k?pin-value=12;34&module-path=/m.so"),
+            "pkcs11:object=k?pin-value=<redacted>&module-path=/m.so"
+        );
+        assert_eq!(
+            redact("pkcs11:object=k;pin-value=ab?pin-value=cd;ef&x=1"),
+            "pkcs11:object=k;pin-value=<redacted>?pin-value=<redacted>&x=1"
+        );
+        // awskms: has no query: attributes end at ';'.
+        assert_eq!(
+            redact("awskms:key-id=k;password=a?b&c;region=r"),
+            "awskms:key-id=k;password=<redacted>;region=r"
+        );
+        for uri in [
+            "file:k.pem?passphrase-source=hunter;2isMyPass",
+            "pkcs11:object=k?pin-value=12;34",
+            "pkcs11:token=t;object=k?module-path=/x&pin-value=12;34&bogus",
+            "file:k.p12?password-source=pa;ss;word",
+        ] {
+            let e = KeyUri::parse(uri).map_or_else(|e| e.to_string(), |u| format!("{u:?}"));
+            for secret in ["hunter", "2isMyPass", "12;34", ";34", "ss;word", "pa;ss"] {
+                assert!(!e.contains(secret), "{uri}: {e}");
+            }
+        }
     }
 
     #[test]

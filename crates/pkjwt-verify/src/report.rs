@@ -130,12 +130,20 @@ impl fmt::Display for Report {
                 Outcome::Fail(r) => ("✗", r.to_string()),
                 Outcome::Skipped(t) => ("-", t.clone()),
             };
+            // The detail quotes the token's own header and claims: one line each, whatever
+            // CR/LF or ANSI escapes they carry (issue 12, item 6).
+            let text = pkjwt_core::escape_controls(&text);
             writeln!(f, "{mark} {:width$}  {text}", c.name)?;
         }
         match self.rejection() {
             None if self.accepted() => write!(f, "accepted"),
             None => write!(f, "refused: no check was made"),
-            Some(r) => write!(f, "refused ({}): {r}", r.kind()),
+            Some(r) => write!(
+                f,
+                "refused ({}): {}",
+                r.kind(),
+                pkjwt_core::escape_controls(&r.to_string())
+            ),
         }
     }
 }

@@ -958,3 +958,50 @@ async fn racing_verifications_of_one_token_accept_it_once() {
     }
     assert_eq!(ok, 1);
 }
+
+/// Issue 12, item 6: a `kid` (and `typ`, `alg`) with CR/LF and ANSI escapes once forged a green
+/// "✓ signature accepted" line in `pkjwt verify` output. Every line of the report and the
+/// rejection's own text are free of control characters, and the report keeps one line per check.
+#[tokio::test]
+async fn control_characters_in_the_header_cannot_forge_report_lines() {
+    let k = keys();
+    let forged = "a\r\n\u{1b}[32m✓ signature  accepted\u{1b}[0m";
+    let cases = [
+        craft(&k.a, &header("ES256", forged), &claims("ansi-kid")),
+        craft(
+            &k.a,
+            &with(header("ES256", "a"), "typ", json!(forged)),
+            &claims("ansi-typ"),
+        ),
+        craft_raw(
+            &k.a,
+            Algorithm::ES256,
+            &header(forged, "a").to_string(),
+            &claims("ansi-alg").to_string(),
+        ),
+    ];
+    for token in &cases {
+        let v = verifier(VerifyPolicy::default());
+        let report = v.explain(token, CLIENT, &k.set);
+        assert!(!report.accepted());
+        let shown = report.to_string();
+        assert!(
+            !shown.chars().any(|c| c.is_control() && c != '\n'),
+            "{shown:?}"
+        );
+        // One line per check plus the verdict: no line was injected.
+        let checks = report.to_json()["checks"].as_array().unwrap().len();
+        assert_eq!(shown.lines().count(), checks + 1, "{shown}");
+        // The forged text stays inside the line of the check that refused it.
+        assert!(
+            shown
+                .lines()
+                .filter(|l| l.contains("signature  accepted"))
+                .all(|l| l.starts_with('✗') || l.starts_with("refused")),
+            "{shown}"
+        );
+        let err = v.verify(token, CLIENT, &k.set).await.unwrap_err();
+        let line = pkjwt_core::escape_controls(&err.to_string()).into_owned();
+        assert!(!line.chars().any(char::is_control), "{line:?}");
+    }
+}
