@@ -285,6 +285,11 @@ async fn encrypted_keys_written_by_pkjwt_round_trip() {
     let dir = tmpdir("enc");
     let pass_file = dir.join("pass");
     std::fs::write(&pass_file, "s3cret passphrase\n").unwrap();
+    std::fs::set_permissions(
+        &pass_file,
+        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600),
+    )
+    .unwrap();
     let uri = format!(
         "file:{}?passphrase-source=file:{}",
         dir.join("k.pem").display(),

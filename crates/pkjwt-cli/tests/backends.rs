@@ -140,6 +140,11 @@ fn softhsm_keys_through_the_cli() {
     // Faults: a wrong PIN, and an object the token does not hold (the error lists what it holds).
     let bad_pin = dir.join("bad-pin");
     std::fs::write(&bad_pin, "00000000").unwrap();
+    std::fs::set_permissions(
+        &bad_pin,
+        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600),
+    )
+    .unwrap();
     let o = run(
         &envs,
         &[

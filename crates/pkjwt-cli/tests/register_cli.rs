@@ -350,6 +350,12 @@ fn initial_access_token_required() {
         "the mistyped token must not be echoed: {err}"
     );
     std::fs::write(dir.join("iat.txt"), format!("{secret}\n")).unwrap();
+    // Secret files must be the owner's alone (issue 12, item 12).
+    std::fs::set_permissions(
+        dir.join("iat.txt"),
+        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600),
+    )
+    .unwrap();
     let cid = register(
         &dir,
         &[

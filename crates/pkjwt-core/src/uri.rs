@@ -88,6 +88,11 @@ impl SecretSource {
                 }),
             },
             SecretSource::File(path) => {
+                check_secret_file_mode(path).map_err(|reason| Error::SecretSource {
+                    what,
+                    source_desc: self.describe_for_error(),
+                    reason,
+                })?;
                 let mut text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
                     Error::SecretSource {
                         what,
@@ -113,6 +118,32 @@ impl SecretSource {
             }
         }
     }
+}
+
+/// A file holding a PIN, passphrase or password must be readable by its owner alone, as a key
+/// file must (issue 12, item 12): a group- or world-accessible secret is refused before it is
+/// read, with no opt-out (for a Kubernetes secret volume, set `defaultMode: 0400`).
+#[cfg(unix)]
+fn check_secret_file_mode(path: &std::path::Path) -> std::result::Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        // Reading reports a missing or unreadable file with its own error.
+        Err(_) => return Ok(()),
+    };
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "the file's mode is {mode:04o}, so other users can read or change it; expected 0600 or \
+             0400 (run `chmod 600` on it)"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_secret_file_mode(_path: &std::path::Path) -> std::result::Result<(), String> {
+    Ok(())
 }
 
 impl fmt::Display for SecretSource {
@@ -362,6 +393,39 @@ impl fmt::Display for KeyUri {
 impl fmt::Debug for KeyUri {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "KeyUri({self})")
+    }
+}
+
+/// An endpoint override must be `https://`, or `http://` to a loopback host (a local test
+/// endpoint): plain HTTP elsewhere would carry signed requests and the signatures in clear text
+/// (issue 12, item 13).
+fn check_kms_endpoint(e: &str) -> std::result::Result<(), String> {
+    if e.starts_with("https://") {
+        return Ok(());
+    }
+    let Some(rest) = e.strip_prefix("http://") else {
+        return Err(format!(
+            "endpoint \"{e}\" must be an https:// URL (or http:// to 127.0.0.1, [::1] or localhost)"
+        ));
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split_once(']').map_or(v6, |(h, _)| h)
+    } else {
+        authority.split_once(':').map_or(authority, |(h, _)| h)
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        Ok(())
+    } else {
+        Err(format!(
+            "endpoint \"{e}\" is plain http:// to a host that is not loopback; use https:// \
+             (http:// is accepted only for 127.0.0.1, [::1] or localhost)"
+        ))
     }
 }
 
@@ -738,13 +802,8 @@ impl AwsKmsUri {
         if let Some(r) = &out.region {
             validate_region(uri, r)?;
         }
-        if let Some(e) = &out.endpoint
-            && !(e.starts_with("https://") || e.starts_with("http://"))
-        {
-            return Err(uri_err(
-                uri,
-                format!("endpoint \"{e}\" must be an http:// or https:// URL"),
-            ));
+        if let Some(e) = &out.endpoint {
+            check_kms_endpoint(e).map_err(|reason| uri_err(uri, reason))?;
         }
         out.key_id = key_id;
         Ok(out)
@@ -888,6 +947,33 @@ mod tests {
         assert_eq!(p.pin_source, Some(SecretSource::File("/run/pin".into())));
         let again = KeyUri::parse(&p.to_string()).unwrap();
         assert_eq!(again, KeyUri::Pkcs11(p));
+    }
+
+    #[test]
+    fn kms_endpoint_http_only_to_loopback() {
+        for ok in [
+            "https://kms.eu-west-1.amazonaws.com",
+            "http://127.0.0.1:4566",
+            "http://[::1]:4566/",
+            "http://localhost:4566",
+            "http://127.0.0.2",
+        ] {
+            let u = format!("awskms:key-id=alias/a;region=eu-west-1;endpoint={ok}");
+            assert!(KeyUri::parse(&u).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://kms.example.com",
+            "http://10.0.0.1:4566",
+            "http://127.0.0.1.evil.com",
+            "http://localhost.evil.com/",
+            "http://user@evil.com",
+            "http://[fe80::1]/",
+            "ftp://127.0.0.1",
+        ] {
+            let u = format!("awskms:key-id=alias/a;region=eu-west-1;endpoint={bad}");
+            let e = KeyUri::parse(&u).unwrap_err().to_string();
+            assert!(e.contains("https://"), "{bad}: {e}");
+        }
     }
 
     #[test]
@@ -1043,6 +1129,23 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("pin");
         std::fs::write(&f, "1234\n").unwrap();
+        #[cfg(unix)]
+        {
+            // Issue 12, item 12: a world-readable PIN file is refused, naming the mode.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+            let e = SecretSource::File(f.clone())
+                .read("PIN")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("0644") && e.contains("0600") && !e.contains("1234"),
+                "{e}"
+            );
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o640)).unwrap();
+            assert!(SecretSource::File(f.clone()).read("PIN").is_err());
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
         assert_eq!(&*SecretSource::File(f.clone()).read("PIN").unwrap(), "1234");
         std::fs::write(&f, "").unwrap();
         assert!(

@@ -368,6 +368,11 @@ softhsm_test!(concurrent_signers_share_the_pool, |env| rt().block_on(
 softhsm_test!(fault_wrong_pin, |env| rt().block_on(async {
     let bad = env.dir.join("bad-pin");
     std::fs::write(&bad, "0000-wrong\n").unwrap();
+    std::fs::set_permissions(
+        &bad,
+        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600),
+    )
+    .unwrap();
     let uri = common::parse(&format!(
         "pkcs11:token={};object=k?module-path={}&pin-source=file:{}",
         common::TOKEN,

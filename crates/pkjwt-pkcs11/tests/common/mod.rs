@@ -126,6 +126,14 @@ pub fn make_token_dir(tag: &str) -> PathBuf {
     .unwrap();
     std::fs::write(dir.join("pin"), format!("{USER_PIN}\n")).unwrap();
     std::fs::write(dir.join("so-pin"), format!("{SO_PIN}\n")).unwrap();
+    // PIN files must be the owner's alone (issue 12, item 12).
+    for f in ["pin", "so-pin"] {
+        std::fs::set_permissions(
+            dir.join(f),
+            <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600),
+        )
+        .unwrap();
+    }
     let out = with_pins(
         &dir,
         "softhsm2-util",
