@@ -31,6 +31,13 @@ const RESERVED: [&str; 8] = [
     "audience",
 ];
 
+/// Largest forward clock correction, in seconds: a server `Date` ahead of the local clock by
+/// more than this is never applied. Servers reject an assertion whose `iat` is more than 60 s
+/// in the future (FAPI 2.0; the verifier-side `max_future`), so a larger forward shift could
+/// only serve a forged `Date` (a proxy or an impostor) to obtain pre-signed assertions valid
+/// later at the real server.
+pub const MAX_FORWARD_SKEW_SECS: u64 = 60;
+
 /// When and how often to retry a token request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -91,6 +98,9 @@ pub struct ClientConfig {
     /// Skew between the server's `Date` and the local clock above which the client corrects
     /// `iat`/`nbf`/`exp`. Default 5 s; `None` turns skew correction off.
     pub skew_threshold_secs: Option<u64>,
+    /// Largest skew the client corrects (default 300 s). A `Date` further away is ignored with a
+    /// warning; forward corrections are further limited to [`MAX_FORWARD_SKEW_SECS`].
+    pub max_skew_secs: u64,
     /// Check the metadata for `private_key_jwt` and the algorithm (default true).
     pub check_metadata: bool,
     /// Time source for assertions (tests).
@@ -110,6 +120,7 @@ impl ClientConfig {
             x5t_s256: None,
             x5t: None,
             skew_threshold_secs: Some(5),
+            max_skew_secs: 300,
             check_metadata: true,
             clock: Arc::new(pkjwt_core::SystemClock),
         }
@@ -130,6 +141,12 @@ impl ClientConfig {
     /// Sets the HTTP options.
     pub fn http(mut self, h: HttpOptions) -> Self {
         self.http = h;
+        self
+    }
+
+    /// Sets the largest clock skew the client corrects, in seconds.
+    pub fn max_skew_secs(mut self, secs: u64) -> Self {
+        self.max_skew_secs = secs;
         self
     }
 }
@@ -537,7 +554,8 @@ impl TokenClient {
             Ok(r) => r,
             Err(e) => return Attempt::Retry(self.http.error(url, &e), None),
         };
-        self.learn_skew(resp.headers());
+        // Read now, applied only once the response proves to come from the issuer.
+        let skew = self.server_skew(resp.headers());
         let status = resp.status().as_u16();
         let retry_after = retry_after(resp.headers());
         let body = match read_limited(resp, &self.http, url).await {
@@ -549,11 +567,24 @@ impl TokenClient {
         };
         if status == 200 {
             return match parse_success(&body, url, status) {
-                Ok(r) => Attempt::Done(Box::new(r)),
+                Ok(r) => {
+                    if let Some(d) = skew {
+                        self.learn_skew(d);
+                    }
+                    Attempt::Done(Box::new(r))
+                }
                 Err(e) => Attempt::Fail(e),
             };
         }
         let err = parse_error(&body, url, status);
+        // Only an `invalid_client` refusal (400/401) proves the issuer itself answered; 5xx,
+        // 429 and other errors may come from a proxy or an impostor and teach nothing.
+        if (status == 400 || status == 401)
+            && err.oauth().is_some_and(|o| o.error == "invalid_client")
+            && let Some(d) = skew
+        {
+            self.learn_skew(d);
+        }
         if status == 429 || (500..=599).contains(&status) {
             Attempt::Retry(err, retry_after)
         } else {
@@ -561,23 +592,41 @@ impl TokenClient {
         }
     }
 
-    /// Compares the server's `Date` with the local clock and corrects the assertion clock when
-    /// they are further apart than the threshold.
-    fn learn_skew(&self, headers: &reqwest::header::HeaderMap) {
-        let Some(threshold) = self.config.skew_threshold_secs else {
-            return;
-        };
-        let Some(server) = headers
+    /// The server's `Date` minus the local clock, in seconds (`None` without a usable `Date` or
+    /// with skew correction off).
+    fn server_skew(&self, headers: &reqwest::header::HeaderMap) -> Option<i64> {
+        self.config.skew_threshold_secs?;
+        let server = headers
             .get("date")
             .and_then(|d| d.to_str().ok())
             .and_then(|d| httpdate::parse_http_date(d).ok())
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .and_then(|d| i64::try_from(d.as_secs()).ok())
-        else {
+            .and_then(|d| i64::try_from(d.as_secs()).ok())?;
+        Some(server.saturating_sub(self.config.clock.now()))
+    }
+
+    /// Corrects the assertion clock by `diff` (server minus local, seconds) when it exceeds the
+    /// threshold and stays within the caps; a `diff` beyond a cap leaves the clock unchanged.
+    fn learn_skew(&self, diff: i64) {
+        let Some(threshold) = self.config.skew_threshold_secs else {
             return;
         };
-        let local = self.config.clock.now();
-        let diff = server - local;
+        let cap = if diff > 0 {
+            self.config.max_skew_secs.min(MAX_FORWARD_SKEW_SECS)
+        } else {
+            self.config.max_skew_secs
+        };
+        if diff.unsigned_abs() > cap {
+            tracing::warn!(
+                offset_secs = diff,
+                server = %self.metadata.issuer,
+                "the authorization server's Date is {}s {} the local clock, beyond the {cap}s \
+                 this client corrects; it is ignored (assertions keep the local time)",
+                diff.unsigned_abs(),
+                if diff > 0 { "ahead of" } else { "behind" }
+            );
+            return;
+        }
         let wanted = if diff.unsigned_abs() > threshold {
             diff
         } else {

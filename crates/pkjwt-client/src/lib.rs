@@ -11,8 +11,8 @@ mod registration;
 
 pub use cache::{CacheOptions, TokenCache};
 pub use client::{
-    CLIENT_ASSERTION_TYPE, ClientConfig, GRANT_JWT_BEARER, RetryPolicy, Secret, TokenClient,
-    TokenRequest, TokenResponse,
+    CLIENT_ASSERTION_TYPE, ClientConfig, GRANT_JWT_BEARER, MAX_FORWARD_SKEW_SECS, RetryPolicy,
+    Secret, TokenClient, TokenRequest, TokenResponse,
 };
 pub use error::{ClientError, OAuthError};
 pub use http::HttpOptions;
