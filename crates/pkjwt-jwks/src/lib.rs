@@ -23,6 +23,16 @@ pub enum JwksError {
         /// What went wrong.
         reason: String,
     },
+    /// A key given to [`JwksService::new`] that must not be published: private or symmetric
+    /// key material (`d`, `p`, `q`, `dp`, `dq`, `qi`, `oth`, `k`) or key material no verifier
+    /// could use.
+    #[error("key {kid} cannot be published: {reason}")]
+    NotPublic {
+        /// The key's kid.
+        kid: String,
+        /// What is wrong with it (names the private member found).
+        reason: String,
+    },
     /// A rotation step that is not allowed now, or keys that cannot form a JWKS.
     #[error("{0}")]
     Rotation(String),

@@ -78,11 +78,17 @@ impl JwksService {
         options: ServeOptions,
     ) -> Result<Self, JwksError> {
         for k in &static_keys {
-            if k.kid.as_deref().is_none_or(str::is_empty) {
+            let Some(kid) = k.kid.as_deref().filter(|s| !s.is_empty()) else {
                 return Err(JwksError::Rotation(
                     "every published key needs a kid".into(),
                 ));
-            }
+            };
+            // The keys are served as they are: the same check a rotation state file's keys get
+            // (no private or symmetric member, key material a verifier can use).
+            k.check_public().map_err(|e| JwksError::NotPublic {
+                kid: kid.to_owned(),
+                reason: e.to_string(),
+            })?;
         }
         let s = JwksService {
             inner: Arc::new(Inner {
@@ -201,7 +207,11 @@ async fn jwks(State(s): State<JwksService>) -> Response {
             }
             r
         }
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        Err(e) => {
+            // The detail (kids, file paths) is for operators, not for whoever asks.
+            tracing::error!(error = %e, "cannot serve the JWKS");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response()
+        }
     }
 }
 
@@ -214,8 +224,16 @@ async fn healthz(State(s): State<JwksService>) -> Response {
             (StatusCode::OK, format!("ok: {n} keys published\n")).into_response()
         }
         (None, Ok(_)) => (StatusCode::SERVICE_UNAVAILABLE, "no key published\n").into_response(),
-        (Some(e), _) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response(),
-        (None, Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response(),
+        // The state error names file paths and key URIs: log it, answer generically (the
+        // public listener is unauthenticated; operators have the admin `/status`).
+        (Some(e), _) => {
+            tracing::error!(error = %e, "healthz: rotation state cannot be read");
+            (StatusCode::SERVICE_UNAVAILABLE, "unhealthy\n").into_response()
+        }
+        (None, Err(e)) => {
+            tracing::error!(error = %e, "healthz: the key set cannot be served");
+            (StatusCode::SERVICE_UNAVAILABLE, "unhealthy\n").into_response()
+        }
     }
 }
 

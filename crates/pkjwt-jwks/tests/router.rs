@@ -107,11 +107,13 @@ async fn rotation_phases_are_served_and_survive_a_restart() {
     clock.set(2_150);
     assert_eq!(kids(&get(&restarted, "/jwks").await.2), vec![kb.clone()]);
 
-    // A corrupted file keeps the last good set in service and makes /healthz say why.
+    // A corrupted file keeps the last good set in service and makes /healthz fail, without
+    // telling an unauthenticated caller why (the detail is logged and on the admin /status).
     std::fs::write(&state_path, "{not json").unwrap();
     let (status, _, body) = get(&restarted, "/healthz").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    assert!(body.contains("not a rotation state"), "{body}");
+    assert_eq!(body, "unhealthy\n");
+    assert!(restarted.status()["state_error"].is_string());
     assert_eq!(kids(&get(&restarted, "/jwks").await.2), [kb]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -122,4 +124,81 @@ fn admin_listener_is_loopback_only() {
     assert!(check_admin_addr("[::1]:9000".parse().unwrap()).is_ok());
     let e = check_admin_addr("0.0.0.0:9000".parse().unwrap()).unwrap_err();
     assert!(e.to_string().contains("loopback"), "{e}");
+}
+
+#[tokio::test]
+async fn healthz_does_not_disclose_state_errors() {
+    let dir = std::env::temp_dir().join(format!("pkjwt-jwks-healthz-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let state_path = dir.join("rotation.json");
+    let (uri_a, jwk_a) = key(&dir, "a.pem");
+    let mut st = RotationState::new();
+    st.init(&uri_a, jwk_a, 0).unwrap();
+    st.save(&state_path).unwrap();
+    let svc = JwksService::new(vec![], Some(state_path.clone()), ServeOptions::default()).unwrap();
+    assert_eq!(get(&svc, "/healthz").await.0, StatusCode::OK);
+
+    // Invalid content naming a key URI and a secret-looking marker.
+    let content = r#"{"version":1,"keys":[{"uri":"pkcs11:token=t;object=o?pin-value=SECRET-MARKER","jwk":{"kty":"OKP"}}]}"#;
+    std::fs::write(&state_path, content).unwrap();
+    let (status, _, body) = get(&svc, "/healthz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let path = state_path.display().to_string();
+    for leak in [
+        path.as_str(),
+        "rotation.json",
+        "SECRET-MARKER",
+        "pkcs11:",
+        "OKP",
+        "version",
+    ] {
+        assert!(!body.contains(leak), "{leak:?} in {body:?}");
+    }
+
+    // Unreadable: a directory where the file should be.
+    std::fs::remove_file(&state_path).unwrap();
+    std::fs::create_dir(&state_path).unwrap();
+    let (status, _, body) = get(&svc, "/healthz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        !body.contains(path.as_str()) && !body.contains("rotation.json"),
+        "{body}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn private_static_keys_are_refused() {
+    let x = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo";
+    let public = Jwk::from_json(&format!(
+        r#"{{"kty":"OKP","crv":"Ed25519","x":"{x}","kid":"pub-1"}}"#
+    ))
+    .unwrap();
+    let svc = JwksService::new(vec![public.clone()], None, ServeOptions::default()).unwrap();
+    assert_eq!(svc.jwks().unwrap().keys().len(), 1);
+
+    for m in ["d", "p", "q", "dp", "dq", "qi", "oth", "k"] {
+        let mut private = public.clone().with_kid("priv-1");
+        private
+            .other
+            .insert(m.to_owned(), serde_json::Value::String(x.to_owned()));
+        let e = JwksService::new(vec![private], None, ServeOptions::default()).unwrap_err();
+        assert!(
+            matches!(&e, pkjwt_jwks::JwksError::NotPublic { kid, .. } if kid == "priv-1"),
+            "{e:?}"
+        );
+        let text = e.to_string();
+        assert!(
+            text.contains("priv-1") && text.contains(&format!("\"{m}\"")),
+            "{text}"
+        );
+        assert!(!text.contains(x), "{text}");
+    }
+    // A symmetric key (kty oct with k) is refused as well.
+    let mut oct = public.with_kid("oct-1");
+    oct.kty = "oct".into();
+    oct.other
+        .insert("k".into(), serde_json::Value::String(x.to_owned()));
+    let e = JwksService::new(vec![oct], None, ServeOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("oct-1"), "{e}");
 }
