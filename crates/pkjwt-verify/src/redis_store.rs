@@ -156,6 +156,19 @@ impl RedisReplayStore {
     }
 }
 
+/// The key's time to live in milliseconds. The verifier accepts a token through the whole second
+/// `expires_at` (`now <= exp + leeway`, in whole seconds) while the clock's `now` is truncated:
+/// a key set at `now + 0.9 s` with `expires_at - now` seconds to live would vanish at
+/// `expires_at + 0.9 s`, before that second is over. One second of padding keeps the key until
+/// strictly after the last accepting second. At least 1 s, saturating.
+pub(crate) fn ttl_ms(expires_at: i64, now: i64) -> i64 {
+    expires_at
+        .saturating_sub(now)
+        .saturating_add(1)
+        .clamp(1, i64::MAX / 1000)
+        * 1000
+}
+
 #[async_trait]
 impl ReplayStore for RedisReplayStore {
     async fn insert_if_absent(
@@ -164,7 +177,7 @@ impl ReplayStore for RedisReplayStore {
         expires_at: i64,
         now: i64,
     ) -> Result<bool, ReplayStoreError> {
-        let ttl_ms = expires_at.saturating_sub(now).clamp(1, i64::MAX / 1000) * 1000;
+        let ttl_ms = ttl_ms(expires_at, now);
         let mut conn = self.conn.clone();
         let mut cmd = redis::cmd("SET");
         cmd.arg(format!("{}{key}", self.prefix))
@@ -189,5 +202,26 @@ impl ReplayStore for RedisReplayStore {
                 self.url_redacted
             ))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ttl_ms;
+
+    #[test]
+    fn ttl_outlives_the_last_accepting_second() {
+        // The token is accepted through the whole second exp + leeway (= expires_at) while `now`
+        // is a truncated clock: set at now + 0.9 s, the key must outlive expires_at + 1 s. The
+        // old computation (expires_at - now seconds) let it vanish at expires_at + 0.9 s.
+        assert_eq!(ttl_ms(1_005, 1_004), 2_000);
+        assert_eq!(ttl_ms(1_065, 1_000), 66_000);
+        // First use at exactly exp + leeway: still lives past the end of that second.
+        assert_eq!(ttl_ms(1_005, 1_005), 1_000);
+        // Past expiry (not reached through the verifier) still a positive TTL.
+        assert_eq!(ttl_ms(900, 1_000), 1_000);
+        // No overflow.
+        assert_eq!(ttl_ms(i64::MAX, i64::MIN), (i64::MAX / 1000) * 1000);
+        assert_eq!(ttl_ms(i64::MIN, i64::MAX), 1_000);
     }
 }
