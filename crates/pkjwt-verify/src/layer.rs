@@ -1,8 +1,13 @@
 //! A `tower` layer that protects `axum` routes with RFC 9068 access tokens (feature `axum`).
 //!
-//! Requests without a valid `Authorization: Bearer <token>` get `401` with an RFC 6750 §3
-//! `WWW-Authenticate: Bearer error="invalid_token", error_description="…"` header; a valid token
-//! lacking a required scope gets `403` with `error="insufficient_scope"`. Accepted requests
+//! Requests without a token get `401` with a bare `WWW-Authenticate: Bearer` (RFC 6750 §3.1); a
+//! malformed `Authorization` header gets `400` `invalid_request`; a refused token gets `401` with
+//! `Bearer error="invalid_token"` and a fixed, generic `error_description` ("the access token is
+//! expired" or "… is invalid"); a valid token lacking a required scope gets `403`
+//! `insufficient_scope`; a key set or replay store that cannot be reached gets `503` without a
+//! challenge. Responses never carry the rejection's detail (known kids, expected audience, JWKS
+//! URL, transport errors, token values); the [`Rejection`] is put in the response's extensions
+//! for the application to log. Accepted requests
 //! carry the [`AccessTokenClaims`] in their extensions, which handlers take as an extractor.
 //!
 //! ```no_run
@@ -98,12 +103,15 @@ where
         let validator = self.validator.clone();
         let scopes = self.scopes.clone();
         Box::pin(async move {
-            let Some(token) = bearer_token(&req) else {
-                return Ok(challenge(
-                    StatusCode::UNAUTHORIZED,
-                    "invalid_token",
-                    "missing Authorization: Bearer access token",
-                ));
+            let token = match bearer_token(&req) {
+                Credentials::Missing => return Ok(missing_token()),
+                Credentials::Malformed => {
+                    return Ok(challenge(
+                        StatusCode::BAD_REQUEST,
+                        Some(("invalid_request", "the Authorization header is malformed")),
+                    ));
+                }
+                Credentials::Token(t) => t,
             };
             let required: Vec<&str> = scopes.iter().map(String::as_str).collect();
             match validator.validate_with_scopes(&token, &required).await {
@@ -111,44 +119,104 @@ where
                     req.extensions_mut().insert(claims);
                     inner.call(req).await
                 }
-                Err(r @ Rejection::InsufficientScope { .. }) => Ok(challenge(
-                    StatusCode::FORBIDDEN,
-                    "insufficient_scope",
-                    &r.to_string(),
-                )),
-                Err(r) => Ok(challenge(
-                    StatusCode::UNAUTHORIZED,
-                    "invalid_token",
-                    &r.to_string(),
-                )),
+                Err(r) => Ok(refusal(r)),
             }
         })
     }
 }
 
-fn bearer_token(req: &Request<Body>) -> Option<String> {
-    let v = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = v.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return None;
-    }
-    let token = token.trim();
-    (!token.is_empty()).then(|| token.to_string())
+/// What the `Authorization` header holds.
+enum Credentials {
+    /// No header, or another scheme (RFC 6750 §3.1: no error code).
+    Missing,
+    /// A `Bearer` header that is not `Bearer <token>`, or several headers.
+    Malformed,
+    Token(String),
 }
 
-/// RFC 6750 §3 challenge. The description is reduced to visible ASCII without quotes or
-/// backslashes, as the header grammar requires.
-fn challenge(status: StatusCode, error: &str, description: &str) -> Response<Body> {
-    let desc: String = description
-        .chars()
-        .map(|c| match c {
-            '"' | '\\' => '\'',
-            c if c.is_ascii_graphic() || c == ' ' => c,
-            _ => '?',
-        })
-        .collect();
-    let www = format!("Bearer error=\"{error}\", error_description=\"{desc}\"");
-    let body = serde_json::json!({ "error": error, "error_description": description }).to_string();
+fn bearer_token(req: &Request<Body>) -> Credentials {
+    let mut all = req.headers().get_all(header::AUTHORIZATION).iter();
+    let Some(v) = all.next() else {
+        return Credentials::Missing;
+    };
+    if all.next().is_some() {
+        return Credentials::Malformed;
+    }
+    let Ok(v) = v.to_str() else {
+        return Credentials::Malformed;
+    };
+    let (scheme, token) = v.split_once(' ').unwrap_or((v, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Credentials::Missing;
+    }
+    let token = token.trim();
+    if token.is_empty() || token.contains(char::is_whitespace) {
+        return Credentials::Malformed;
+    }
+    Credentials::Token(token.to_string())
+}
+
+fn missing_token() -> Response<Body> {
+    challenge(StatusCode::UNAUTHORIZED, None)
+}
+
+/// The response to a refused token. Only a fixed description per class of failure goes out
+/// (never the rejection text: it names known kids, expected audiences, JWKS URLs, transport
+/// errors and values taken from the token). The full [`Rejection`] rides along in the
+/// response's extensions, for the application's logging middleware.
+fn refusal(r: Rejection) -> Response<Body> {
+    let mut resp = match &r {
+        Rejection::InsufficientScope { .. } => challenge(
+            StatusCode::FORBIDDEN,
+            Some((
+                "insufficient_scope",
+                "the access token lacks a required scope",
+            )),
+        ),
+        // Server-side failures: not the caller's fault, no challenge to answer.
+        Rejection::KeySetUnavailable { .. } | Rejection::ReplayStoreUnavailable { .. } => {
+            plain(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
+        }
+        Rejection::InvalidPolicy { .. } => plain(StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
+        Rejection::Expired { .. } => challenge(
+            StatusCode::UNAUTHORIZED,
+            Some(("invalid_token", "the access token is expired")),
+        ),
+        _ => challenge(
+            StatusCode::UNAUTHORIZED,
+            Some(("invalid_token", "the access token is invalid")),
+        ),
+    };
+    resp.extensions_mut().insert(r);
+    resp
+}
+
+/// A JSON error body without a challenge (5xx).
+fn plain(status: StatusCode, error: &'static str) -> Response<Body> {
+    let body = serde_json::json!({ "error": error }).to_string();
+    let mut resp = Response::new(Body::from(body));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// RFC 6750 §3 challenge. `error` and its description are fixed strings of this module (visible
+/// ASCII, no quotes or backslashes, as the header grammar requires); `None` is the bare
+/// `Bearer` challenge of a request without credentials.
+fn challenge(status: StatusCode, error: Option<(&'static str, &'static str)>) -> Response<Body> {
+    let (www, body) = match error {
+        Some((error, description)) => (
+            format!("Bearer error=\"{error}\", error_description=\"{description}\""),
+            serde_json::json!({ "error": error, "error_description": description }).to_string(),
+        ),
+        None => (
+            "Bearer".to_owned(),
+            serde_json::json!({ "error": "unauthorized" }).to_string(),
+        ),
+    };
     let mut resp = Response::new(Body::from(body));
     *resp.status_mut() = status;
     let headers = resp.headers_mut();

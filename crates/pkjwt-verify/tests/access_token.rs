@@ -299,27 +299,64 @@ async fn axum_layer_protects_routes() {
         }
     };
 
+    // No token: the bare challenge of RFC 6750 §3.1, no error code.
     let (s, www, _) = call(None).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
-    assert!(www.unwrap().starts_with("Bearer error=\"invalid_token\""));
+    assert_eq!(www.as_deref(), Some("Bearer"));
 
-    let (s, _, _) = call(Some(format!("Basic {}", a.token(&a.claims())))).await;
+    let (s, www, _) = call(Some(format!("Basic {}", a.token(&a.claims())))).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_eq!(www.as_deref(), Some("Bearer"));
+
+    // A malformed header: 400 invalid_request.
+    for bad in ["Bearer", "Bearer   ", "Bearer a b"] {
+        let (s, www, _) = call(Some(bad.to_owned())).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad:?}");
+        assert!(www.unwrap().contains("error=\"invalid_request\""));
+    }
 
     let expired = a.token(&set(a.claims(), "exp", json!(NOW - 60)));
     let (s, www, body) = call(Some(format!("Bearer {expired}"))).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
-    let www = www.unwrap();
-    assert!(
-        www.contains("invalid_token") && www.contains("expired"),
-        "{www}"
+    assert_eq!(
+        www.as_deref(),
+        Some("Bearer error=\"invalid_token\", error_description=\"the access token is expired\"")
     );
     assert!(body.contains("\"error\":\"invalid_token\""), "{body}");
 
+    // Refusals that used to name internals (known kids, expected audience, JWKS URL) and
+    // values from the token: the response carries only the generic class.
+    let jwks_url = a.server.url("/jwks");
+    let unknown_kid = craft(
+        &a.key,
+        &json!({"alg": "ES256", "kid": "attacker\"kid", "typ": "at+jwt"}),
+        &a.claims(),
+    );
+    let wrong_aud = a.token(&set(a.claims(), "aud", json!("https://evil.example/\"x")));
+    for token in [unknown_kid, wrong_aud] {
+        let (s, www, body) = call(Some(format!("Bearer {token}"))).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        let www = www.unwrap();
+        assert_eq!(
+            www,
+            "Bearer error=\"invalid_token\", error_description=\"the access token is invalid\""
+        );
+        for leak in [API, jwks_url.as_str(), "evil.example", "attacker", "as-1"] {
+            assert!(
+                !www.contains(leak) && !body.contains(leak),
+                "{leak:?}: {www} / {body}"
+            );
+        }
+    }
+
     let narrow = a.token(&set(a.claims(), "scope", json!("openid")));
-    let (s, www, _) = call(Some(format!("Bearer {narrow}"))).await;
+    let (s, www, body) = call(Some(format!("Bearer {narrow}"))).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     assert!(www.unwrap().contains("insufficient_scope"));
+    assert!(
+        !body.contains("accounts:read") && !body.contains("openid"),
+        "{body}"
+    );
 
     let (s, _, body) = call(Some(format!("bearer {}", a.token(&a.claims())))).await;
     assert_eq!(s, StatusCode::OK, "{body}");
