@@ -38,6 +38,8 @@ struct Fake {
     /// Seconds the fake server's clock is ahead; assertions whose iat is further off than
     /// 30 s are refused, as a strict server would.
     clock_ahead: Mutex<i64>,
+    /// Seconds added to the `Date` header only (a forged or wrong `Date`, no iat check).
+    date_ahead: Mutex<i64>,
     counter: Mutex<u64>,
 }
 
@@ -74,7 +76,8 @@ async fn token(State(f): State<Arc<Fake>>, Form(form): Form<Vec<(String, String)
     f.seen.lock().unwrap().push(form.clone());
     let ahead = *f.clock_ahead.lock().unwrap();
     let mut headers = HeaderMap::new();
-    let server_now = SystemTime::now() + Duration::from_secs(ahead.max(0) as u64);
+    let date_ahead = *f.date_ahead.lock().unwrap();
+    let server_now = SystemTime::now() + Duration::from_secs((ahead + date_ahead).max(0) as u64);
     headers.insert(
         "date",
         HeaderValue::from_str(&httpdate::fmt_http_date(server_now)).unwrap(),
@@ -315,11 +318,12 @@ async fn malformed_json_and_missing_access_token_are_clear_errors() {
 #[tokio::test]
 async fn server_clock_ahead_is_learned_from_date_and_the_request_succeeds() {
     let fake = start(vec![]).await;
-    *fake.clock_ahead.lock().unwrap() = 120;
+    // Within the 60 s forward cap (MAX_FORWARD_SKEW_SECS), beyond the fake's 30 s tolerance.
+    *fake.clock_ahead.lock().unwrap() = 45;
     let c = client(&fake).await;
     let t = bounded(c.request(&cc())).await.unwrap();
     assert_eq!(t.access_token.secret(), "token-1");
-    assert!((c.clock_offset() - 120).abs() <= 2, "{}", c.clock_offset());
+    assert!((c.clock_offset() - 45).abs() <= 2, "{}", c.clock_offset());
     // First attempt refused (clock off), second with the corrected clock accepted.
     assert_eq!(c.requests_sent(), 2);
 }
@@ -473,4 +477,94 @@ async fn certificate_thumbprint_headers_follow_the_profile() {
     assert_eq!(header["typ"], "JWT");
     let iss = fake.issuer.lock().unwrap().clone();
     assert_eq!(claims(a)["aud"], format!("{iss}/token"));
+}
+
+const THIRTY_DAYS: i64 = 30 * 24 * 3600;
+
+/// `iat` of the client assertion in the `n`th request the fake received.
+fn iat(fake: &Fake, n: usize) -> i64 {
+    let form = fake.seen.lock().unwrap()[n].clone();
+    let a = &form
+        .iter()
+        .find(|(k, _)| k == "client_assertion")
+        .unwrap()
+        .1;
+    claims(a)["iat"].as_i64().unwrap()
+}
+
+/// A 503 (a proxy, or an impostor) with `Date` 30 days ahead must not make the retry carry a
+/// pre-dated assertion, valid 30 days later at the real server.
+#[tokio::test]
+async fn skew_from_a_503_with_date_30_days_ahead_is_not_learned() {
+    let fake = start(vec![Reply::Status(503, "down", None)]).await;
+    *fake.date_ahead.lock().unwrap() = THIRTY_DAYS;
+    let c = client(&fake).await;
+    bounded(c.request(&cc())).await.unwrap();
+    assert_eq!(c.requests_sent(), 2);
+    assert_eq!(c.clock_offset(), 0);
+    assert!(
+        (iat(&fake, 1) - now()).abs() <= 5,
+        "{}",
+        iat(&fake, 1) - now()
+    );
+}
+
+/// Even a 200 token response cannot move the clock beyond the cap.
+#[tokio::test]
+async fn skew_beyond_the_cap_is_ignored_even_from_a_200() {
+    let fake = start(vec![]).await;
+    *fake.date_ahead.lock().unwrap() = THIRTY_DAYS;
+    let c = client(&fake).await;
+    bounded(c.request(&cc())).await.unwrap();
+    assert_eq!(c.clock_offset(), 0);
+    bounded(c.request(&cc())).await.unwrap();
+    assert!(
+        (iat(&fake, 1) - now()).abs() <= 5,
+        "{}",
+        iat(&fake, 1) - now()
+    );
+    // Backward beyond the general cap too.
+    let fake = start(vec![]).await;
+    let c = TokenClient::discover(signer(), config(&fake).max_skew_secs(10))
+        .await
+        .unwrap();
+    *fake.date_ahead.lock().unwrap() = 40;
+    bounded(c.request(&cc())).await.unwrap();
+    assert_eq!(c.clock_offset(), 0, "40 s is beyond a 10 s cap");
+}
+
+/// A 200 token response with `Date` 40 s ahead (within the 60 s forward cap, above the
+/// threshold) is learned, and the next assertion uses the server's time.
+#[tokio::test]
+async fn skew_within_the_caps_from_a_200_is_learned() {
+    let fake = start(vec![]).await;
+    *fake.date_ahead.lock().unwrap() = 40;
+    let mut cfg = config(&fake);
+    cfg.skew_threshold_secs = Some(5);
+    let c = TokenClient::discover(signer(), cfg).await.unwrap();
+    bounded(c.request(&cc())).await.unwrap();
+    assert!((c.clock_offset() - 40).abs() <= 2, "{}", c.clock_offset());
+    bounded(c.request(&cc())).await.unwrap();
+    assert!(
+        (iat(&fake, 1) - (now() + 40)).abs() <= 5,
+        "{}",
+        iat(&fake, 1) - now()
+    );
+}
+
+/// A 503 with `Date` 40 s ahead proves nothing about the issuer's clock: not learned.
+#[tokio::test]
+async fn skew_within_the_caps_from_a_503_is_not_learned() {
+    let fake = start(vec![Reply::Status(503, "down", None)]).await;
+    *fake.date_ahead.lock().unwrap() = 40;
+    let c = client(&fake).await;
+    bounded(c.request(&cc())).await.unwrap();
+    assert_eq!(c.requests_sent(), 2);
+    assert!(
+        (iat(&fake, 1) - now()).abs() <= 5,
+        "{}",
+        iat(&fake, 1) - now()
+    );
+    // The 200 that followed is from the issuer and carried the same Date: learned from it.
+    assert!((c.clock_offset() - 40).abs() <= 2, "{}", c.clock_offset());
 }
