@@ -154,7 +154,7 @@ fn criterion_benches(c: &mut Criterion, fixtures: &[Fixture], rt: &tokio::runtim
         });
         g.finish();
     }
-    let store = MemoryReplayStore::new(10_000_000);
+    let store = MemoryReplayStore::new(10_000_000).with_per_client_capacity(10_000_000);
     let mut i = 0u64;
     c.bench_function("MemoryReplayStore::insert_if_absent (fresh keys)", |b| {
         b.iter(|| {
