@@ -165,6 +165,13 @@ fn missing_token() -> Response<Body> {
 /// errors and values taken from the token). The full [`Rejection`] rides along in the
 /// response's extensions, for the application's logging middleware.
 fn refusal(r: Rejection) -> Response<Body> {
+    // The caller gets a fixed description; the detail goes to the log (escaped: it quotes the
+    // token's own header and claims) and to the response's extensions.
+    tracing::warn!(
+        kind = r.kind(),
+        rejection = %pkjwt_core::escape_controls(&r.to_string()),
+        "access token refused"
+    );
     let mut resp = match &r {
         Rejection::InsufficientScope { .. } => challenge(
             StatusCode::FORBIDDEN,
