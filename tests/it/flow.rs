@@ -304,13 +304,23 @@ async fn server_rejections_arrive_as_clear_errors() {
     let why = last_reason(&op).await;
     assert!(why.contains("expired"), "{why}");
 
-    // The same clock with skew correction on: the Date header fixes it, and the request succeeds.
+    // The same clock with skew correction on: an hour is beyond the caps (issue 12, item 1), so
+    // the server's Date is not followed and the request is still refused.
     let mut c = cfg();
     c.clock = Arc::new(pkjwt::FixedClock::new(now() - 3600));
     let client = TokenClient::discover(signer.clone(), c).await.unwrap();
+    expect_invalid_client(client.request(&req).await);
+    assert_eq!(client.clock_offset(), 0);
+
+    // 50 s behind with a 30 s lifetime: expired at the server (15 s tolerance) until the Date
+    // of its invalid_client answer corrects the clock (within the 60 s forward cap).
+    let mut c = cfg();
+    c.clock = Arc::new(pkjwt::FixedClock::new(now() - 50));
+    c.profile.lifetime_secs = 30;
+    let client = TokenClient::discover(signer.clone(), c).await.unwrap();
     client.request(&req).await.unwrap();
     assert!(
-        (client.clock_offset() - 3600).abs() <= 2,
+        (client.clock_offset() - 50).abs() <= 2,
         "{}",
         client.clock_offset()
     );
