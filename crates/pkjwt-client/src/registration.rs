@@ -7,12 +7,15 @@
 //! [`Registration`], whose `Debug` hides them; no error message carries them.
 
 use std::fmt;
-use std::io::Write;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use pkjwt_core::private_file::{
+    Exposure, Overwrite, PrivateFileError, read_private_text, write_private,
+};
 use pkjwt_core::{Algorithm, JwkSet, Signer, jws, thumbprint};
 use serde_json::{Map, Value, json};
+use zeroize::Zeroizing;
 
 use crate::client::Secret;
 use crate::http::{Http, HttpOptions, read_limited};
@@ -237,14 +240,11 @@ impl Registration {
         m
     }
 
-    /// Reads a registration saved by [`Registration::save`].
+    /// Reads a registration saved by [`Registration::save`]. The file holds the registration
+    /// access token: it must be this user's (or root's) and readable by nobody else.
     pub fn load(path: &Path) -> Result<Self, ClientError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ClientError::Config(format!(
-                "cannot read the registration file {}: {e}",
-                path.display()
-            ))
-        })?;
+        let text = read_private_text(path, Exposure::Secret)
+            .map_err(|e| ClientError::Config(format!("cannot use the registration file: {e}")))?;
         let v: Value = serde_json::from_str(&text).map_err(|e| {
             ClientError::Config(format!(
                 "{} is not a registration saved by pkjwt (expected a JSON object): {e}",
@@ -263,54 +263,26 @@ impl Registration {
 
     /// Writes the whole response, mode 0600 (it holds the registration access token). With
     /// `replace` false an existing file is an error (it may hold the only copy of another
-    /// client's token); with `replace` true the file is replaced atomically.
+    /// client's token); with `replace` true the file is replaced atomically
+    /// (`pkjwt_core::private_file`).
     pub fn save(&self, path: &Path, replace: bool) -> Result<(), ClientError> {
-        let err = |what: &str, e: std::io::Error| {
-            ClientError::Config(format!("cannot {what} {}: {e}", path.display()))
-        };
         // Invariant: a Map of JSON values always serializes.
-        let text = serde_json::to_string_pretty(&self.response).unwrap_or_default();
-        let tmp = if replace {
-            let mut name = path.file_name().unwrap_or_default().to_os_string();
-            name.push(format!(".tmp{}", std::process::id()));
-            path.with_file_name(name)
+        let mut text =
+            Zeroizing::new(serde_json::to_string_pretty(&self.response).unwrap_or_default());
+        text.push('\n');
+        let overwrite = if replace {
+            Overwrite::Replace
         } else {
-            path.to_path_buf()
+            Overwrite::Never
         };
-        if replace {
-            // A leftover temporary file could have looser permissions: never reuse it.
-            match std::fs::remove_file(&tmp) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(err("remove the stale temporary file for", e)),
-            }
-        }
-        let mut o = std::fs::OpenOptions::new();
-        o.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            o.mode(0o600);
-        }
-        let mut f = o.open(&tmp).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AlreadyExists && !replace {
-                ClientError::Config(format!(
-                    "{} exists; it may hold another registration's access token, so it is not \
-                     overwritten (choose another --out file)",
-                    path.display()
-                ))
-            } else {
-                err("create", e)
-            }
-        })?;
-        f.write_all(text.as_bytes())
-            .and_then(|_| f.write_all(b"\n"))
-            .and_then(|_| f.sync_all())
-            .map_err(|e| err("write", e))?;
-        if replace {
-            std::fs::rename(&tmp, path).map_err(|e| err("replace", e))?;
-        }
-        Ok(())
+        write_private(path, text.as_bytes(), overwrite).map_err(|e| match e {
+            PrivateFileError::Exists(_) => ClientError::Config(format!(
+                "{} exists; it may hold another registration's access token, so it is not \
+                 overwritten (choose another file)",
+                path.display()
+            )),
+            other => ClientError::Config(other.to_string()),
+        })
     }
 }
 
@@ -743,8 +715,17 @@ mod tests {
                 0o600
             );
         }
-        assert!(!stale.exists());
+        // The planted name is neither followed nor reused: it is left as it was.
+        assert_eq!(std::fs::read_to_string(&stale).unwrap(), "old");
         assert_eq!(Registration::load(&p).unwrap(), r);
+        // A registration others can read is refused on load (it holds the access token).
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+            let e = Registration::load(&p).unwrap_err().to_string();
+            assert!(e.contains("mode is 0644"), "{e}");
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

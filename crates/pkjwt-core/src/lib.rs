@@ -25,6 +25,7 @@ pub mod jwk;
 pub mod jws;
 mod key;
 pub mod pem;
+pub mod private_file;
 mod signer;
 pub mod uri;
 

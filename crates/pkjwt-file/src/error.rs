@@ -107,6 +107,22 @@ impl From<pkjwt_core::Error> for FileError {
     }
 }
 
+impl From<pkjwt_core::private_file::PrivateFileError> for FileError {
+    fn from(e: pkjwt_core::private_file::PrivateFileError) -> Self {
+        use pkjwt_core::private_file::PrivateFileError as P;
+        match e {
+            P::Exists(path) => FileError::Exists(path),
+            P::Io { path, source, .. } => FileError::Io { path, source },
+            P::Insecure { path, reason } => FileError::Unsupported { path, what: reason },
+            // PrivateFileError is non_exhaustive: keep whatever a later variant says.
+            other => FileError::Unsupported {
+                path: other.path().to_path_buf(),
+                what: other.to_string(),
+            },
+        }
+    }
+}
+
 impl FileError {
     pub(crate) fn malformed(reason: impl Into<String>) -> Self {
         FileError::Malformed {

@@ -1,14 +1,13 @@
 //! Key generation: a fresh key for any algorithm family, written as PKCS#8 PEM with mode 0600,
 //! never over an existing file.
 
-use std::io::Write;
-use std::path::Path;
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair};
 use pkcs8::der::Decode;
+use pkjwt_core::private_file::{Overwrite, write_private};
 use pkjwt_core::{Algorithm, Family, FileUri, pem};
 use zeroize::Zeroizing;
 
@@ -61,7 +60,7 @@ pub fn generate(
         None => pem::encode("PRIVATE KEY", &pkcs8),
         Some(pass) => pem::encode("ENCRYPTED PRIVATE KEY", &encrypt(&pkcs8, pass.as_bytes())?),
     });
-    write_new_private(&uri.path, text.as_bytes())?;
+    write_private(&uri.path, text.as_bytes(), Overwrite::Never)?;
     Ok(FileSigner {
         path: Some(uri.path.clone()),
         format: if uri.passphrase.is_some() {
@@ -140,31 +139,4 @@ fn encrypt(pkcs8_der: &[u8], pass: &[u8]) -> Result<Vec<u8>, FileError> {
         .encrypt_with_params(params, pass)
         .map_err(|_| FileError::Internal("PKCS#8 encryption failed"))?;
     Ok(doc.as_bytes().to_vec())
-}
-
-/// Creates `path` with mode 0600 and writes `data`; fails if it exists.
-pub(crate) fn write_new_private(path: &Path, data: &[u8]) -> Result<(), FileError> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::AlreadyExists {
-            FileError::Exists(path.to_path_buf())
-        } else {
-            FileError::Io {
-                path: path.to_path_buf(),
-                source: e,
-            }
-        }
-    })?;
-    f.write_all(data)
-        .and_then(|_| f.sync_all())
-        .map_err(|e| FileError::Io {
-            path: path.to_path_buf(),
-            source: e,
-        })
 }

@@ -12,9 +12,9 @@ use p12_keystore::{
     Certificate, EncryptionAlgorithm, KeyStore, KeyStoreEntry, MacAlgorithm, Pkcs12Archive,
     PrivateKey as P12Key, PrivateKeyChain,
 };
+use pkjwt_core::private_file::{Overwrite, write_private};
 use zeroize::Zeroizing;
 
-use crate::generate::write_new_private;
 use crate::{FileError, PrivateKey, load};
 
 /// PBKDF2 iterations for keystores pkjwt writes (key encryption and MAC). Higher than OpenSSL's
@@ -98,7 +98,7 @@ pub fn write_new(
         .mac_iterations(ITERATIONS)
         .write()
         .map_err(|e| FileError::malformed(format!("cannot write the PKCS#12 keystore: {e}")))?;
-    write_new_private(path, &bytes)
+    Ok(write_private(path, &bytes, Overwrite::Never)?)
 }
 
 /// True when a path names a keystore by its extension.

@@ -2,11 +2,12 @@
 //! from the current time alone, so the choreography survives restarts (standards.md, "Rotation
 //! timed to the servers' caches").
 
-use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use pkjwt_core::Jwk;
+use pkjwt_core::private_file::{
+    Exposure, Overwrite, PrivateFileError, read_private_text, write_private,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::JwksError;
@@ -148,9 +149,11 @@ impl RotationState {
     /// Reads a state file. A missing file is an error (use [`RotationState::load_or_new`] to
     /// start one).
     pub fn load(path: &Path) -> Result<Self, JwksError> {
-        let text = fs::read_to_string(path).map_err(|e| JwksError::State {
+        // The state names key URIs whose `module-path=` gets loaded as a shared library: it is
+        // read only when this user (or root) owns it and nobody else can change it.
+        let text = read_private_text(path, Exposure::Trusted).map_err(|e| JwksError::State {
             path: path.into(),
-            reason: format!("cannot read: {e}"),
+            reason: state_file_reason(e),
         })?;
         Self::parse(&text, path)
     }
@@ -199,30 +202,19 @@ impl RotationState {
         Ok(s)
     }
 
-    /// Writes the state atomically (a temporary file renamed over the old one), mode 0600.
+    /// Writes the state atomically, mode 0600: a temporary file with an unpredictable name,
+    /// created exclusively, flushed, renamed over the old one, and the directory flushed
+    /// (`pkjwt_core::private_file`).
     pub fn save(&self, path: &Path) -> Result<(), JwksError> {
         let err = |reason: String| JwksError::State {
             path: path.into(),
             reason,
         };
-        let json =
+        let mut json =
             serde_json::to_string_pretty(self).map_err(|e| err(format!("cannot encode: {e}")))?;
-        let tmp = tmp_path(path);
-        let mut opts = fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let mut f = opts
-            .open(&tmp)
-            .map_err(|e| err(format!("cannot write {}: {e}", tmp.display())))?;
-        f.write_all(json.as_bytes())
-            .and_then(|_| f.write_all(b"\n"))
-            .and_then(|_| f.sync_all())
-            .map_err(|e| err(format!("cannot write {}: {e}", tmp.display())))?;
-        fs::rename(&tmp, path).map_err(|e| err(format!("cannot replace: {e}")))
+        json.push('\n');
+        write_private(path, json.as_bytes(), Overwrite::Replace)
+            .map_err(|e| err(state_file_reason(e)))
     }
 
     /// The keys published at `now`.
@@ -313,15 +305,19 @@ impl RotationState {
     }
 }
 
-fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".tmp{}", std::process::id()));
-    path.with_file_name(name)
+/// The error's text without the path, which [`JwksError::State`] shows already.
+fn state_file_reason(e: PrivateFileError) -> String {
+    match e {
+        PrivateFileError::Io { action, source, .. } => format!("cannot {action} it: {source}"),
+        PrivateFileError::Insecure { reason, .. } => reason,
+        other => other.to_string(),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn jwk(kid: &str) -> Jwk {
         let mut j = Jwk::from_json(
@@ -395,6 +391,31 @@ mod tests {
         fs::write(&path, bad_curve).unwrap();
         let e = RotationState::load(&path).unwrap_err().to_string();
         assert!(e.contains("X448"), "{e}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Issue 12, item 9: a state that another user could have changed is not trusted (its URIs
+    /// name PKCS#11 modules to load), and `save` replaces a loose file with a 0600 one.
+    #[cfg(unix)]
+    #[test]
+    fn state_others_can_change_is_refused_and_save_makes_it_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("pkjwt-rot-mode-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("state.json");
+        let mut s = RotationState::new();
+        s.init("file:a.pem", jwk("a"), 10).unwrap();
+        s.save(&path).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o666)).unwrap();
+        let e = RotationState::load(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("mode is 0666") && e.contains("state.json"),
+            "{e}"
+        );
+        s.save(&path).unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(RotationState::load(&path).unwrap(), s);
         fs::remove_dir_all(&dir).unwrap();
     }
 }
