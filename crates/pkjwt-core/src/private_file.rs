@@ -304,7 +304,8 @@ fn check_directory(_path: &Path) -> Result<(), PrivateFileError> {
     Ok(())
 }
 
-#[cfg(all(test, unix))]
+#[cfg(test)]
+#[cfg(unix)]
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
