@@ -78,7 +78,7 @@ fn generate_blocking(
     let mut warnings = Vec::new();
     let pin = read_pin(uri, &token, &mut warnings)?;
     let session = token::open_session(&module, &token, true)?;
-    token::ensure_login(&module, &token, &session, pin.as_ref())?;
+    token::ensure_login(&module, &token, &session, pin.as_ref(), None)?;
     let call = |what: &str, e| Pkcs11Error::call(format!("{what} on token \"{}\"", token.label), e);
 
     // Refuse duplicates: any object class, by label or by id.

@@ -63,6 +63,9 @@ pub struct Pkcs11Stats {
     /// Signatures made in place on the calling thread (`block_in_place`, multi-thread
     /// runtimes); the others went through the blocking pool.
     pub signed_in_place: u64,
+    /// `C_Login` calls this signer made (at open and when logging in again), whatever their
+    /// outcome.
+    pub logins: u64,
 }
 
 /// A signing key on a PKCS#11 token.
@@ -113,6 +116,7 @@ struct Inner {
     recoveries: AtomicU64,
     sessions_opened: AtomicU64,
     signed_in_place: AtomicU64,
+    logins: AtomicU64,
 }
 
 impl fmt::Debug for Pkcs11Signer {
@@ -244,7 +248,8 @@ impl Pkcs11Signer {
         let mut warnings = Vec::new();
         let pin = read_pin(uri, &token, &mut warnings)?;
         let session = token::open_session(&module, &token, false)?;
-        token::ensure_login(&module, &token, &session, pin.as_ref())?;
+        let logins = AtomicU64::new(0);
+        token::ensure_login(&module, &token, &session, pin.as_ref(), Some(&logins))?;
         let sel = ObjectSelector {
             label: uri.object.clone(),
             id: uri.id.clone(),
@@ -300,6 +305,7 @@ impl Pkcs11Signer {
             recoveries: AtomicU64::new(0),
             sessions_opened: AtomicU64::new(1),
             signed_in_place: AtomicU64::new(0),
+            logins,
         });
         Ok(Pkcs11Signer {
             inner,
@@ -349,6 +355,7 @@ impl Pkcs11Signer {
             recoveries: self.inner.recoveries.load(Ordering::Relaxed),
             sessions_opened: self.inner.sessions_opened.load(Ordering::Relaxed),
             signed_in_place: self.inner.signed_in_place.load(Ordering::Relaxed),
+            logins: self.inner.logins.load(Ordering::Relaxed),
         }
     }
 
@@ -444,8 +451,14 @@ impl Inner {
             .for_each(|s| Self::dispose(s, forget_below));
         let session = token::open_session(&self.module, &token, false).map_err(|e| (e, epoch))?;
         self.sessions_opened.fetch_add(1, Ordering::Relaxed);
-        token::ensure_login(&self.module, &token, &session, self.pin.as_ref())
-            .map_err(|e| (e, epoch))?;
+        token::ensure_login(
+            &self.module,
+            &token,
+            &session,
+            self.pin.as_ref(),
+            Some(&self.logins),
+        )
+        .map_err(|e| (e, epoch))?;
         Ok((Pooled { session, epoch }, handle))
     }
 
@@ -469,7 +482,13 @@ impl Inner {
         let token = token::find_token(&self.module, &self.token_selector)?;
         let session = token::open_session(&self.module, &token, false)?;
         self.sessions_opened.fetch_add(1, Ordering::Relaxed);
-        token::ensure_login(&self.module, &token, &session, self.pin.as_ref())?;
+        token::ensure_login(
+            &self.module,
+            &token,
+            &session,
+            self.pin.as_ref(),
+            Some(&self.logins),
+        )?;
         let handle = object::refind(&session, &token, &self.key)?;
         let (old, fb) = {
             let mut st = self.lock_state();

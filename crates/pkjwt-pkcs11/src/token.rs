@@ -6,6 +6,7 @@
 //! renumbers them when a token is initialized), so the label or serial is the reliable selector.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::session::{Session, SessionState, UserType};
@@ -163,12 +164,15 @@ pub(crate) fn find_token(module: &Module, sel: &TokenSelector) -> Result<TokenRe
 /// successful `C_Login` logs every session of the process in. So this first asks the session
 /// whether it is already in a user state, and only then logs in, under a per-token lock so that
 /// concurrent recoveries log in once. `CKR_USER_ALREADY_LOGGED_IN` is success (issue 9 of the
-/// standards notes: another part of the process got there first). Blocking.
+/// standards notes: another part of the process got there first). `logins` counts each
+/// `C_Login` call, whatever its outcome ([`Pkcs11Stats::logins`](crate::Pkcs11Stats::logins)).
+/// Blocking.
 pub(crate) fn ensure_login(
     module: &Module,
     token: &TokenRef,
     session: &Session,
     pin: Option<&AuthPin>,
+    logins: Option<&AtomicU64>,
 ) -> Result<(), Pkcs11Error> {
     let logged_in = |s: &Session| {
         matches!(
@@ -192,6 +196,9 @@ pub(crate) fn ensure_login(
     let _guard = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     if logged_in(session) {
         return Ok(());
+    }
+    if let Some(n) = logins {
+        n.fetch_add(1, Ordering::Relaxed);
     }
     match session.login(UserType::User, pin) {
         Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(()),
