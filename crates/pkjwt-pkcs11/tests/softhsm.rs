@@ -1250,6 +1250,7 @@ softhsm_test!(changed_pin_is_tried_at_most_once, |env| rt().block_on(
             );
         }
         let last = errors.last().unwrap().to_string();
+        eprintln!("first error: {}\nlast error: {last}", errors[0]);
         assert!(
             last.contains("refused the PIN")
                 && last.contains("will not try it again")
@@ -1351,6 +1352,7 @@ softhsm_test!(swapped_key_is_refused_after_recovery, |env| rt().block_on(
         for _ in 0..3 {
             let e = signer.sign(b"payload").await.unwrap_err();
             let msg = e.to_string();
+            eprintln!("{msg}");
             assert!(
                 msg.contains(&old)
                     && msg.contains(&new)
