@@ -1178,110 +1178,115 @@ fn pin_file(env: &Env, name: &str, pin: &str) -> std::path::PathBuf {
 // old PIN again (a token that counts failures locks the user PIN after a few). Now the first
 // refusal stops every signer that read its PIN before it: at most one C_Login with the old PIN,
 // whatever the number of signatures and signers; a signer opened with the new PIN works.
-softhsm_test!(changed_pin_is_tried_at_most_once, |env| rt().block_on(
-    async {
-        const NEW_PIN: &str = "9999-rotated";
-        let uri = env.uri("object=rotated");
-        let uri2 = env.uri("object=rotated-2");
-        generate(&uri, Algorithm::ES256, &opts()).await.unwrap();
-        generate(&uri2, Algorithm::ES256, &opts()).await.unwrap();
-        let signer = Arc::new(
-            Pkcs11Signer::open(&uri, None, &opts().pool_size(3))
-                .await
-                .unwrap(),
-        );
-        // Another signer on the same token and PIN: it shares the token's login state.
-        let signer2 = Arc::new(Pkcs11Signer::open(&uri2, None, &opts()).await.unwrap());
-        assert_signs(signer.clone(), 3).await;
-        assert_signs(signer2.clone(), 1).await;
-        let (logins1, logins2) = (signer.stats().logins, signer2.stats().logins);
-        let signed = signer.stats().signatures;
+softhsm_test!(changed_pin_is_tried_once, |env| rt().block_on(async {
+    const NEW_PIN: &str = "9999-rotated";
+    let uri = env.uri("object=rotated");
+    let uri2 = env.uri("object=rotated-2");
+    generate(&uri, Algorithm::ES256, &opts()).await.unwrap();
+    generate(&uri2, Algorithm::ES256, &opts()).await.unwrap();
+    let signer = Arc::new(
+        Pkcs11Signer::open(&uri, None, &opts().pool_size(3))
+            .await
+            .unwrap(),
+    );
+    // Another signer on the same token and PIN: it shares the token's login state.
+    let signer2 = Arc::new(Pkcs11Signer::open(&uri2, None, &opts()).await.unwrap());
+    assert_signs(signer.clone(), 3).await;
+    assert_signs(signer2.clone(), 1).await;
+    let (logins1, logins2) = (signer.stats().logins, signer2.stats().logins);
+    let signed = signer.stats().signatures;
 
-        // Someone changes the user PIN (C_SetPIN in a logged-in R/W session), then the
-        // application loses its login (C_Logout from another part of the process).
-        let ctx = other_handle();
-        let slot = test_slot(&ctx);
-        let session = ctx.open_rw_session(slot).unwrap();
-        let _ = session.login(UserType::User, Some(&AuthPin::from(common::USER_PIN)));
-        session
-            .set_pin(&AuthPin::from(common::USER_PIN), &AuthPin::from(NEW_PIN))
-            .unwrap();
-        session.logout().unwrap();
-        drop(session);
-        assert!(!ctx.get_token_info(slot).unwrap().user_pin_count_low());
+    // Someone changes the user PIN (C_SetPIN in a logged-in R/W session), then the
+    // application loses its login (C_Logout from another part of the process).
+    let ctx = other_handle();
+    let slot = test_slot(&ctx);
+    let session = ctx.open_rw_session(slot).unwrap();
+    let _ = session.login(UserType::User, Some(&AuthPin::from(common::USER_PIN)));
+    session
+        .set_pin(&AuthPin::from(common::USER_PIN), &AuthPin::from(NEW_PIN))
+        .unwrap();
+    session.logout().unwrap();
+    drop(session);
+    assert!(!ctx.get_token_info(slot).unwrap().user_pin_count_low());
 
-        // A busy service: concurrent tasks on both signers keep signing.
-        let mut tasks = Vec::new();
-        for i in 0..6 {
-            let s = if i % 2 == 0 {
-                signer.clone()
-            } else {
-                signer2.clone()
-            };
-            tasks.push(tokio::spawn(async move {
-                let mut errors = Vec::new();
-                for _ in 0..10 {
-                    errors.push(s.sign(b"payload").await.unwrap_err());
-                }
-                errors
-            }));
-        }
-        let mut errors = Vec::new();
-        for t in tasks {
-            errors.extend(t.await.unwrap());
-        }
-        let tried = (signer.stats().logins - logins1) + (signer2.stats().logins - logins2);
+    // A busy service: concurrent tasks on both signers keep signing.
+    let mut tasks = Vec::new();
+    for i in 0..6 {
+        let s = if i % 2 == 0 {
+            signer.clone()
+        } else {
+            signer2.clone()
+        };
+        tasks.push(tokio::spawn(async move {
+            let mut errors = Vec::new();
+            for _ in 0..10 {
+                errors.push(s.sign(b"payload").await.unwrap_err());
+            }
+            errors
+        }));
+    }
+    let mut errors = Vec::new();
+    for t in tasks {
+        errors.extend(t.await.unwrap());
+    }
+    let tried = (signer.stats().logins - logins1) + (signer2.stats().logins - logins2);
+    // Exactly once: the token saw the old PIN (checked below), and never again.
+    assert_eq!(
+        tried,
+        1,
+        "C_Login with the old PIN was called {tried} times for {} signatures",
+        errors.len()
+    );
+    // The token did see the old PIN once (SoftHSM raises CKF_USER_PIN_COUNT_LOW after a
+    // failed C_Login), and it is not locked.
+    let info = ctx.get_token_info(slot).unwrap();
+    assert!(info.user_pin_count_low(), "the old PIN was never presented");
+    assert!(!info.user_pin_locked());
+    assert_eq!(signer.stats().signatures, signed);
+    for e in &errors {
+        let msg = format!("{e} {e:?}");
         assert!(
-            tried <= 1,
-            "C_Login with the old PIN was called {tried} times for {} signatures",
-            errors.len()
-        );
-        // The token did see the old PIN once (SoftHSM raises CKF_USER_PIN_COUNT_LOW after a
-        // failed C_Login), and it is not locked.
-        let info = ctx.get_token_info(slot).unwrap();
-        assert!(info.user_pin_count_low(), "the old PIN was never presented");
-        assert!(!info.user_pin_locked());
-        assert_eq!(signer.stats().signatures, signed);
-        for e in &errors {
-            let msg = format!("{e} {e:?}");
-            assert!(
-                !msg.contains(common::USER_PIN) && !msg.contains(NEW_PIN),
-                "{msg}"
-            );
-        }
-        let last = errors.last().unwrap().to_string();
-        eprintln!("first error: {}\nlast error: {last}", errors[0]);
-        assert!(
-            last.contains("refused the PIN")
-                && last.contains("will not try it again")
-                && last.contains("pkjwt-test"),
-            "{last}"
-        );
-
-        // Still nothing tried later, from either signer.
-        for s in [&signer, &signer2] {
-            let before = s.stats().logins;
-            let e = s.sign(b"later").await.unwrap_err().to_string();
-            assert!(e.contains("will not try it again"), "{e}");
-            assert_eq!(s.stats().logins, before);
-        }
-
-        // Reconfigured: a signer opened with the new PIN logs in and signs; the old signers
-        // stay stopped (their PIN is the refused one).
-        let fixed = common::parse(&env.uri_string("object=rotated").replace(
-            &env.pin_file().display().to_string(),
-            &pin_file(env, "new-pin", NEW_PIN).display().to_string(),
-        ));
-        let reopened = Arc::new(Pkcs11Signer::open(&fixed, None, &opts()).await.unwrap());
-        assert_eq!(reopened.stats().logins, 1);
-        assert_signs(reopened.clone(), 2).await;
-        assert!(signer.sign(b"x").await.is_err());
-        assert!(
-            !ctx.get_token_info(slot).unwrap().user_pin_count_low(),
-            "a good login clears the low-count flag"
+            !msg.contains(common::USER_PIN) && !msg.contains(NEW_PIN),
+            "{msg}"
         );
     }
-));
+    let last = errors.last().unwrap().to_string();
+    eprintln!("first error: {}\nlast error: {last}", errors[0]);
+    assert!(
+        last.contains("refused the PIN")
+            && last.contains("will not try it again")
+            && last.contains("pkjwt-test"),
+        "{last}"
+    );
+
+    // Still nothing tried later, from either signer, and not even a session opened: a
+    // stopped signer fails before any PKCS#11 call.
+    for s in [&signer, &signer2] {
+        let before = s.stats();
+        for _ in 0..5 {
+            let e = s.sign(b"later").await.unwrap_err().to_string();
+            assert!(e.contains("will not try it again"), "{e}");
+        }
+        assert_eq!(s.stats().logins, before.logins);
+        assert_eq!(s.stats().sessions_opened, before.sessions_opened);
+        assert_eq!(s.stats().recoveries, before.recoveries);
+    }
+
+    // Reconfigured: a signer opened with the new PIN logs in and signs; the old signers
+    // stay stopped (their PIN is the refused one).
+    let fixed = common::parse(&env.uri_string("object=rotated").replace(
+        &env.pin_file().display().to_string(),
+        &pin_file(env, "new-pin", NEW_PIN).display().to_string(),
+    ));
+    let reopened = Arc::new(Pkcs11Signer::open(&fixed, None, &opts()).await.unwrap());
+    assert_eq!(reopened.stats().logins, 1);
+    assert_signs(reopened.clone(), 2).await;
+    assert!(signer.sign(b"x").await.is_err());
+    assert!(
+        !ctx.get_token_info(slot).unwrap().user_pin_count_low(),
+        "a good login clears the low-count flag"
+    );
+}));
 
 // A wrong PIN given at open is tried once by that open; opening again with the same PIN source
 // is a new configuration and may try (the operator asked for it), but a signer never retries.
