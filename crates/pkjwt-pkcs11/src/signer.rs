@@ -398,6 +398,10 @@ impl Pkcs11Signer {
     /// Signs and returns what the token produced (raw `r || s` for ECDSA), waiting for a free
     /// session. Used by [`Signer::sign`], which converts ECDSA to DER.
     async fn sign_raw(&self, message: &[u8]) -> Result<Vec<u8>, Pkcs11Error> {
+        // A PIN refusal stopped this signer: fail without touching the token.
+        if let Some(rv) = self.inner.refused.get() {
+            return Err(self.inner.pin_refused(*rv));
+        }
         // Outside Tokio's cooperative budget: with the budget, every 128th acquisition would
         // make the task yield even with permits free, and a task that yields after
         // `block_in_place` is taken back by a worker that must hand its scheduler off again —
@@ -406,10 +410,6 @@ impl Pkcs11Signer {
         // permit that is not free still suspends the task as usual. A task that only signs
         // then never yields on its own; during each signature the worker's queued tasks are
         // offered to another thread, and idle workers can steal them (docs/pkcs11.md).
-        // A PIN refusal stopped this signer: fail without touching the token.
-        if let Some(rv) = self.inner.refused.get() {
-            return Err(self.inner.pin_refused(*rv));
-        }
         let permit = tokio::task::unconstrained(self.permits.clone().acquire_owned())
             .await
             .map_err(|e| Pkcs11Error::Worker(e.to_string()))?;
