@@ -34,7 +34,9 @@ fn store_blocking(uri: &Pkcs11Uri, der: &[u8], opts: &Pkcs11Options) -> Result<(
     let mut warnings = Vec::new();
     let pin = read_pin(uri, &token, &mut warnings)?;
     let session = token::open_session(&module, &token, true)?;
-    token::ensure_login(&module, &token, &session, pin.as_ref())?;
+    // The PIN was read just now: only a refusal from here on stops it.
+    let mark = module.refusal_mark();
+    token::ensure_login(&module, &token, &session, pin.as_ref(), mark, None)?;
     let sel = ObjectSelector {
         label: uri.object.clone(),
         id: uri.id.clone(),

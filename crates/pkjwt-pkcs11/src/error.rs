@@ -122,6 +122,40 @@ pub enum Pkcs11Error {
         /// The `CKR_` name.
         rv: String,
     },
+    /// A signer stopped logging in: its token refused a PIN (this signer's, or one given to
+    /// another opened in this process after this signer read its own) with `rv`. Until the
+    /// signer is opened again, no `C_Login` is made with its cached PIN and every signature
+    /// fails with this error without touching the token.
+    #[error(
+        "token \"{token}\" refused the PIN ({}); pkjwt will not try it again (retrying a wrong \
+         PIN locks the token): fix the pin-source and open the signer again (restart the service)",
+        ckr_name(*.rv)
+    )]
+    PinRefused {
+        /// The token label.
+        token: String,
+        /// The refusal: `CKR_PIN_INCORRECT`, `CKR_PIN_LOCKED`, `CKR_PIN_EXPIRED`,
+        /// `CKR_PIN_INVALID` or `CKR_PIN_LEN_RANGE`.
+        rv: RvError,
+    },
+    /// After recovery, the URI's label and id name a key whose public key is not the one the
+    /// signer announced at open (the key was deleted and another made in its place).
+    #[error(
+        "{uri}: private key {key}, found again on the token after a recovery, is not the \
+         key this signer announced (announced: JWK thumbprint {announced}; found: {found}); \
+         refusing to sign with it. If the key was replaced on purpose, open the signer again and \
+         publish the new public key"
+    )]
+    KeyChanged {
+        /// The URI, PIN redacted (it names the token).
+        uri: String,
+        /// Label and id of the key.
+        key: String,
+        /// RFC 7638 thumbprint (pkjwt's default `kid`) of the key announced at open.
+        announced: String,
+        /// RFC 7638 thumbprint of the key found now, or what its public part is.
+        found: String,
+    },
     /// No private key matches the URI.
     #[error("token \"{token}\" has no private key matching {wanted}; it holds: {available}")]
     ObjectNotFound {
@@ -310,6 +344,7 @@ impl Pkcs11Error {
                 ..
             } => Some(*rv),
             Pkcs11Error::RecoveryExhausted { last, .. } => last.rv(),
+            Pkcs11Error::PinRefused { rv, .. } => Some(*rv),
             _ => None,
         }
     }

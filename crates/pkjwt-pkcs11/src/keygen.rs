@@ -78,7 +78,9 @@ fn generate_blocking(
     let mut warnings = Vec::new();
     let pin = read_pin(uri, &token, &mut warnings)?;
     let session = token::open_session(&module, &token, true)?;
-    token::ensure_login(&module, &token, &session, pin.as_ref())?;
+    // The PIN was read just now: only a refusal from here on stops it.
+    let mark = module.refusal_mark();
+    token::ensure_login(&module, &token, &session, pin.as_ref(), mark, None)?;
     let call = |what: &str, e| Pkcs11Error::call(format!("{what} on token \"{}\"", token.label), e);
 
     // Refuse duplicates: any object class, by label or by id.

@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
@@ -18,6 +19,7 @@ use pkjwt_core::Pkcs11Uri;
 
 use crate::Pkcs11Options;
 use crate::error::{Pkcs11Error, ckr_name};
+use crate::token::TokenRef;
 
 /// Environment variable with a colon-separated list of module paths that may be loaded.
 pub const ALLOWED_MODULES_ENV: &str = "PKJWT_PKCS11_ALLOWED_MODULES";
@@ -48,6 +50,13 @@ pub(crate) struct Module {
     /// One lock per slot, held while logging in, so that concurrent recoveries on one token do
     /// not race each other's `C_Login` (login state is per application and token).
     login_locks: Mutex<HashMap<u64, Arc<Mutex<()>>>>,
+    /// Counts the PINs any token of this module refused (terminal `C_Login` errors, see
+    /// [`crate::token::is_pin_refusal`]). A signer notes the count before it reads its PIN; a
+    /// refusal on its token after that means its cached PIN is presumed stale too.
+    refusals: AtomicU64,
+    /// Per token (label and serial: slot ids change), the count after its latest refusal and
+    /// the return value.
+    refused: Mutex<HashMap<(String, String), (u64, RvError)>>,
 }
 
 impl fmt::Debug for Module {
@@ -81,6 +90,27 @@ impl Module {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         map.entry(slot).or_default().clone()
+    }
+
+    /// The refusal count now: taken before a PIN is read, passed to
+    /// [`crate::token::ensure_login`] with it.
+    pub(crate) fn refusal_mark(&self) -> u64 {
+        self.refusals.load(Ordering::SeqCst)
+    }
+
+    /// The return value of the latest PIN refusal on `token` after `mark`, if any.
+    pub(crate) fn refused_since(&self, token: &TokenRef, mark: u64) -> Option<RvError> {
+        let map = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&(token.label.clone(), token.serial.clone()))
+            .filter(|(at, _)| *at > mark)
+            .map(|(_, rv)| *rv)
+    }
+
+    /// Records that `token` refused a PIN with `rv`.
+    pub(crate) fn record_refusal(&self, token: &TokenRef, rv: RvError) {
+        let mut map = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+        let at = self.refusals.fetch_add(1, Ordering::SeqCst) + 1;
+        map.insert((token.label.clone(), token.serial.clone()), (at, rv));
     }
 
     /// Resolves the module the URI names, checks the allow-list, and returns the process-wide
@@ -148,6 +178,8 @@ impl Module {
             path: canonical.clone(),
             ctx,
             login_locks: Mutex::new(HashMap::new()),
+            refusals: AtomicU64::new(0),
+            refused: Mutex::new(HashMap::new()),
         });
         map.insert(canonical, module.clone());
         Ok(module)

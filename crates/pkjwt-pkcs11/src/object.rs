@@ -127,16 +127,34 @@ pub(crate) fn find_private_key(
 }
 
 /// Re-finds a key found before by its exact label and id (handles change after a re-login).
+/// Label and id say nothing about which key it is: the caller compares its public key
+/// ([`public_key`]) with the one it announced.
 pub(crate) fn refind(
     session: &Session,
     token: &TokenRef,
     key: &FoundKey,
-) -> Result<ObjectHandle, Pkcs11Error> {
+) -> Result<FoundKey, Pkcs11Error> {
     let sel = ObjectSelector {
         label: key.label.clone(),
         id: (!key.id.is_empty()).then(|| key.id.clone()),
     };
-    find_private_key(session, token, &sel).map(|k| k.handle)
+    find_private_key(session, token, &sel)
+}
+
+/// The public key carried by the private key's own attributes (RSA: `CKA_MODULUS` and
+/// `CKA_PUBLIC_EXPONENT`; EC and Ed25519 keys on some tokens: `CKA_EC_POINT`), when it has one.
+/// Unlike [`public_key`], this cannot be satisfied by a public object left behind by another key.
+pub(crate) fn private_key_public_part(
+    token: &TokenRef,
+    key: &FoundKey,
+    kind: KeyKind,
+    private_attrs: &[Attribute],
+) -> Result<Option<PublicKey>, Pkcs11Error> {
+    from_attributes(kind, private_attrs).map_err(|reason| Pkcs11Error::UnsupportedKey {
+        token: token.label.clone(),
+        key: key.name(),
+        reason,
+    })
 }
 
 /// `private key "label" (id 01ab) EC`, for listings; never reads secret values.

@@ -6,6 +6,7 @@
 //! renumbers them when a token is initialized), so the label or serial is the reliable selector.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::session::{Session, SessionState, UserType};
@@ -84,6 +85,9 @@ impl TokenSelector {
 pub(crate) struct TokenRef {
     pub(crate) slot: Slot,
     pub(crate) label: String,
+    /// The serial number, trimmed: with the label, what identifies the token across slot
+    /// renumbering (for the PIN refusal record).
+    pub(crate) serial: String,
     pub(crate) login_required: bool,
     pub(crate) protected_auth_path: bool,
     pub(crate) max_sessions: Option<u64>,
@@ -131,6 +135,7 @@ pub(crate) fn find_token(module: &Module, sel: &TokenSelector) -> Result<TokenRe
             Ok(TokenRef {
                 slot,
                 label: trim_padded(info.label()).to_string(),
+                serial: trim_padded(info.serial_number()).to_string(),
                 login_required: info.login_required(),
                 protected_auth_path: info.protected_authentication_path(),
                 max_sessions: info.max_session_count().into(),
@@ -157,18 +162,43 @@ pub(crate) fn find_token(module: &Module, sel: &TokenSelector) -> Result<TokenRe
     }
 }
 
+/// `C_Login` return values after which pkjwt never presents the same cached PIN again: the
+/// PIN is wrong (`CKR_PIN_INCORRECT`: each retry counts towards locking the user PIN), the
+/// token will not take any PIN until its security officer acts (`CKR_PIN_LOCKED`,
+/// `CKR_PIN_EXPIRED`), or the PIN is malformed for this token (`CKR_PIN_INVALID`,
+/// `CKR_PIN_LEN_RANGE`: the same value can never succeed, and some tokens count these too).
+pub(crate) fn is_pin_refusal(rv: RvError) -> bool {
+    matches!(
+        rv,
+        RvError::PinIncorrect
+            | RvError::PinLocked
+            | RvError::PinExpired
+            | RvError::PinInvalid
+            | RvError::PinLenRange
+    )
+}
+
 /// Makes sure the application is logged in to the session's token as the user.
 ///
 /// Login state in PKCS#11 belongs to the application and token, not to one session: one
 /// successful `C_Login` logs every session of the process in. So this first asks the session
 /// whether it is already in a user state, and only then logs in, under a per-token lock so that
 /// concurrent recoveries log in once. `CKR_USER_ALREADY_LOGGED_IN` is success (issue 9 of the
-/// standards notes: another part of the process got there first). Blocking.
+/// standards notes: another part of the process got there first).
+///
+/// PIN refusals ([`is_pin_refusal`]) are recorded per token in the [`Module`]. `pin_mark` is
+/// [`Module::refusal_mark`] taken before `pin` was read: if the token refused a PIN since then,
+/// `pin` is presumed stale too and `C_Login` is not called ([`Pkcs11Error::PinRefused`]). The
+/// check and the call happen under the login lock, so concurrent callers holding the same stale
+/// PIN make one attempt between them. `logins` counts each `C_Login` call, whatever its
+/// outcome ([`Pkcs11Stats::logins`](crate::Pkcs11Stats::logins)). Blocking.
 pub(crate) fn ensure_login(
     module: &Module,
     token: &TokenRef,
     session: &Session,
     pin: Option<&AuthPin>,
+    pin_mark: u64,
+    logins: Option<&AtomicU64>,
 ) -> Result<(), Pkcs11Error> {
     let logged_in = |s: &Session| {
         matches!(
@@ -193,21 +223,30 @@ pub(crate) fn ensure_login(
     if logged_in(session) {
         return Ok(());
     }
+    if let Some(rv) = module.refused_since(token, pin_mark) {
+        return Err(Pkcs11Error::PinRefused {
+            token: token.label.clone(),
+            rv,
+        });
+    }
+    if let Some(n) = logins {
+        n.fetch_add(1, Ordering::Relaxed);
+    }
     match session.login(UserType::User, pin) {
         Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(()),
-        Err(CkError::Pkcs11(RvError::PinIncorrect, _)) => Err(Pkcs11Error::PinIncorrect {
-            token: token.label.clone(),
-        }),
-        Err(CkError::Pkcs11(
-            rv @ (RvError::PinLocked
-            | RvError::PinExpired
-            | RvError::PinInvalid
-            | RvError::PinLenRange),
-            _,
-        )) => Err(Pkcs11Error::PinUnusable {
-            token: token.label.clone(),
-            rv: ckr_name(rv),
-        }),
+        Err(CkError::Pkcs11(rv, _)) if is_pin_refusal(rv) => {
+            module.record_refusal(token, rv);
+            Err(if rv == RvError::PinIncorrect {
+                Pkcs11Error::PinIncorrect {
+                    token: token.label.clone(),
+                }
+            } else {
+                Pkcs11Error::PinUnusable {
+                    token: token.label.clone(),
+                    rv: ckr_name(rv),
+                }
+            })
+        }
         Err(e) => Err(Pkcs11Error::call(
             format!("logging in to token \"{}\"", token.label),
             e,
@@ -238,5 +277,28 @@ mod tests {
         assert_eq!(trim_padded("payments                        "), "payments");
         assert_eq!(trim_padded("payments\0\0\0"), "payments");
         assert_eq!(trim_padded("  lead"), "  lead");
+    }
+
+    #[test]
+    fn which_login_errors_stop_the_pin() {
+        for rv in [
+            RvError::PinIncorrect,
+            RvError::PinLocked,
+            RvError::PinExpired,
+            RvError::PinInvalid,
+            RvError::PinLenRange,
+        ] {
+            assert!(is_pin_refusal(rv), "{rv:?}");
+        }
+        // Transient or unrelated: the PIN itself was not judged.
+        for rv in [
+            RvError::DeviceRemoved,
+            RvError::SessionHandleInvalid,
+            RvError::UserAlreadyLoggedIn,
+            RvError::GeneralError,
+            RvError::DeviceError,
+        ] {
+            assert!(!is_pin_refusal(rv), "{rv:?}");
+        }
     }
 }

@@ -1160,3 +1160,268 @@ softhsm_test!(retries_are_bounded_and_the_error_says_why, |env| rt()
         assert_eq!(signer.stats().recoveries, 1);
         drop(session);
     }));
+
+/// Writes `pin` to a fresh owner-only PIN file in the test's directory.
+fn pin_file(env: &Env, name: &str, pin: &str) -> std::path::PathBuf {
+    let p = env.dir.join(name);
+    std::fs::write(&p, format!("{pin}\n")).unwrap();
+    std::fs::set_permissions(
+        &p,
+        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600),
+    )
+    .unwrap();
+    p
+}
+
+// Issue 12, item 8: the user PIN is changed on the token while a busy service has signers open
+// with the old PIN cached, and the login is lost. Every signature used to call C_Login with the
+// old PIN again (a token that counts failures locks the user PIN after a few). Now the first
+// refusal stops every signer that read its PIN before it: at most one C_Login with the old PIN,
+// whatever the number of signatures and signers; a signer opened with the new PIN works.
+softhsm_test!(changed_pin_is_tried_once, |env| rt().block_on(async {
+    const NEW_PIN: &str = "9999-rotated";
+    let uri = env.uri("object=rotated");
+    let uri2 = env.uri("object=rotated-2");
+    generate(&uri, Algorithm::ES256, &opts()).await.unwrap();
+    generate(&uri2, Algorithm::ES256, &opts()).await.unwrap();
+    let signer = Arc::new(
+        Pkcs11Signer::open(&uri, None, &opts().pool_size(3))
+            .await
+            .unwrap(),
+    );
+    // Another signer on the same token and PIN: it shares the token's login state.
+    let signer2 = Arc::new(Pkcs11Signer::open(&uri2, None, &opts()).await.unwrap());
+    assert_signs(signer.clone(), 3).await;
+    assert_signs(signer2.clone(), 1).await;
+    let (logins1, logins2) = (signer.stats().logins, signer2.stats().logins);
+    let signed = signer.stats().signatures;
+
+    // Someone changes the user PIN (C_SetPIN in a logged-in R/W session), then the
+    // application loses its login (C_Logout from another part of the process).
+    let ctx = other_handle();
+    let slot = test_slot(&ctx);
+    let session = ctx.open_rw_session(slot).unwrap();
+    let _ = session.login(UserType::User, Some(&AuthPin::from(common::USER_PIN)));
+    session
+        .set_pin(&AuthPin::from(common::USER_PIN), &AuthPin::from(NEW_PIN))
+        .unwrap();
+    session.logout().unwrap();
+    drop(session);
+    assert!(!ctx.get_token_info(slot).unwrap().user_pin_count_low());
+
+    // A busy service: concurrent tasks on both signers keep signing.
+    let mut tasks = Vec::new();
+    for i in 0..6 {
+        let s = if i % 2 == 0 {
+            signer.clone()
+        } else {
+            signer2.clone()
+        };
+        tasks.push(tokio::spawn(async move {
+            let mut errors = Vec::new();
+            for _ in 0..10 {
+                errors.push(s.sign(b"payload").await.unwrap_err());
+            }
+            errors
+        }));
+    }
+    let mut errors = Vec::new();
+    for t in tasks {
+        errors.extend(t.await.unwrap());
+    }
+    let tried = (signer.stats().logins - logins1) + (signer2.stats().logins - logins2);
+    // Exactly once: the token saw the old PIN (checked below), and never again.
+    assert_eq!(
+        tried,
+        1,
+        "C_Login with the old PIN was called {tried} times for {} signatures",
+        errors.len()
+    );
+    // The token did see the old PIN once (SoftHSM raises CKF_USER_PIN_COUNT_LOW after a
+    // failed C_Login), and it is not locked.
+    let info = ctx.get_token_info(slot).unwrap();
+    assert!(info.user_pin_count_low(), "the old PIN was never presented");
+    assert!(!info.user_pin_locked());
+    assert_eq!(signer.stats().signatures, signed);
+    for e in &errors {
+        let msg = format!("{e} {e:?}");
+        assert!(
+            !msg.contains(common::USER_PIN) && !msg.contains(NEW_PIN),
+            "{msg}"
+        );
+    }
+    let last = errors.last().unwrap().to_string();
+    eprintln!("first error: {}\nlast error: {last}", errors[0]);
+    assert!(
+        last.contains("refused the PIN")
+            && last.contains("will not try it again")
+            && last.contains("pkjwt-test"),
+        "{last}"
+    );
+
+    // Still nothing tried later, from either signer, and not even a session opened: a
+    // stopped signer fails before any PKCS#11 call.
+    for s in [&signer, &signer2] {
+        let before = s.stats();
+        for _ in 0..5 {
+            let e = s.sign(b"later").await.unwrap_err().to_string();
+            assert!(e.contains("will not try it again"), "{e}");
+        }
+        assert_eq!(s.stats().logins, before.logins);
+        assert_eq!(s.stats().sessions_opened, before.sessions_opened);
+        assert_eq!(s.stats().recoveries, before.recoveries);
+    }
+
+    // Reconfigured: a signer opened with the new PIN logs in and signs; the old signers
+    // stay stopped (their PIN is the refused one).
+    let fixed = common::parse(&env.uri_string("object=rotated").replace(
+        &env.pin_file().display().to_string(),
+        &pin_file(env, "new-pin", NEW_PIN).display().to_string(),
+    ));
+    let reopened = Arc::new(Pkcs11Signer::open(&fixed, None, &opts()).await.unwrap());
+    assert_eq!(reopened.stats().logins, 1);
+    assert_signs(reopened.clone(), 2).await;
+    assert!(signer.sign(b"x").await.is_err());
+    assert!(
+        !ctx.get_token_info(slot).unwrap().user_pin_count_low(),
+        "a good login clears the low-count flag"
+    );
+}));
+
+// A wrong PIN given at open is tried once by that open; opening again with the same PIN source
+// is a new configuration and may try (the operator asked for it), but a signer never retries.
+softhsm_test!(wrong_pin_at_open_is_tried_once_per_open, |env| rt()
+    .block_on(async {
+        let uri = env.uri("object=once");
+        generate(&uri, Algorithm::ES256, &opts()).await.unwrap();
+        let signer = Pkcs11Signer::open(&uri, None, &opts()).await.unwrap();
+        let ctx = other_handle();
+        let session = ctx.open_ro_session(test_slot(&ctx)).unwrap();
+        session.logout().unwrap();
+        drop(session);
+        let bad = common::parse(&env.uri_string("object=once").replace(
+            &env.pin_file().display().to_string(),
+            &pin_file(env, "bad-pin", "0000-wrong").display().to_string(),
+        ));
+        let e = Pkcs11Signer::open(&bad, None, &opts()).await.unwrap_err();
+        assert!(matches!(e, Pkcs11Error::PinIncorrect { .. }), "{e}");
+        // The first signer read its (right) PIN before that refusal: it is stopped too, without
+        // a C_Login, because pkjwt cannot tell which cached PIN is still good.
+        let before = signer.stats().logins;
+        let e = signer.sign(b"x").await.unwrap_err().to_string();
+        assert!(e.contains("will not try it again"), "{e}");
+        assert_eq!(signer.stats().logins, before);
+        // Reopened with the right PIN source: works.
+        let again = Pkcs11Signer::open(&uri, None, &opts()).await.unwrap();
+        assert_signs(Arc::new(again), 1).await;
+    }));
+
+/// The thumbprint of the key a fresh open of `uri` announces.
+async fn announced(uri: &pkjwt_core::Pkcs11Uri) -> String {
+    thumbprint(
+        Pkcs11Signer::open(uri, None, &opts())
+            .await
+            .unwrap()
+            .public_key(),
+    )
+}
+
+// Issue 12, item 8: after recovery the key is found again by label and id. A different key
+// under the same label and id (deleted and regenerated by someone else) must not sign: the
+// signer announced another public key.
+softhsm_test!(swapped_key_is_refused_after_recovery, |env| rt().block_on(
+    async {
+        let uri = env.uri("object=swapped;id=%0b");
+        generate(&uri, Algorithm::ES256, &opts()).await.unwrap();
+        let signer = Arc::new(Pkcs11Signer::open(&uri, None, &opts()).await.unwrap());
+        assert_signs(signer.clone(), 2).await;
+        let old = thumbprint(signer.public_key());
+
+        let ctx = other_handle();
+        let session = ctx.open_rw_session(test_slot(&ctx)).unwrap();
+        let _ = session.login(UserType::User, Some(&AuthPin::from(common::USER_PIN)));
+        for h in session
+            .find_objects(&[Attribute::Label(b"swapped".to_vec())])
+            .unwrap()
+        {
+            session.destroy_object(h).unwrap();
+        }
+        generate(&uri, Algorithm::ES256, &opts()).await.unwrap();
+        let new = announced(&uri).await;
+        assert_ne!(old, new);
+        // And the login is lost, so recovery logs in again too.
+        session.logout().unwrap();
+        drop(session);
+
+        let signed = signer.stats().signatures;
+        for _ in 0..3 {
+            let e = signer.sign(b"payload").await.unwrap_err();
+            let msg = e.to_string();
+            eprintln!("{msg}");
+            assert!(
+                msg.contains(&old)
+                    && msg.contains(&new)
+                    && msg.contains("object=swapped")
+                    && msg.contains("refus"),
+                "{msg}"
+            );
+            assert!(!format!("{e:?}").contains(common::USER_PIN));
+        }
+        assert_eq!(signer.stats().signatures, signed, "no signature made");
+        // The public key the signer announces has not changed.
+        assert_eq!(thumbprint(signer.public_key()), old);
+    }
+));
+
+// The same for RSA, with only the private key replaced: the public-key object (same id) still
+// holds the announced key, but the private key's own modulus gives it away.
+softhsm_test!(swapped_private_key_alone_is_refused, |env| rt().block_on(
+    async {
+        let uri = env.uri("object=rsa-swap;id=%0c");
+        generate(&uri, Algorithm::RS256, &opts()).await.unwrap();
+        let signer = Arc::new(
+            Pkcs11Signer::open(&uri, Some(Algorithm::RS256), &opts())
+                .await
+                .unwrap(),
+        );
+        assert_signs(signer.clone(), 1).await;
+        let old = thumbprint(signer.public_key());
+        // A second RSA key, made under another name, then renamed to the first one's label and
+        // id after the first private key is deleted; its public-key object is deleted.
+        let tmp = env.uri("object=rsa-intruder;id=%0d");
+        generate(&tmp, Algorithm::RS256, &opts()).await.unwrap();
+        let new = announced(&tmp).await;
+        let ctx = other_handle();
+        let session = ctx.open_rw_session(test_slot(&ctx)).unwrap();
+        let _ = session.login(UserType::User, Some(&AuthPin::from(common::USER_PIN)));
+        let find = |label: &[u8], class| {
+            session
+                .find_objects(&[Attribute::Class(class), Attribute::Label(label.to_vec())])
+                .unwrap()
+        };
+        for h in find(b"rsa-swap", ObjectClass::PRIVATE_KEY) {
+            session.destroy_object(h).unwrap();
+        }
+        for h in find(b"rsa-intruder", ObjectClass::PUBLIC_KEY) {
+            session.destroy_object(h).unwrap();
+        }
+        for h in find(b"rsa-intruder", ObjectClass::PRIVATE_KEY) {
+            session
+                .update_attributes(
+                    h,
+                    &[
+                        Attribute::Label(b"rsa-swap".to_vec()),
+                        Attribute::Id(vec![0x0c]),
+                    ],
+                )
+                .unwrap();
+        }
+        drop(session);
+        let e = signer.sign(b"payload").await.unwrap_err().to_string();
+        assert!(
+            e.contains(&old) && e.contains(&new) && e.contains("object=rsa-swap"),
+            "{e}"
+        );
+        assert_eq!(signer.stats().signatures, 1);
+    }
+));
