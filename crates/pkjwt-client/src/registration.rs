@@ -13,8 +13,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use pkjwt_core::private_file::{
     Exposure, Overwrite, PrivateFileError, read_private_text, write_private,
 };
-use pkjwt_core::{Algorithm, JwkSet, Signer, jws, thumbprint};
+use pkjwt_core::{Algorithm, JwkSet, Signer, escape_controls, jws, thumbprint};
 use serde_json::{Map, Value, json};
+use url::Url;
 use zeroize::Zeroizing;
 
 use crate::client::Secret;
@@ -337,7 +338,7 @@ impl RegistrationClient {
         let mut req = self
             .http
             .client
-            .post(url)
+            .post(url.clone())
             .header("accept", "application/json");
         req = match &options.signed_request {
             Some(s) => {
@@ -362,7 +363,9 @@ impl RegistrationClient {
         if status != 201 && status != 200 {
             return Err(self.refused(endpoint, status, v, "201 Created"));
         }
-        registration_from(endpoint, status, v)
+        let reg = registration_from(endpoint, status, v)?;
+        check_management_origin(&reg, &url, endpoint, status)?;
+        Ok(reg)
     }
 
     /// Reads the registration (RFC 7592 §2.1).
@@ -372,14 +375,16 @@ impl RegistrationClient {
         let req = self
             .http
             .client
-            .get(url)
+            .get(url.clone())
             .header("accept", "application/json")
             .bearer_auth(token);
         let (status, v) = self.send(req, uri).await?;
         if status != 200 {
             return Err(self.refused(uri, status, v, "200 OK"));
         }
-        Ok(keep_token(reg, registration_from(uri, status, v)?))
+        let new = registration_from(uri, status, v)?;
+        check_management_origin(&new, &url, uri, status)?;
+        Ok(keep_token(reg, new))
     }
 
     /// Replaces the registration's metadata (RFC 7592 §2.2: a PUT of the full metadata, with
@@ -400,7 +405,7 @@ impl RegistrationClient {
         let req = self
             .http
             .client
-            .put(url)
+            .put(url.clone())
             .header("accept", "application/json")
             .header("content-type", "application/json")
             .bearer_auth(token)
@@ -409,7 +414,9 @@ impl RegistrationClient {
         if status != 200 {
             return Err(self.refused(uri, status, v, "200 OK"));
         }
-        let new = keep_token(reg, registration_from(uri, status, v)?);
+        let new = registration_from(uri, status, v)?;
+        check_management_origin(&new, &url, uri, status)?;
+        let new = keep_token(reg, new);
         if new.client_id() != reg.client_id() {
             return Err(ClientError::InvalidResponse {
                 url: uri.into(),
@@ -515,6 +522,42 @@ fn management(reg: &Registration) -> Result<(&str, &str), ClientError> {
             reg.client_id()
         ))),
     }
+}
+
+/// The registration access token goes wherever `registration_client_uri` points, so a response
+/// may only point to the origin (scheme, host, port) of the endpoint that answered it: the
+/// registration endpoint found by discovery of the issuer, or the management URI stored after it.
+/// Otherwise a compromised or confused response could send the token to a third party
+/// (issue 12, item 13).
+fn check_management_origin(
+    reg: &Registration,
+    answered: &Url,
+    answered_text: &str,
+    status: u16,
+) -> Result<(), ClientError> {
+    let Some(uri) = reg.registration_client_uri() else {
+        return Ok(());
+    };
+    let invalid = |reason: String| ClientError::InvalidResponse {
+        url: answered_text.into(),
+        status,
+        reason,
+    };
+    let u = Url::parse(uri).map_err(|e| {
+        invalid(format!(
+            "registration_client_uri {:?} is not a URL: {e}",
+            escape_controls(uri)
+        ))
+    })?;
+    if u.origin() != answered.origin() {
+        return Err(invalid(format!(
+            "registration_client_uri {} is not on the origin of the endpoint that answered ({}); \
+             pkjwt does not send the registration access token to another origin",
+            escape_controls(uri),
+            answered.origin().ascii_serialization()
+        )));
+    }
+    Ok(())
 }
 
 fn keep_token(old: &Registration, mut new: Registration) -> Registration {
