@@ -13,7 +13,8 @@
 //     "resources": { "https://api.example.com": { "scope": "accounts:read" } },
 //     "defaultResource": "https://api.example.com",
 //     "accessTokenTTL": 300,           // seconds
-//     "initialAccessToken": "secret"   // protects /reg; false = open registration
+//     "initialAccessToken": "secret",  // protects /reg; false = open registration
+//     "idTokenSigningAlgValues": ["HS256", "ES256"]  // enabledJWA for ID tokens (default: oidc-provider's)
 //   }
 // On readiness it prints one JSON line on stdout: {"event":"ready","issuer":"http://127.0.0.1:P",
 // "port":P}. Every grant error is one JSON line on stdout with oidc-provider's internal reason
@@ -274,6 +275,11 @@ server.listen(config.port || 0, host, () => {
     scopes: ['openid', ...new Set(Object.values(resources).flatMap((r) => (r.scope || '').split(' ').filter(Boolean)))],
     enabledJWA: {
       clientAuthSigningAlgValues: ASYMMETRIC_ALGS,
+      // An HMAC ID-token algorithm makes oidc-provider issue a client_secret even to a
+      // private_key_jwt client: tests of secret hygiene enable one.
+      ...(config.idTokenSigningAlgValues
+        ? { idTokenSigningAlgValues: config.idTokenSigningAlgValues }
+        : {}),
     },
     clientAuthMethods: ['private_key_jwt', 'none'],
     features: {

@@ -50,7 +50,32 @@ struct Cli {
     command: cmd::Command,
 }
 
+/// The process holds PINs, passphrases and tokens in memory: no core file may carry them to
+/// disk, and (on Linux) other processes of the same user may not attach to it or read its
+/// memory through /proc (issue 12, item 12). Done before anything is read; a failure is only a
+/// warning, since the limits can be lowered but a sandbox may refuse the call.
+fn harden_process() {
+    #[cfg(unix)]
+    {
+        use rustix::process::{Resource, Rlimit, setrlimit};
+        let none = Rlimit {
+            current: Some(0),
+            maximum: Some(0),
+        };
+        if let Err(e) = setrlimit(Resource::Core, none) {
+            eprintln!("pkjwt: warning: cannot disable core dumps: {e}");
+        }
+    }
+    #[cfg(target_os = "linux")]
+    if let Err(e) =
+        rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+    {
+        eprintln!("pkjwt: warning: cannot mark the process non-dumpable: {e}");
+    }
+}
+
 fn main() -> ExitCode {
+    harden_process();
     // `--config FILE` (or PKJWT_CONFIG) adds the file's options before clap sees the arguments.
     let args = match config::expand(std::env::args_os().collect()) {
         Ok(a) => a,

@@ -343,7 +343,13 @@ async fn manage(a: RegisterArgs) -> CmdResult {
     let client = RegistrationClient::new(&a.http())?;
     if a.read {
         let now = client.read(&reg).await?;
-        let shown = now.metadata();
+        let (shown, had_secret) = now.printable();
+        if had_secret {
+            eprintln!(
+                "pkjwt: the server holds a client_secret for client {}; it is not printed",
+                now.client_id()
+            );
+        }
         crate::token::print(&serde_json::to_string_pretty(&shown)?)?;
         return Ok(ExitCode::SUCCESS);
     }

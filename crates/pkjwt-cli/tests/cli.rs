@@ -6,6 +6,7 @@
 
 mod common;
 use common::*;
+mod serve_helper;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -929,4 +930,21 @@ fn backend_tuning_variables_are_checked() {
             String::from_utf8_lossy(&o.stderr)
         );
     }
+}
+
+/// Issue 12, item 12: the process that holds PINs and passphrases cannot write a core file
+/// (RLIMIT_CORE 0, soft and hard), read here from /proc of a running `pkjwt serve`.
+#[cfg(target_os = "linux")]
+#[test]
+fn core_dumps_are_disabled() {
+    let dir = tmpdir("core");
+    ok(&dir, &["keygen", "--key", "file:k.pem", "--alg", "ES256"]);
+    let serve = serve_helper::Serve::start(&dir, &["--key", "file:k.pem"]);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", serve.0.id())).unwrap();
+    let core = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .unwrap();
+    let fields: Vec<&str> = core.split_whitespace().collect();
+    assert_eq!(&fields[4..6], ["0", "0"], "{core}");
 }

@@ -295,6 +295,57 @@ fn inline_jwks_rotation_update_and_delete() {
     assert!(e.contains("HTTP 401: invalid_token"), "{e}");
 }
 
+/// Issue 12, item 12: a server may issue a client_secret beside private_key_jwt (oidc-provider
+/// does when an HMAC ID-token algorithm is registered); `--read` must not print it.
+#[test]
+fn read_does_not_print_a_client_secret() {
+    let dir = tmpdir("read-secret");
+    let Some(op) = provider(json!({ "idTokenSigningAlgValues": ["HS256", "ES256"] })) else {
+        return;
+    };
+    ok(&dir, &["keygen", "--key", "file:a.pem", "--alg", "ES256"]);
+    register(
+        &dir,
+        &[
+            "--issuer",
+            &op.issuer,
+            "--key",
+            "file:a.pem",
+            "--metadata",
+            "id_token_signed_response_alg=HS256",
+        ],
+        &[],
+        "reg.json",
+    );
+    let saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("reg.json")).unwrap()).unwrap();
+    let secret = saved["client_secret"]
+        .as_str()
+        .expect("oidc-provider issues a client_secret for an HS256 ID-token algorithm")
+        .to_owned();
+    let o = run(
+        &dir,
+        &["register", "--read", "--registration", "reg.json"],
+        &[],
+    );
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(o.status.success(), "{stderr}");
+    assert!(
+        !stdout.contains(&secret) && !stderr.contains(&secret),
+        "{stdout}{stderr}"
+    );
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    assert!(v.get("client_secret").is_none(), "{stdout}");
+    assert_eq!(v["id_token_signed_response_alg"], "HS256");
+    assert!(
+        stderr.contains("client_secret") && stderr.contains("not printed"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn initial_access_token_required() {
     let dir = tmpdir("iat");

@@ -6,8 +6,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use pkjwt_core::wipe::WipedJson;
 use pkjwt_core::{AssertionOptions, Audience, ClientAssertion, KeyId, Signer};
 use serde_json::{Map, Value};
+use zeroize::Zeroizing;
 
 use crate::http::{Http, HttpOptions, read_limited};
 use crate::metadata::{ServerMetadata, discover};
@@ -235,14 +237,15 @@ impl TokenRequest {
     }
 }
 
-/// A secret token value. `Debug` and `Display` never show it.
+/// A secret token value. `Debug` and `Display` never show it, and its memory is wiped when it
+/// is dropped.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+pub struct Secret(Zeroizing<String>);
 
 impl Secret {
     /// Wraps a secret value (an initial access token, a registration access token…).
     pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
+        Secret(Zeroizing::new(value.into()))
     }
 
     /// The value, for the `Authorization` header.
@@ -273,13 +276,14 @@ pub struct TokenResponse {
     pub refresh_token: Option<Secret>,
     /// When the response arrived.
     pub received_at: Instant,
-    raw: Map<String, Value>,
+    /// The whole response (it holds the tokens too): wiped when dropped.
+    raw: WipedJson,
 }
 
 impl TokenResponse {
     /// The whole JSON response, secrets included (for `pkjwt token --json`).
     pub fn to_json(&self) -> Value {
-        Value::Object(self.raw.clone())
+        self.raw.0.clone()
     }
 
     /// When the token expires, by `expires_in`.
@@ -698,29 +702,33 @@ fn parse_success(body: &[u8], url: &str, status: u16) -> Result<TokenResponse, C
         reason,
     };
     // The body holds the token: errors describe its shape, never quote it.
-    let raw: Map<String, Value> = serde_json::from_slice(body).map_err(|e| {
+    let parsed: Map<String, Value> = serde_json::from_slice(body).map_err(|e| {
         invalid(format!(
             "expected a JSON object (RFC 6749 §5.1), got {} bytes that do not parse: {e}",
             body.len()
         ))
     })?;
-    let access_token = match raw.get("access_token") {
-        Some(Value::String(s)) if !s.is_empty() => Secret(s.clone()),
+    // Wiped on every path out of here, the error paths included.
+    let raw = WipedJson(Value::Object(parsed));
+    let empty = Map::new();
+    let fields = raw.0.as_object().unwrap_or(&empty);
+    let access_token = match fields.get("access_token") {
+        Some(Value::String(s)) if !s.is_empty() => Secret::new(s.clone()),
         Some(_) => return Err(invalid("access_token is not a non-empty string".into())),
         None => {
-            let members: Vec<&str> = raw.keys().map(String::as_str).collect();
+            let members: Vec<&str> = fields.keys().map(String::as_str).collect();
             return Err(invalid(format!(
                 "no access_token in the response (members: {})",
                 members.join(", ")
             )));
         }
     };
-    let token_type = match raw.get("token_type") {
+    let token_type = match fields.get("token_type") {
         Some(Value::String(s)) => s.clone(),
         _ => "Bearer".into(),
     };
     // Some servers send expires_in as a string.
-    let expires_in = match raw.get("expires_in") {
+    let expires_in = match fields.get("expires_in") {
         None | Some(Value::Null) => None,
         Some(Value::Number(n)) => Some(
             n.as_u64()
@@ -732,11 +740,14 @@ fn parse_success(body: &[u8], url: &str, status: u16) -> Result<TokenResponse, C
         ),
         Some(_) => return Err(invalid("expires_in is not a number".into())),
     };
-    let scope = raw.get("scope").and_then(Value::as_str).map(str::to_owned);
-    let refresh_token = raw
+    let scope = fields
+        .get("scope")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let refresh_token = fields
         .get("refresh_token")
         .and_then(Value::as_str)
-        .map(|s| Secret(s.to_owned()));
+        .map(Secret::new);
     Ok(TokenResponse {
         access_token,
         token_type,

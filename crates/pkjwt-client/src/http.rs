@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use url::Url;
+use zeroize::Zeroizing;
 
 use crate::ClientError;
 
@@ -109,10 +110,13 @@ pub(crate) async fn read_limited(
     mut resp: reqwest::Response,
     http: &Http,
     url: &str,
-) -> Result<Vec<u8>, ClientError> {
+) -> Result<Zeroizing<Vec<u8>>, ClientError> {
     let max = http.max_body;
     let status = resp.status().as_u16();
-    let mut body = Vec::new();
+    // The body may hold tokens: it is wiped when dropped, and sized once from Content-Length
+    // (within the limit) so that growing it leaves no unwiped copies behind in the usual case.
+    let expected = resp.content_length().unwrap_or(0).min(max as u64) as usize;
+    let mut body = Zeroizing::new(Vec::with_capacity(expected));
     loop {
         match resp.chunk().await {
             Ok(Some(c)) => {

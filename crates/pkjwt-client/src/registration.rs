@@ -193,6 +193,13 @@ impl fmt::Debug for Registration {
     }
 }
 
+impl Drop for Registration {
+    /// The response holds the registration access token (and any client secret): wiped.
+    fn drop(&mut self) {
+        pkjwt_core::wipe::wipe_json_map(&mut self.response);
+    }
+}
+
 impl Registration {
     /// Wraps a response object; it must hold a string `client_id`.
     pub fn from_json(response: Map<String, Value>) -> Result<Self, String> {
@@ -239,6 +246,21 @@ impl Registration {
             m.remove(k);
         }
         m
+    }
+
+    /// The metadata that can be shown: [`Registration::metadata`] without `client_secret`
+    /// (servers issue one alongside `private_key_jwt` when, for example, an HMAC ID-token
+    /// algorithm is registered), and whether one was left out.
+    pub fn printable(&self) -> (Map<String, Value>, bool) {
+        let mut m = self.metadata();
+        let had_secret = match m.remove("client_secret") {
+            Some(mut v) => {
+                pkjwt_core::wipe::wipe_json(&mut v);
+                true
+            }
+            None => false,
+        };
+        (m, had_secret)
     }
 
     /// Reads a registration saved by [`Registration::save`]. The file holds the registration

@@ -28,6 +28,7 @@ pub mod pem;
 pub mod private_file;
 mod signer;
 pub mod uri;
+pub mod wipe;
 
 pub use algorithm::{ALL_ALGORITHMS, Algorithm, Curve, Family, HashAlg};
 pub use assertion::{

@@ -1,7 +1,6 @@
 //! Key generation: a fresh key for any algorithm family, written as PKCS#8 PEM with mode 0600,
 //! never over an existing file.
 
-
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use aws_lc_rs::signature::{EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair};
 use pkcs8::der::Decode;
+use pkjwt_core::wipe::WipedJson;
 use pkjwt_core::{Curve, MIN_RSA_BITS, b64, pem};
 use zeroize::Zeroizing;
 
@@ -240,11 +241,15 @@ fn parse_pkcs1(der: &[u8]) -> Result<PrivateKey, FileError> {
 
 /// A private JWK (RFC 7518 §6.2.2, §6.3.2; RFC 8037 §2).
 fn parse_private_jwk(text: &str) -> Result<PrivateKey, FileError> {
-    let v = pkjwt_core::jwk::parse_json_no_duplicates(text)
-        .map_err(|e| FileError::malformed(format!("private JWK: {e}")))?;
-    let obj = v
-        .as_object()
-        .ok_or_else(|| FileError::malformed("private JWK must be a JSON object"))?;
+    // The parsed tree holds `d` (and p, q, … for RSA) as strings: wiped when it goes out of
+    // scope, on the error paths too (issue 12, item 12).
+    let v = WipedJson(
+        pkjwt_core::jwk::parse_json_no_duplicates(text)
+            .map_err(|e| FileError::malformed(format!("private JWK: {e}")))?,
+    );
+    let obj =
+        v.0.as_object()
+            .ok_or_else(|| FileError::malformed("private JWK must be a JSON object"))?;
     let get = |name: &str| -> Result<Zeroizing<Vec<u8>>, FileError> {
         let s = obj
             .get(name)
