@@ -234,24 +234,41 @@ async fn limits_and_bad_answers_are_errors_naming_the_url() {
 }
 
 #[tokio::test]
-async fn last_good_set_serves_through_an_outage_up_to_the_ceiling() {
+async fn last_good_set_serves_through_an_outage_within_the_stale_grace() {
     let s = Server::start().await;
     let a = TestSigner::new(Algorithm::ES256);
     s.set("/jwks", cc(jwks(vec![a.jwk("k")]).to_json(), "max-age=60"));
     let clock = Arc::new(FixedClock::new(NOW));
     let mut p = FetchPolicy::default();
-    p.max_cache_secs = 600;
+    p.stale_grace_secs = 600;
     let r = remote(&s, &clock, p);
     r.keys(None).await.unwrap();
     let mut down = Answer::ok("");
     down.status = 503;
     s.set("/jwks", down);
+    // Expired at NOW + 60; within the 600 s grace the last good set serves.
     clock.set(NOW + 300);
     assert!(r.keys(None).await.unwrap().find("k").is_some());
     assert_eq!(r.fetch_count(), 2, "a refetch was attempted");
-    clock.set(NOW + 600);
+    while r.fetch_in_flight() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Grace over (NOW + 60 + 600): refetched once more, then an error carrying the failure.
+    clock.set(NOW + 660);
     let e = r.keys(None).await.unwrap_err();
-    assert!(matches!(e, JwksError::Status { status: 503, .. }), "{e}");
+    assert_eq!(r.fetch_count(), 3);
+    match &e {
+        JwksError::Stale {
+            expired_secs: 600,
+            grace_secs: 600,
+            last_failure,
+            ..
+        } => assert!(
+            matches!(**last_failure, JwksError::Status { status: 503, .. }),
+            "{e}"
+        ),
+        other => panic!("expected Stale, got {other:?}"),
+    }
 }
 
 #[tokio::test]
