@@ -91,11 +91,7 @@ fn classify_v4(ip: Ipv4Addr) -> Option<Class> {
         ([198, 51, 100, 0], 24, "documentation (198.51.100.0/24)"),
         ([203, 0, 113, 0], 24, "documentation (203.0.113.0/24)"),
         ([224, 0, 0, 0], 4, "multicast (224.0.0.0/4)"),
-        (
-            [255, 255, 255, 255],
-            32,
-            "broadcast (255.255.255.255)",
-        ),
+        ([255, 255, 255, 255], 32, "broadcast (255.255.255.255)"),
         ([240, 0, 0, 0], 4, "reserved (240.0.0.0/4)"),
     ];
     if ip.is_loopback() {
@@ -126,9 +122,8 @@ fn classify_v6(ip: Ipv6Addr) -> Option<Class> {
     }
     if seg[0] == 0x2002 {
         // 6to4 (2002::/16): the IPv4 address is in bits 16..48.
-        return classify_v4(embedded_v4(seg[1], seg[2])).or(Some(Class::NonPublic(
-            "6to4 (2002::/16, deprecated)",
-        )));
+        return classify_v4(embedded_v4(seg[1], seg[2]))
+            .or(Some(Class::NonPublic("6to4 (2002::/16, deprecated)")));
     }
     let ranges: &[(u16, u16, &'static str)] = &[
         (0xfc00, 0xfe00, "unique local (fc00::/7)"),
@@ -288,6 +283,46 @@ impl Resolve for GuardedResolver {
     }
 }
 
+/// A lookup answering from a fixed table (each name's answers in turn, the last one repeated)
+/// and counting calls, so resolution can be tested without DNS and without sending anything.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) fn table_lookup(
+    entries: &[(&str, &str)],
+) -> (Lookup, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let mut map: std::collections::HashMap<String, Vec<IpAddr>> = Default::default();
+    for (h, ip) in entries {
+        map.entry(h.to_string())
+            .or_default()
+            .push(ip.parse().unwrap());
+    }
+    let calls = Arc::new(AtomicUsize::new(0));
+    let per_name = Arc::new(std::sync::Mutex::new(std::collections::HashMap::<
+        String,
+        usize,
+    >::new()));
+    let c = calls.clone();
+    let lookup: Lookup = Arc::new(move |host: String| {
+        c.fetch_add(1, Ordering::SeqCst);
+        let n = {
+            let mut seen = per_name.lock().unwrap();
+            let n = seen.entry(host.clone()).or_default();
+            *n += 1;
+            *n - 1
+        };
+        let found = map
+            .get(&host)
+            .map(|answers| answers[n.min(answers.len() - 1)]);
+        Box::pin(async move {
+            found
+                .map(|ip| vec![SocketAddr::new(ip, 0)])
+                .ok_or_else(|| std::io::Error::other(format!("{host}: unknown")))
+        })
+    });
+    (lookup, calls)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -382,7 +417,12 @@ mod tests {
                 .describe()
                 .contains("metadata")
         );
-        assert!(class("::ffff:172.16.0.1").unwrap().describe().contains("RFC 1918"));
+        assert!(
+            class("::ffff:172.16.0.1")
+                .unwrap()
+                .describe()
+                .contains("RFC 1918")
+        );
     }
 
     fn sa(ip: &str) -> SocketAddr {
@@ -409,7 +449,9 @@ mod tests {
         assert_eq!(e.address, "10.1.2.3".parse::<IpAddr>().unwrap());
         let msg = e.to_string();
         assert!(
-            msg.contains("jwks.example.com") && msg.contains("10.1.2.3") && msg.contains("RFC 1918"),
+            msg.contains("jwks.example.com")
+                && msg.contains("10.1.2.3")
+                && msg.contains("RFC 1918"),
             "{msg}"
         );
         assert!(screen("a.example", vec![sa("::ffff:169.254.169.254")], default).is_err());
@@ -427,7 +469,12 @@ mod tests {
             allow_loopback: false,
             allow_private: true,
         };
-        for ip in ["10.0.0.1", "169.254.169.254", "fd00::1", "::ffff:192.168.1.1"] {
+        for ip in [
+            "10.0.0.1",
+            "169.254.169.254",
+            "fd00::1",
+            "::ffff:192.168.1.1",
+        ] {
             assert!(screen("h", vec![sa(ip)], private).is_ok(), "{ip}");
             assert!(screen("h", vec![sa(ip)], STRICT).is_err(), "{ip}");
         }
@@ -435,31 +482,10 @@ mod tests {
         assert!(screen("h", vec![sa("127.0.0.1")], private).is_err());
     }
 
-    /// A lookup answering from a fixed table and counting calls, so the resolver can be
-    /// tested without DNS and without sending anything.
-    fn table(entries: &[(&str, &str)]) -> (Lookup, Arc<std::sync::atomic::AtomicUsize>) {
-        let map: std::collections::HashMap<String, IpAddr> = entries
-            .iter()
-            .map(|(h, ip)| (h.to_string(), ip.parse().unwrap()))
-            .collect();
-        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let c = calls.clone();
-        let lookup: Lookup = Arc::new(move |host: String| {
-            c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let found = map.get(&host).copied();
-            Box::pin(async move {
-                found
-                    .map(|ip| vec![SocketAddr::new(ip, 0)])
-                    .ok_or_else(|| std::io::Error::other(format!("{host}: unknown")))
-            })
-        });
-        (lookup, calls)
-    }
-
     #[tokio::test]
     async fn the_resolver_screens_what_it_resolves() {
         use std::str::FromStr;
-        let (lookup, calls) = table(&[
+        let (lookup, calls) = table_lookup(&[
             ("internal.example", "10.9.8.7"),
             ("metadata.example", "169.254.169.254"),
             ("public.example", "93.184.216.34"),
@@ -483,7 +509,10 @@ mod tests {
             .await
             .unwrap()
             .collect();
-        assert_eq!(addrs, vec![SocketAddr::new("93.184.216.34".parse().unwrap(), 0)]);
+        assert_eq!(
+            addrs,
+            vec![SocketAddr::new("93.184.216.34".parse().unwrap(), 0)]
+        );
         assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 3);
 
         let open = GuardedResolver::new(

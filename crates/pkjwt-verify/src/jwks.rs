@@ -295,16 +295,17 @@ pub(crate) fn http_client_with(
     if !rule.allows_all() {
         // Every connection's addresses pass through the guarded resolver. A proxy would make
         // the connection (and resolve the name) itself, out of the check's sight.
+        // No idle connections are kept, so every fetch resolves and is checked again (fetches
+        // are minutes apart: a pooled connection would rarely be reused anyway).
         builder = builder
             .dns_resolver(Arc::new(GuardedResolver::new(rule, lookup)))
-            .no_proxy();
+            .no_proxy()
+            .pool_max_idle_per_host(0);
     }
-    builder
-        .build()
-        .map_err(|e| JwksError::Http {
-            url: String::new(),
-            reason: format!("cannot build HTTP client: {e}"),
-        })
+    builder.build().map_err(|e| JwksError::Http {
+        url: String::new(),
+        reason: format!("cannot build HTTP client: {e}"),
+    })
 }
 
 /// A fetched body and its cache lifetime in seconds (already clamped).
@@ -645,7 +646,9 @@ impl RemoteJwks {
             });
         };
         let fresh = now < st.fresh_until;
-        let in_grace = now < st.fresh_until.saturating_add(secs(self.policy.stale_grace_secs));
+        let in_grace = now
+            < st.fresh_until
+                .saturating_add(secs(self.policy.stale_grace_secs));
         let known = kid.is_none_or(|k| keys.find(k).is_some());
         if !fresh && st.in_flight.is_none() && backoff_over {
             // A refresh is due; it runs in the background and is shared by everyone.
@@ -745,7 +748,9 @@ impl RemoteJwks {
         let st = self.shared.lock();
         match &st.keys {
             Some(keys)
-                if now < st.fresh_until.saturating_add(secs(self.policy.stale_grace_secs)) =>
+                if now
+                    < st.fresh_until
+                        .saturating_add(secs(self.policy.stale_grace_secs)) =>
             {
                 Ok(keys.clone())
             }
@@ -839,5 +844,173 @@ mod tests {
             ..FetchPolicy::default()
         };
         assert!(checked_url("http://127.0.0.1/jwks", &strict).is_err());
+    }
+
+    #[test]
+    fn literal_addresses_follow_the_address_rule() {
+        let p = FetchPolicy::default();
+        let e = checked_url("https://[::ffff:a9fe:a9fe]/latest", &p).unwrap_err();
+        assert_eq!(
+            e,
+            JwksError::ForbiddenAddress {
+                url: "https://[::ffff:a9fe:a9fe]/latest".into(),
+                host: "::ffff:169.254.169.254".into(),
+                address: "::ffff:169.254.169.254".parse().unwrap(),
+                range: "link-local (169.254.0.0/16, includes the cloud metadata service \
+                        169.254.169.254)"
+                    .into(),
+                option: "allow_private_addresses",
+            }
+        );
+        // Loopback literals follow allow_loopback_http, for https too.
+        assert!(checked_url("https://127.0.0.1/jwks", &p).is_ok());
+        let strict = FetchPolicy {
+            allow_loopback_http: false,
+            allow_private_addresses: true,
+            ..FetchPolicy::default()
+        };
+        let e = checked_url("https://127.0.0.1/jwks", &strict).unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                JwksError::ForbiddenAddress {
+                    option: "allow_loopback_http",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(checked_url("https://10.0.0.1/jwks", &strict).is_ok());
+        assert!(checked_url("https://[fe80::1]/jwks", &strict).is_ok());
+    }
+
+    fn table_policy() -> FetchPolicy {
+        FetchPolicy {
+            timeout: Duration::from_secs(2),
+            ..FetchPolicy::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_name_resolving_to_a_non_public_address_is_refused_before_connecting() {
+        let (lookup, calls) = crate::address::table_lookup(&[
+            ("jwks.internal.example", "10.1.2.3"),
+            ("metadata.example", "::ffff:169.254.169.254"),
+            ("ula.example", "fd00::5"),
+        ]);
+        for (host, addr) in [
+            ("jwks.internal.example", "10.1.2.3"),
+            ("metadata.example", "::ffff:169.254.169.254"),
+            ("ula.example", "fd00::5"),
+        ] {
+            let url = format!("https://{host}/jwks");
+            let r = RemoteJwks::with_lookup(&url, table_policy(), lookup.clone()).unwrap();
+            let started = std::time::Instant::now();
+            let e = r.keys(None).await.unwrap_err();
+            // Refused by the resolver: no connection attempt, which to a silent address would
+            // have run into the timeout.
+            assert!(started.elapsed() < Duration::from_secs(1), "{e}");
+            match &e {
+                JwksError::ForbiddenAddress {
+                    host: h,
+                    address,
+                    option,
+                    ..
+                } => {
+                    assert_eq!(h, host);
+                    assert_eq!(address.to_string(), addr);
+                    assert_eq!(*option, "allow_private_addresses");
+                }
+                other => panic!("{host}: expected ForbiddenAddress, got {other:?}"),
+            }
+            let msg = e.to_string();
+            assert!(
+                msg.contains(host) && msg.contains(addr) && msg.contains("allow_private_addresses"),
+                "{msg}"
+            );
+        }
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 3);
+    }
+
+    /// A minimal HTTP server on 127.0.0.1 answering every request with `body`.
+    async fn loopback_server(body: String) -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let h = hits.clone();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let body = body.clone();
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = sock.read(&mut buf).await;
+                    let resp = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = sock.write_all(resp.as_bytes()).await;
+                });
+            }
+        });
+        (port, hits)
+    }
+
+    #[tokio::test]
+    async fn rebinding_a_name_between_fetches_is_caught_at_connect_time() {
+        let (port, hits) = loopback_server(r#"{"keys":[]}"#.into()).await;
+        // "localhost" first answers 127.0.0.1 (allowed: loopback), then 10.0.0.7.
+        let (lookup, calls) =
+            crate::address::table_lookup(&[("localhost", "127.0.0.1"), ("localhost", "10.0.0.7")]);
+        let policy = table_policy();
+        let client = http_client_with(&policy, lookup).unwrap();
+        let url = checked_url(&format!("http://localhost:{port}/jwks"), &policy).unwrap();
+        fetch_limited(&client, &url, &policy).await.unwrap();
+        assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let e = fetch_limited(&client, &url, &policy).await.err().unwrap();
+        assert!(
+            matches!(&e, JwksError::ForbiddenAddress { address, .. } if address.to_string() == "10.0.0.7"),
+            "{e}"
+        );
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn allow_private_addresses_skips_the_screen() {
+        // With both switches on, names are not screened (the table would refuse nothing
+        // anyway); checked at the unit level, without connecting.
+        let p = FetchPolicy {
+            allow_private_addresses: true,
+            ..FetchPolicy::default()
+        };
+        assert!(p.address_rule().allows_all());
+        for url in [
+            "https://10.0.0.1/jwks",
+            "https://169.254.169.254/jwks",
+            "https://[::ffff:192.168.0.1]/jwks",
+            "https://[fe80::1]/jwks",
+        ] {
+            assert!(RemoteJwks::new(url, p.clone()).is_ok(), "{url}");
+            assert!(
+                RemoteJwks::new(url, FetchPolicy::default()).is_err(),
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_its_ceiling() {
+        let p = FetchPolicy::default();
+        let got: Vec<u64> = (1..=8).map(|n| p.backoff_secs(n)).collect();
+        assert_eq!(got, vec![10, 20, 40, 80, 160, 300, 300, 300]);
+        assert_eq!(p.backoff_secs(u32::MAX), 300);
+        let zero = FetchPolicy {
+            failure_backoff_secs: 0,
+            max_failure_backoff_secs: 0,
+            ..FetchPolicy::default()
+        };
+        assert_eq!(zero.backoff_secs(1), 1, "never zero");
     }
 }

@@ -252,7 +252,11 @@ async fn once_the_host_is_back_after_the_backoff_the_new_set_is_used() {
     burst(&s, 4, "backoff").await;
     let e = s
         .verifier
-        .verify(&token_at(&next, "k2", "early", NOW + 65), CLIENT, s.remote.as_ref())
+        .verify(
+            &token_at(&next, "k2", "early", NOW + 65),
+            CLIENT,
+            s.remote.as_ref(),
+        )
         .await
         .unwrap_err();
     assert_eq!(e.kind(), "unknown_kid", "{e}");
@@ -262,7 +266,11 @@ async fn once_the_host_is_back_after_the_backoff_the_new_set_is_used() {
     // Backoff over: the unknown kid refetches (the caller waits for it) and the new set is used.
     s.clock.set(NOW + 71);
     s.verifier
-        .verify(&token_at(&next, "k2", "late", NOW + 71), CLIENT, s.remote.as_ref())
+        .verify(
+            &token_at(&next, "k2", "late", NOW + 71),
+            CLIENT,
+            s.remote.as_ref(),
+        )
         .await
         .unwrap();
     assert_eq!(s.server.hits(), 3);
@@ -279,7 +287,11 @@ async fn once_the_host_is_back_after_the_backoff_the_new_set_is_used() {
     // Fresh again: no further request.
     s.clock.set(NOW + 100);
     s.verifier
-        .verify(&token_at(&next, "k2", "later", NOW + 100), CLIENT, s.remote.as_ref())
+        .verify(
+            &token_at(&next, "k2", "later", NOW + 100),
+            CLIENT,
+            s.remote.as_ref(),
+        )
         .await
         .unwrap();
     assert_eq!(s.server.hits(), 3);
