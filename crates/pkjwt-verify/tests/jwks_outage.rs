@@ -153,10 +153,12 @@ async fn callers_with_a_stale_set_do_not_wait_for_a_slow_refetch() {
     s.server.set("/jwks", slow);
     s.clock.set(NOW + 61);
 
+    let tokens: Vec<String> = (0..16)
+        .map(|i| token_at(&s.signer, "k", &format!("slow-{i}"), NOW + 61))
+        .collect();
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for i in 0..16 {
-        let tok = token_at(&s.signer, "k", &format!("slow-{i}"), NOW + 61);
+    for tok in tokens {
         let (r, v) = (s.remote.clone(), s.verifier.clone());
         tasks.push(tokio::spawn(async move {
             let t0 = Instant::now();
