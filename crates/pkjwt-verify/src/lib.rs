@@ -2,6 +2,7 @@
 #![warn(missing_docs)]
 
 mod access_token;
+mod address;
 mod assertion;
 mod check;
 mod jwks;

@@ -234,24 +234,41 @@ async fn limits_and_bad_answers_are_errors_naming_the_url() {
 }
 
 #[tokio::test]
-async fn last_good_set_serves_through_an_outage_up_to_the_ceiling() {
+async fn last_good_set_serves_through_an_outage_within_the_stale_grace() {
     let s = Server::start().await;
     let a = TestSigner::new(Algorithm::ES256);
     s.set("/jwks", cc(jwks(vec![a.jwk("k")]).to_json(), "max-age=60"));
     let clock = Arc::new(FixedClock::new(NOW));
     let mut p = FetchPolicy::default();
-    p.max_cache_secs = 600;
+    p.stale_grace_secs = 600;
     let r = remote(&s, &clock, p);
     r.keys(None).await.unwrap();
     let mut down = Answer::ok("");
     down.status = 503;
     s.set("/jwks", down);
+    // Expired at NOW + 60; within the 600 s grace the last good set serves.
     clock.set(NOW + 300);
     assert!(r.keys(None).await.unwrap().find("k").is_some());
     assert_eq!(r.fetch_count(), 2, "a refetch was attempted");
-    clock.set(NOW + 600);
+    while r.fetch_in_flight() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Grace over (NOW + 60 + 600): refetched once more, then an error carrying the failure.
+    clock.set(NOW + 660);
     let e = r.keys(None).await.unwrap_err();
-    assert!(matches!(e, JwksError::Status { status: 503, .. }), "{e}");
+    assert_eq!(r.fetch_count(), 3);
+    match &e {
+        JwksError::Stale {
+            expired_secs: 600,
+            grace_secs: 600,
+            last_failure,
+            ..
+        } => assert!(
+            matches!(**last_failure, JwksError::Status { status: 503, .. }),
+            "{e}"
+        ),
+        other => panic!("expected Stale, got {other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -404,4 +421,89 @@ async fn size_and_time_limits_hold_without_content_length() {
         started.elapsed()
     );
     assert!(matches!(e, JwksError::Http { .. }), "{e}");
+}
+
+/// Issue 12, item 13: a server fetching client-registered `jwks_uri`s must not be a way into
+/// its own network. Only the URL is vetted here: a refusal happens before any connection, and
+/// no traffic goes to these addresses.
+#[tokio::test]
+async fn non_public_addresses_are_refused_before_any_connection() {
+    for (url, addr) in [
+        ("https://10.0.0.1/jwks", "10.0.0.1"),
+        ("https://172.16.5.4/jwks", "172.16.5.4"),
+        ("https://192.168.1.10:8443/jwks", "192.168.1.10"),
+        ("https://100.64.0.1/jwks", "100.64.0.1"),
+        (
+            "https://169.254.169.254/latest/meta-data/",
+            "169.254.169.254",
+        ),
+        ("https://0.0.0.0/jwks", "0.0.0.0"),
+        ("https://255.255.255.255/jwks", "255.255.255.255"),
+        ("https://224.0.0.1/jwks", "224.0.0.1"),
+        ("https://192.0.2.1/jwks", "192.0.2.1"),
+        ("https://[fe80::1]/jwks", "fe80::1"),
+        ("https://[fd00:ec2::254]/jwks", "fd00:ec2::254"),
+        ("https://[::]/jwks", "::"),
+        ("https://[::ffff:10.0.0.1]/jwks", "::ffff:10.0.0.1"),
+        (
+            "https://[::ffff:a9fe:a9fe]/latest/meta-data/",
+            "::ffff:169.254.169.254",
+        ),
+        // Other spellings the URL parser normalises to the same addresses.
+        ("https://0xa9.0xfe.0xa9.0xfe/", "169.254.169.254"),
+        ("https://2852039166/", "169.254.169.254"),
+        ("https://10.1/jwks", "10.0.0.1"),
+    ] {
+        let e = RemoteJwks::new(url, FetchPolicy::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(addr) && e.contains("allow_private_addresses"),
+            "{url}: {e}"
+        );
+        let e = pkjwt_verify::load_jwks(url).await.unwrap_err().to_string();
+        assert!(
+            e.contains(addr) && e.contains("allow_private_addresses"),
+            "{url}: {e}"
+        );
+        // The option lets the URL through (nothing is fetched: RemoteJwks is lazy).
+        let mut p = FetchPolicy::default();
+        p.allow_private_addresses = true;
+        assert!(RemoteJwks::new(url, p).is_ok(), "{url}");
+    }
+
+    // Access-token validation's discovery follows the same rule.
+    let e = pkjwt_verify::AccessTokenValidator::discover(
+        "https://10.20.30.40",
+        "https://api.example.com",
+        pkjwt_verify::AccessTokenPolicy::default(),
+        FetchPolicy::default(),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("10.20.30.40") && e.contains("allow_private_addresses"),
+        "{e}"
+    );
+
+    // Loopback follows allow_loopback_http (true by default: the local server works), for
+    // https as well as http.
+    let s = Server::start().await;
+    let a = TestSigner::new(Algorithm::ES256);
+    s.set("/jwks", Answer::ok(jwks(vec![a.jwk("k")]).to_json()));
+    let r = RemoteJwks::new(&s.url("/jwks"), FetchPolicy::default()).unwrap();
+    assert!(r.keys(Some("k")).await.unwrap().find("k").is_some());
+    let mut no_loopback = FetchPolicy::default();
+    no_loopback.allow_loopback_http = false;
+    for url in [
+        "https://127.0.0.1/jwks",
+        "https://[::1]/jwks",
+        "https://[::ffff:127.0.0.1]/jwks",
+    ] {
+        let e = RemoteJwks::new(url, no_loopback.clone())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("allow_loopback_http"), "{url}: {e}");
+    }
 }
