@@ -181,7 +181,9 @@ pub(crate) struct KeygenArgs {
     #[command(flatten)]
     key: KeyArgs,
     /// Algorithm the key is for; picks the key type (ES256 → P-256, PS256/RS256 → RSA, EdDSA →
-    /// Ed25519, ES256K → secp256k1).
+    /// Ed25519, ES256K → secp256k1). An RSA key does not record it: the printed JWK carries no
+    /// alg (RS256 and PS256 both verify; `pubkey --alg` pins one), and assert signs PS256
+    /// unless given --alg.
     #[arg(long, env = "PKJWT_ALG", default_value = "ES256", value_parser = parse_alg)]
     alg: Algorithm,
     /// RSA modulus size for PS*/RS* keys.
@@ -191,7 +193,7 @@ pub(crate) struct KeygenArgs {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum PubFormat {
-    /// One public JWK with kid, use and alg.
+    /// One public JWK with kid, use and (unless an RSA key without --alg) alg.
     Jwk,
     /// A JWK set holding the key.
     Jwks,
@@ -208,7 +210,9 @@ pub(crate) struct PubkeyArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "jwk")]
     format: PubFormat,
-    /// Algorithm to advertise in the JWK (default: derived from the key).
+    /// Algorithm to pin in the JWK's alg. Default: the one an EC or Ed25519 key's curve fixes;
+    /// none for an RSA key (it signs RS256 and PS256 alike, and no backend records which one it
+    /// was made for), so that verifiers accept either — a note on stderr says so.
     #[arg(long, env = "PKJWT_ALG", value_parser = parse_alg)]
     alg: Option<Algorithm>,
     /// kid to publish instead of the RFC 7638 thumbprint.
@@ -317,24 +321,36 @@ async fn keygen(a: KeygenArgs) -> CmdResult {
         options.generate = g;
     }
     let signer = pkjwt::generate(&uri, a.alg, &options).await?;
-    let jwk = Jwk::for_signing(signer.public_key(), signer.algorithm());
-    eprintln!(
-        "pkjwt: created {} for {} at {uri} (kid {})",
-        signer
-            .public_key()
-            .describe()
-            .trim_start_matches("an ")
-            .trim_start_matches("a "),
-        signer.algorithm(),
-        jwk.kid.as_deref().unwrap_or("")
-    );
+    // The JWK printed here is the one `pubkey` prints later for the same key: no backend
+    // records the algorithm an RSA key was made for, so its JWK pins none (see
+    // `Jwk::for_publication`).
+    let jwk = Jwk::for_publication(signer.public_key(), None)?;
+    let kind = signer.public_key().describe();
+    let kind = kind.trim_start_matches("an ").trim_start_matches("a ");
+    let kid = jwk.kid.as_deref().unwrap_or("");
+    match &jwk.alg {
+        Some(alg) => eprintln!("pkjwt: created {kind} for {alg} at {uri} (kid {kid})"),
+        None => eprintln!(
+            "pkjwt: created {kind} at {uri} (kid {kid}); the key does not record {alg}, so its \
+             JWK carries no alg and verifiers accept RS256 and PS256 assertions alike (pubkey, \
+             serve and register pin one with --alg {alg}); assert and token sign {default} \
+             unless given --alg {alg}",
+            alg = a.alg,
+            default = signer.public_key().default_algorithm(),
+        ),
+    }
     out(&jwk.to_json())?;
     Ok(ExitCode::SUCCESS)
 }
 
 async fn pubkey(a: PubkeyArgs) -> CmdResult {
     let signer = a.key.open(a.alg).await?;
-    let mut jwk = Jwk::for_signing(signer.public_key(), signer.algorithm());
+    let mut jwk = Jwk::for_publication(signer.public_key(), a.alg)?;
+    if matches!(a.format, PubFormat::Jwk | PubFormat::Jwks)
+        && let Some(note) = unpinned_note(&jwk)
+    {
+        eprintln!("pkjwt: {note}");
+    }
     if let Some(k) = a.kid {
         jwk = jwk.with_kid(k);
     }
@@ -350,6 +366,19 @@ async fn pubkey(a: PubkeyArgs) -> CmdResult {
     };
     out(&text)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Why a published JWK carries no `alg`, for stderr (`None` when it carries one).
+pub(crate) fn unpinned_note(jwk: &Jwk) -> Option<String> {
+    if jwk.alg.is_some() {
+        return None;
+    }
+    Some(format!(
+        "the JWK (kid {}) carries no alg: an RSA key signs RS256 and PS256 alike and the key \
+         does not record which one it is for, so verifiers accept either; give --alg RS256 (or \
+         PS256) to pin it",
+        pkjwt::escape_controls(jwk.kid.as_deref().unwrap_or("none"))
+    ))
 }
 
 async fn assert(a: AssertArgs) -> CmdResult {

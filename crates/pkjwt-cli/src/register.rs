@@ -111,7 +111,7 @@ pub(crate) struct RegisterArgs {
 
 impl RegisterArgs {
     async fn open(&self, uri: &str) -> Result<Arc<dyn Signer>, BoxError> {
-        let options = crate::cmd::open_options(None, self.allow_insecure_key_permissions)?;
+        let options = crate::cmd::open_options(self.alg, self.allow_insecure_key_permissions)?;
         Ok(pkjwt::open(uri, &options).await?)
     }
 
@@ -132,7 +132,9 @@ impl RegisterArgs {
         let mut out = Vec::new();
         for k in &self.key {
             let s = self.open(k).await?;
-            out.push(Jwk::for_signing(s.public_key(), s.algorithm()));
+            // --alg pins the JWKs; without it an RSA key's JWK carries no alg (the
+            // registration's token_endpoint_auth_signing_alg still names one).
+            out.push(Jwk::for_publication(s.public_key(), self.alg)?);
         }
         Ok(Some(out))
     }
@@ -168,12 +170,17 @@ pub(crate) fn check_algs(keys: &[Jwk], alg: Algorithm) -> Result<(), BoxError> {
         let kid = k.kid.as_deref().unwrap_or("?");
         match k.alg.as_deref() {
             Some(a) if a == alg.name() => {}
+            // A JWK without alg (an RSA key) verifies every algorithm its key can sign.
+            None if k.to_public_key()?.supports(alg) => {}
             other => {
+                let is_for = match other {
+                    Some(a) => format!("is for {a}"),
+                    None => format!("is {}", k.to_public_key()?.describe()),
+                };
                 return Err(format!(
-                    "key {kid} is for {}, but the client registers token_endpoint_auth_signing_alg \
+                    "key {kid} {is_for}, but the client registers token_endpoint_auth_signing_alg \
                      {alg}: the server would refuse its assertions (give keys of one algorithm, or \
-                     --alg)",
-                    other.unwrap_or("no algorithm")
+                     --alg)"
                 )
                 .into());
             }
@@ -209,6 +216,18 @@ pub(crate) fn check_registration_alg(
     }
 }
 
+/// Refuses, before anything changes, a new key whose JWK the registration's
+/// `token_endpoint_auth_signing_alg` would not accept: a JWK pinned to another algorithm, or
+/// (an RSA JWK without alg) a key that cannot sign the registered one.
+pub(crate) fn check_registration_key(path: &std::path::Path, jwk: &Jwk) -> Result<(), BoxError> {
+    let reg = Registration::load(path)?;
+    match registered_alg(&reg.metadata()) {
+        Some(registered) => check_algs(std::slice::from_ref(jwk), registered)
+            .map_err(|e| format!("{}: {e}", path.display()).into()),
+        None => Ok(()),
+    }
+}
+
 /// RFC 7592 update of a registration with an inline `jwks`: the keys become exactly `keys`
 /// (after the algorithm check); the file is rewritten with the server's answer (it may carry a
 /// new registration access token). A registration with a `jwks_uri` is left alone: the server
@@ -234,8 +253,14 @@ pub(crate) async fn update_registered_keys(
     Ok(true)
 }
 
+/// The first key's algorithm: its JWK's alg, or else (an RSA JWK without one) the key's
+/// default, PS256, which is what `token` and `assert` sign with unless given --alg.
 fn first_alg(keys: &[Jwk]) -> Option<Algorithm> {
-    keys.first()?.alg.as_deref()?.parse().ok()
+    let k = keys.first()?;
+    match k.alg.as_deref() {
+        Some(a) => a.parse().ok(),
+        None => k.to_public_key().ok().map(|p| p.default_algorithm()),
+    }
 }
 
 pub(crate) async fn run(a: RegisterArgs) -> CmdResult {

@@ -37,7 +37,8 @@ struct NewKey {
     /// Create the key in its backend first (file, PKCS#11); otherwise it must exist.
     #[arg(long)]
     generate: bool,
-    /// Algorithm (default ES256 when generating; otherwise derived from the key).
+    /// Algorithm (default ES256 when generating; otherwise derived from the key). Pinned in the
+    /// published JWK's alg; without it an RSA key's JWK carries none (RS256 and PS256 verify).
     #[arg(long, value_parser = parse_alg)]
     alg: Option<Algorithm>,
     /// Accept private key files that group or others can read.
@@ -131,7 +132,7 @@ async fn open_new(
     // The stored URI is the printable form: it never carries a PIN value.
     Ok(NewEntry {
         uri: uri.to_string(),
-        jwk: Jwk::for_signing(signer.public_key(), signer.algorithm()),
+        jwk: Jwk::for_publication(signer.public_key(), k.alg)?,
         alias: None,
     })
 }
@@ -198,7 +199,7 @@ async fn open_kms(
     pinned.key_id = signer.key_arn().to_owned();
     Ok(NewEntry {
         uri: pinned.to_string(),
-        jwk: Jwk::for_signing(signer.public_key(), signer.algorithm()),
+        jwk: Jwk::for_publication(signer.public_key(), k.alg)?,
         alias,
     })
 }
@@ -321,8 +322,7 @@ pub(crate) async fn run(a: RotateArgs) -> CmdResult {
             }
             let new = open_new(&key, current.as_deref()).await?;
             if let Some(path) = &registration {
-                let alg: Option<Algorithm> = new.jwk.alg.as_deref().and_then(|a| a.parse().ok());
-                crate::register::check_registration_alg(path, alg)?;
+                crate::register::check_registration_key(path, &new.jwk)?;
             }
             st.begin(
                 &new.uri,

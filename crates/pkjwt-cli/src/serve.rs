@@ -31,7 +31,8 @@ pub(crate) struct ServeArgs {
     /// Cache-Control max-age of the key set, in seconds. Rotations must pre-publish longer.
     #[arg(long, default_value_t = pkjwt_jwks::MIN_SERVER_JWKS_CACHE_SECS)]
     max_age: u64,
-    /// Algorithm to advertise for the --key keys (default: derived from each key).
+    /// Algorithm to pin in the --key keys' JWKs. Default: an EC or Ed25519 key's (the curve
+    /// fixes it); none for an RSA key, whose JWK then verifies RS256 and PS256 alike.
     #[arg(long, value_parser = |s: &str| s.parse::<Algorithm>().map_err(|e| e.to_string()))]
     alg: Option<Algorithm>,
     /// Accept private key files that group or others can read.
@@ -44,7 +45,11 @@ pub(crate) async fn run(a: ServeArgs) -> CmdResult {
     let mut keys = Vec::new();
     for uri in &a.key {
         let s = pkjwt::open(uri, &open).await?;
-        keys.push(Jwk::for_signing(s.public_key(), s.algorithm()));
+        let jwk = Jwk::for_publication(s.public_key(), a.alg)?;
+        if let Some(note) = crate::cmd::unpinned_note(&jwk) {
+            eprintln!("pkjwt: {uri}: {note}");
+        }
+        keys.push(jwk);
     }
     let mut opts = ServeOptions::default();
     opts.max_age_secs = a.max_age;

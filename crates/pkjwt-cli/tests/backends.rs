@@ -75,6 +75,42 @@ fn exercise(envs: &[(&str, String)], dir: &Path, uri: &str, name: &str) {
     assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{name}");
 }
 
+/// An RSA key in a backend: its published JWKS (no `alg`, and `pubkey` says why) verifies RS256
+/// and PS256 assertions with two strict JOSE libraries, and `pubkey --alg RS256` pins RS256.
+fn rsa_verifies_rs256_and_ps256(envs: &[(&str, String)], dir: &Path, uri: &str, name: &str) {
+    let o = run(envs, &["pubkey", "--key", uri, "--format", "jwks"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(said.contains("carries no alg"), "{name}: {said}");
+    let set: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(set["keys"][0].get("alg").is_none(), "{name}: {set}");
+    let jwks = dir.join(format!("{name}-rsa.jwks"));
+    std::fs::write(&jwks, &o.stdout).unwrap();
+    let pinned = dir.join(format!("{name}-rs256.jwks"));
+    std::fs::write(
+        &pinned,
+        ok(
+            envs,
+            &["pubkey", "--key", uri, "--format", "jwks", "--alg", "RS256"],
+        ),
+    )
+    .unwrap();
+    for alg in ["RS256", "PS256"] {
+        let jwt = ok(
+            envs,
+            &[
+                "assert", "--key", uri, "--client-id", "cli", "--aud", "https://as", "--alg", alg,
+            ],
+        );
+        if let Some(r) = common::jose_verify(&jwks, alg, &jwt) {
+            r.unwrap_or_else(|e| panic!("{name} {alg}: {e}"));
+        }
+        if let Some(r) = common::jose_verify(&pinned, alg, &jwt) {
+            assert_eq!(r.is_ok(), alg == "RS256", "{name} {alg} with a JWK pinned to RS256");
+        }
+    }
+}
+
 #[test]
 fn softhsm_keys_through_the_cli() {
     let dir = std::env::temp_dir().join(format!("pkjwt-cli-hsm-{}", std::process::id()));
@@ -92,6 +128,19 @@ fn softhsm_keys_through_the_cli() {
     for object in ["p256", "p384", "p521", "rsa2048", "ed25519"] {
         exercise(&envs, &dir, &uri(object), object);
     }
+    rsa_verifies_rs256_and_ps256(&envs, &dir, &uri("rsa2048"), "hsm-rsa2048");
+    // An RSA key made on the token for RS256.
+    let o = run(
+        &envs,
+        &["keygen", "--key", &uri("cli-rs256"), "--alg", "RS256"],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("carries no alg"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    rsa_verifies_rs256_and_ps256(&envs, &dir, &uri("cli-rs256"), "hsm-rs256");
     // Key generation on the token, then the same interface.
     let jwk = ok(
         &envs,
@@ -175,7 +224,7 @@ async fn kms_keys_through_the_cli() {
         ("AWS_SECRET_ACCESS_KEY", "test".to_string()),
         ("AWS_REGION", kms::REGION.to_string()),
     ];
-    for alg in ["ES256", "ES384", "PS256", "EdDSA"] {
+    for alg in ["ES256", "ES384", "PS256", "RS256", "EdDSA"] {
         let alias = kms::alias(&format!("cli-{alg}").to_lowercase());
         let uri = format!(
             "awskms:key-id={alias};region={};endpoint={}",
@@ -183,7 +232,13 @@ async fn kms_keys_through_the_cli() {
             d.endpoint()
         );
         let jwk = ok(&envs, &["keygen", "--key", &uri, "--alg", alg]);
-        assert!(jwk.contains(&format!("\"alg\":\"{alg}\"")), "{jwk}");
+        if alg.starts_with("PS") || alg.starts_with("RS") {
+            // KMS keeps no algorithm for an RSA key: its JWK pins none.
+            assert!(!jwk.contains("\"alg\""), "{jwk}");
+            rsa_verifies_rs256_and_ps256(&envs, &dir, &uri, &format!("kms-{alg}"));
+        } else {
+            assert!(jwk.contains(&format!("\"alg\":\"{alg}\"")), "{jwk}");
+        }
         exercise(&envs, &dir, &uri, &format!("kms-{alg}"));
     }
     let missing = format!(

@@ -53,16 +53,27 @@ fn keygen_pubkey_assert_for_every_algorithm() {
         "EdDSA",
     ] {
         let key = format!("file:{alg}.pem");
-        let jwk: Value =
+        let made: Value =
             serde_json::from_str(&ok(&dir, &["keygen", "--key", &key, "--alg", alg])).unwrap();
-        assert_eq!(jwk["alg"], alg);
+        // An RSA key signs RS* and PS* alike: its JWK pins an alg only when asked for.
+        let rsa = alg.starts_with("RS") || alg.starts_with("PS");
+        if rsa {
+            assert!(made.get("alg").is_none(), "{made}");
+        } else {
+            assert_eq!(made["alg"], alg);
+        }
         assert!(
-            jwk.get("d").is_none(),
+            made.get("d").is_none(),
             "keygen must print only the public key"
         );
-        let pub_jwk: Value =
+        let jwk: Value =
             serde_json::from_str(&ok(&dir, &["pubkey", "--key", &key, "--alg", alg])).unwrap();
-        assert_eq!(pub_jwk, jwk);
+        assert_eq!(jwk["alg"], alg);
+        let mut unpinned = jwk.clone();
+        if rsa {
+            unpinned.as_object_mut().unwrap().remove("alg");
+        }
+        assert_eq!(unpinned, made);
         let thumb = ok(&dir, &["pubkey", "--key", &key, "--format", "thumbprint"]);
         assert_eq!(thumb.trim(), jwk["kid"]);
         let jwks: Value = serde_json::from_str(&ok(
@@ -104,6 +115,74 @@ fn keygen_pubkey_assert_for_every_algorithm() {
         );
         pyjwt_verify(&dir.join(format!("{alg}.jwk")), alg, jwt);
     }
+}
+
+/// An RSA key made for RS256 (Keycloak's default) publishes a JWK that strict verifiers accept
+/// RS256 assertions with: no `alg` unless asked for, so RS256 and PS256 both verify; a JWK
+/// pinned with `pubkey --alg` verifies that algorithm only. Two independent libraries check.
+#[test]
+fn rsa_key_made_for_rs256_verifies_with_strict_jose_libraries() {
+    let dir = tmpdir("rsa-rs256");
+    let o = pkjwt(&dir, &["keygen", "--key", "file:rs.pem", "--alg", "RS256"]);
+    assert!(o.status.success());
+    let made: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(made.get("alg").is_none(), "{made}");
+    assert!(
+        said.contains("carries no alg") && said.contains("--alg RS256") && said.contains("PS256"),
+        "keygen must say what it did: {said}"
+    );
+    let o = pkjwt(&dir, &["pubkey", "--key", "rs.pem", "--format", "jwks"]);
+    assert!(o.status.success());
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        said.contains("carries no alg") && said.contains("--alg RS256"),
+        "pubkey must say why alg is left out: {said}"
+    );
+    let jwks = dir.join("jwks.json");
+    std::fs::write(&jwks, &o.stdout).unwrap();
+    let published: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(published["keys"][0].get("alg").is_none(), "{published}");
+    assert_eq!(published["keys"][0]["kid"], made["kid"]);
+
+    let sign = |alg: &str| {
+        ok(
+            &dir,
+            &[
+                "assert", "--key", "rs.pem", "--client-id", "c", "--aud", "https://as", "--alg",
+                alg,
+            ],
+        )
+    };
+    let (rs, ps) = (sign("RS256"), sign("PS256"));
+    for (alg, jwt) in [("RS256", &rs), ("PS256", &ps)] {
+        if let Some(r) = jose_verify(&jwks, alg, jwt) {
+            r.unwrap_or_else(|e| panic!("{alg} with the published JWKS: {e}"));
+        }
+    }
+
+    // Asked for, the alg is pinned: RS256 verifies, PS256 is refused by both libraries (which
+    // shows that they do select keys by alg).
+    let pinned = dir.join("pinned.json");
+    let o = pkjwt(
+        &dir,
+        &["pubkey", "--key", "rs.pem", "--format", "jwks", "--alg", "RS256"],
+    );
+    assert!(o.status.success() && o.stderr.is_empty());
+    std::fs::write(&pinned, &o.stdout).unwrap();
+    if let Some(r) = jose_verify(&pinned, "RS256", &rs) {
+        r.unwrap();
+    }
+    if let Some(r) = jose_verify(&pinned, "PS256", &ps) {
+        let e = r.unwrap_err();
+        assert!(e.contains("joserfc") && e.contains("jwcrypto"), "{e}");
+    }
+    // An EC key's curve fixes its algorithm: pinned without being asked, and no note.
+    ok(&dir, &["keygen", "--key", "ec.pem", "--alg", "ES256"]);
+    let o = pkjwt(&dir, &["pubkey", "--key", "ec.pem"]);
+    let jwk: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(jwk["alg"], "ES256");
+    assert!(o.stderr.is_empty());
 }
 
 #[test]

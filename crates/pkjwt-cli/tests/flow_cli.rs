@@ -427,14 +427,15 @@ async fn full_flow_with_softhsm_and_kms_keys() {
         return;
     }
     // One `pkjwt serve` per key, started one after the other (SoftHSM logins from several
-    // processes at the same moment are unreliable; test-peers.md). Each publishes its key with
-    // the client's algorithm: oidc-provider picks keys by the JWK's `alg`, so an RSA key served
-    // as PS256 (the default for RSA) is not found for RS256 assertions.
+    // processes at the same moment are unreliable; test-peers.md). Served without --alg, as a
+    // user would: oidc-provider picks keys by the JWK's `alg`, so each key's published JWK must
+    // fit the client's algorithm by itself — an EC key's carries its curve's, an RSA key's none
+    // (a JWK pinned to PS256 was not found for RS256 assertions).
     let mut servers = Vec::new();
     let mut clients = Vec::new();
     for (keys, env) in &groups {
         for k in keys {
-            let s = Serve::start_with(&dir, &["--key", &k.uri, "--alg", &k.alg], env);
+            let s = Serve::start_with(&dir, &["--key", &k.uri], env);
             clients.push(client_metadata(&k.name, &s.1, &k.alg, "accounts:read"));
             servers.push(s);
         }

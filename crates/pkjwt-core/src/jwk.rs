@@ -67,6 +67,19 @@ impl Jwk {
         jwk
     }
 
+    /// The JWK to publish for a signing key: `kid` = RFC 7638 thumbprint, `use: sig`, and an
+    /// `alg` only where the algorithm is determined (see [`published_alg`]). Unlike
+    /// [`Jwk::for_signing`], an RSA key without `asked` gets no `alg`: such a key can sign
+    /// RS256…RS512 and PS256…PS512, and pinning one would make strict verifiers (which skip a
+    /// key whose `alg` differs from the token's, RFC 7517 §4.4) refuse the others.
+    pub fn for_publication(key: &PublicKey, asked: Option<Algorithm>) -> Result<Jwk> {
+        let mut jwk = Jwk::from_public_key(key);
+        jwk.kid = Some(thumbprint(key));
+        jwk.use_ = Some("sig".into());
+        jwk.alg = published_alg(key, asked)?.map(|a| a.name().into());
+        Ok(jwk)
+    }
+
     /// The bare public JWK of `key` (only the required members).
     pub fn from_public_key(key: &PublicKey) -> Jwk {
         let mut jwk = Jwk {
@@ -227,6 +240,18 @@ impl Jwk {
     pub fn to_json(&self) -> String {
         // Invariant: a Jwk is strings, lists and JSON values only; serialization cannot fail.
         serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// The `alg` a published JWK of `key` carries: `asked`, when given (an error if the key cannot
+/// sign with it); else the key's algorithm when its type fixes one (EC: the curve's ES*, Ed25519:
+/// EdDSA); else — an RSA key, which signs RS* and PS* alike — none, so that the JWK verifies
+/// whichever RSA algorithm the client signs with.
+pub fn published_alg(key: &PublicKey, asked: Option<Algorithm>) -> Result<Option<Algorithm>> {
+    match (asked, key) {
+        (Some(a), _) => key.resolve_algorithm(Some(a)).map(Some),
+        (None, PublicKey::Rsa { .. }) => Ok(None),
+        (None, _) => Ok(Some(key.default_algorithm())),
     }
 }
 
@@ -408,6 +433,32 @@ pub fn parse_json_no_duplicates(text: &str) -> Result<serde_json::Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn published_rsa_jwk_pins_alg_only_when_asked() {
+        let mut n = vec![0xc5u8; 256];
+        n[255] = 0x01;
+        let rsa = PublicKey::rsa(&n, &[1, 0, 1]).unwrap();
+        let free = Jwk::for_publication(&rsa, None).unwrap();
+        assert_eq!(free.alg, None, "an RSA key signs RS* and PS*: no alg unless asked");
+        assert_eq!(free.use_.as_deref(), Some("sig"));
+        assert_eq!(free.kid.as_deref(), Some(thumbprint(&rsa).as_str()));
+        for a in [Algorithm::RS256, Algorithm::PS256] {
+            let pinned = Jwk::for_publication(&rsa, Some(a)).unwrap();
+            assert_eq!(pinned.alg.as_deref(), Some(a.name()));
+        }
+        assert!(Jwk::for_publication(&rsa, Some(Algorithm::ES256)).is_err());
+
+        let ec = PublicKey::ec(Curve::P384, &[1; 48], &[2; 48]).unwrap();
+        assert_eq!(
+            Jwk::for_publication(&ec, None).unwrap().alg.as_deref(),
+            Some("ES384"),
+            "the curve fixes an EC key's algorithm"
+        );
+        assert!(Jwk::for_publication(&ec, Some(Algorithm::RS256)).is_err());
+        let ed = PublicKey::Ed25519([7; 32]);
+        assert_eq!(published_alg(&ed, None).unwrap(), Some(Algorithm::EdDSA));
+    }
 
     #[test]
     fn ec_jwk_round_trip_and_padding() {

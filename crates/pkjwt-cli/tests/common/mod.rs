@@ -123,3 +123,51 @@ pub fn softhsm_token(dir: &Path, label: &str) -> Option<SoftHsm> {
         keys,
     })
 }
+
+/// Verifies `jwt` as an `alg` JWS against the JWKS file `jwks` with two independent JOSE
+/// libraries (joserfc, jwcrypto), each selecting the key by `kid` the strict way: a key whose
+/// `alg` names another algorithm is no candidate (`infra/ci/jose_verify.py`). Returns `Ok` or
+/// both libraries' reasons. A missing `.venv` fails under PKJWT_REQUIRE_PEERS=1 and is `None`
+/// (skipped) otherwise.
+pub fn jose_verify(jwks: &Path, alg: &str, jwt: &str) -> Option<Result<(), String>> {
+    use std::io::Write;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let python = std::env::var_os("PKJWT_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join(".venv/bin/python"));
+    if !python.exists() {
+        assert!(
+            std::env::var("PKJWT_REQUIRE_PEERS").as_deref() != Ok("1"),
+            "{} missing: run infra/ci/setup.sh",
+            python.display()
+        );
+        eprintln!(
+            "SKIPPED: joserfc/jwcrypto cross-check ({} missing; run infra/ci/setup.sh)",
+            python.display()
+        );
+        return None;
+    }
+    let mut child = Command::new(python)
+        .arg(root.join("infra/ci/jose_verify.py"))
+        .args([jwks.to_str().unwrap(), alg])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(jwt.trim().as_bytes())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    match (o.status.success(), String::from_utf8_lossy(&o.stdout).trim()) {
+        (true, "ok") => Some(Ok(())),
+        (true, out) => panic!("jose_verify.py exited 0 without \"ok\": {out} {err}"),
+        // Exit 1 is a refusal; anything else (an ImportError, a crash) is a broken setup.
+        (false, _) if o.status.code() == Some(1) && !err.contains("Traceback") => Some(Err(err)),
+        (false, _) => panic!("jose_verify.py failed to run: {err}"),
+    }
+}
