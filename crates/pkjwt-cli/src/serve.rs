@@ -43,13 +43,18 @@ pub(crate) struct ServeArgs {
 pub(crate) async fn run(a: ServeArgs) -> CmdResult {
     let open = crate::cmd::open_options(a.alg, a.allow_insecure_key_permissions)?;
     let mut keys = Vec::new();
+    let mut notes = Vec::new();
     for uri in &a.key {
         let s = pkjwt::open(uri, &open).await?;
         let jwk = Jwk::for_publication(s.public_key(), a.alg)?;
-        if let Some(note) = crate::cmd::unpinned_note(&jwk) {
-            eprintln!("pkjwt: {uri}: {note}");
-        }
+        // Not the URI: it may carry a pin-value. The kid names the key.
+        notes.extend(crate::cmd::unpinned_note(&jwk));
         keys.push(jwk);
+    }
+    // Before the "serving" line, which callers wait for: nothing is printed after it at
+    // startup, so a caller may stop reading stderr there.
+    for note in notes {
+        eprintln!("pkjwt: {note}");
     }
     let mut opts = ServeOptions::default();
     opts.max_age_secs = a.max_age;

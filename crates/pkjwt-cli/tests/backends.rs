@@ -99,14 +99,26 @@ fn rsa_verifies_rs256_and_ps256(envs: &[(&str, String)], dir: &Path, uri: &str, 
         let jwt = ok(
             envs,
             &[
-                "assert", "--key", uri, "--client-id", "cli", "--aud", "https://as", "--alg", alg,
+                "assert",
+                "--key",
+                uri,
+                "--client-id",
+                "cli",
+                "--aud",
+                "https://as",
+                "--alg",
+                alg,
             ],
         );
         if let Some(r) = common::jose_verify(&jwks, alg, &jwt) {
             r.unwrap_or_else(|e| panic!("{name} {alg}: {e}"));
         }
         if let Some(r) = common::jose_verify(&pinned, alg, &jwt) {
-            assert_eq!(r.is_ok(), alg == "RS256", "{name} {alg} with a JWK pinned to RS256");
+            assert_eq!(
+                r.is_ok(),
+                alg == "RS256",
+                "{name} {alg} with a JWK pinned to RS256"
+            );
         }
     }
 }

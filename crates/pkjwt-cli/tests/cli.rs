@@ -149,7 +149,14 @@ fn rsa_key_made_for_rs256_verifies_with_strict_jose_libraries() {
         ok(
             &dir,
             &[
-                "assert", "--key", "rs.pem", "--client-id", "c", "--aud", "https://as", "--alg",
+                "assert",
+                "--key",
+                "rs.pem",
+                "--client-id",
+                "c",
+                "--aud",
+                "https://as",
+                "--alg",
                 alg,
             ],
         )
@@ -166,7 +173,9 @@ fn rsa_key_made_for_rs256_verifies_with_strict_jose_libraries() {
     let pinned = dir.join("pinned.json");
     let o = pkjwt(
         &dir,
-        &["pubkey", "--key", "rs.pem", "--format", "jwks", "--alg", "RS256"],
+        &[
+            "pubkey", "--key", "rs.pem", "--format", "jwks", "--alg", "RS256",
+        ],
     );
     assert!(o.status.success() && o.stderr.is_empty());
     std::fs::write(&pinned, &o.stdout).unwrap();

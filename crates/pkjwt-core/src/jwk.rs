@@ -440,7 +440,10 @@ mod tests {
         n[255] = 0x01;
         let rsa = PublicKey::rsa(&n, &[1, 0, 1]).unwrap();
         let free = Jwk::for_publication(&rsa, None).unwrap();
-        assert_eq!(free.alg, None, "an RSA key signs RS* and PS*: no alg unless asked");
+        assert_eq!(
+            free.alg, None,
+            "an RSA key signs RS* and PS*: no alg unless asked"
+        );
         assert_eq!(free.use_.as_deref(), Some("sig"));
         assert_eq!(free.kid.as_deref(), Some(thumbprint(&rsa).as_str()));
         for a in [Algorithm::RS256, Algorithm::PS256] {

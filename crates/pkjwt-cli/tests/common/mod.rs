@@ -163,7 +163,10 @@ pub fn jose_verify(jwks: &Path, alg: &str, jwt: &str) -> Option<Result<(), Strin
         .unwrap();
     let o = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    match (o.status.success(), String::from_utf8_lossy(&o.stdout).trim()) {
+    match (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).trim(),
+    ) {
         (true, "ok") => Some(Ok(())),
         (true, out) => panic!("jose_verify.py exited 0 without \"ok\": {out} {err}"),
         // Exit 1 is a refusal; anything else (an ImportError, a crash) is a broken setup.

@@ -24,16 +24,26 @@ impl Serve {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stderr.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| panic!("no URL in {line:?}"))
-            .to_owned();
-        Serve(child, url)
+        // Notes (an admin listener, an RSA key's JWK without alg) may come first; the
+        // "serving JWKS" line is the last one at startup.
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut seen = String::new();
+        loop {
+            let mut line = String::new();
+            if stderr.read_line(&mut line).unwrap() == 0 {
+                let _ = child.kill();
+                panic!("pkjwt serve printed no \"serving JWKS\" line: {seen:?}");
+            }
+            if line.contains("serving JWKS") {
+                let url = line
+                    .split_whitespace()
+                    .find(|w| w.starts_with("http://"))
+                    .unwrap_or_else(|| panic!("no URL in {line:?}"))
+                    .to_owned();
+                return Serve(child, url);
+            }
+            seen.push_str(&line);
+        }
     }
 }
 
