@@ -14,7 +14,7 @@ impl Serve {
     }
 
     pub fn start_with(dir: &Path, args: &[&str], envs: &[(String, String)]) -> Serve {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pkjwt"))
+        let child = Command::new(env!("CARGO_BIN_EXE_pkjwt"))
             .envs(envs.iter().map(|(k, v)| (k, v)))
             .arg("serve")
             .args(args)
@@ -24,23 +24,24 @@ impl Serve {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        // Owned by a `Serve` at once, so that a panic below still kills and reaps it.
+        let mut serve = Serve(child, String::new());
         // Notes (an admin listener, an RSA key's JWK without alg) may come first; the
         // "serving JWKS" line is the last one at startup.
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut stderr = BufReader::new(serve.0.stderr.take().unwrap());
         let mut seen = String::new();
         loop {
             let mut line = String::new();
             if stderr.read_line(&mut line).unwrap() == 0 {
-                let _ = child.kill();
                 panic!("pkjwt serve printed no \"serving JWKS\" line: {seen:?}");
             }
             if line.contains("serving JWKS") {
-                let url = line
+                serve.1 = line
                     .split_whitespace()
                     .find(|w| w.starts_with("http://"))
                     .unwrap_or_else(|| panic!("no URL in {line:?}"))
                     .to_owned();
-                return Serve(child, url);
+                return serve;
             }
             seen.push_str(&line);
         }
