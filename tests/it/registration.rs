@@ -169,7 +169,7 @@ async fn signed_request_is_application_jwt_and_verifies() {
     let s = key(&dir, Algorithm::PS256).await;
     let (url, seen) = mock(
         StatusCode::CREATED,
-        r#"{"client_id":"c-9","registration_access_token":"rat-secret","registration_client_uri":"http://127.0.0.1:1/reg/c-9"}"#,
+        r#"{"client_id":"c-9","registration_access_token":"rat-secret"}"#,
     )
     .await;
     let client = RegistrationClient::new(&HttpOptions::default()).unwrap();

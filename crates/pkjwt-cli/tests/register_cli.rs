@@ -53,8 +53,8 @@ fn token(dir: &Path, key: &str, client_id: &str, issuer: &str) -> Output {
             "token",
             "--key",
             key,
-            "--client-id",
-            client_id,
+            // `=`: oidc-provider's random client ids may start with '-'.
+            &format!("--client-id={client_id}"),
             "--issuer",
             issuer,
             "--scope",
@@ -548,7 +548,24 @@ fn software_statement_options() {
 #[test]
 fn management_needs_a_usable_registration_file() {
     let dir = tmpdir("mgmt");
+    // Registration files hold a token: one others can read is refused before it is parsed.
     std::fs::write(dir.join("plain.json"), r#"{"client_id":"c1"}"#).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let p = dir.join("plain.json");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = fails_env(
+            &dir,
+            &["register", "--read", "--registration", "plain.json"],
+            &[],
+        );
+        assert!(
+            e.contains("refusing the registration file plain.json") && e.contains("0644"),
+            "{e}"
+        );
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     let e = fails_env(
         &dir,
         &["register", "--read", "--registration", "plain.json"],
@@ -556,6 +573,12 @@ fn management_needs_a_usable_registration_file() {
     );
     assert!(e.contains("did not offer RFC 7592 management"), "{e}");
     std::fs::write(dir.join("bad.json"), "[1]").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let p = dir.join("bad.json");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     let e = fails_env(
         &dir,
         &["register", "--delete", "--registration", "bad.json"],

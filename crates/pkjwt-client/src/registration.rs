@@ -266,8 +266,20 @@ impl Registration {
     /// Reads a registration saved by [`Registration::save`]. The file holds the registration
     /// access token: it must be this user's (or root's) and readable by nobody else.
     pub fn load(path: &Path) -> Result<Self, ClientError> {
-        let text = read_private_text(path, Exposure::Secret)
-            .map_err(|e| ClientError::Config(format!("cannot use the registration file: {e}")))?;
+        let text = read_private_text(path, Exposure::Secret).map_err(|e| {
+            ClientError::Config(match e {
+                PrivateFileError::Io { source, .. } => format!(
+                    "cannot read the registration file {}: {source}",
+                    path.display()
+                ),
+                PrivateFileError::Insecure { reason, .. } => format!(
+                    "refusing the registration file {} (it holds the registration access \
+                     token): {reason}",
+                    path.display()
+                ),
+                other => other.to_string(),
+            })
+        })?;
         let v: Value = serde_json::from_str(&text).map_err(|e| {
             ClientError::Config(format!(
                 "{} is not a registration saved by pkjwt (expected a JSON object): {e}",
