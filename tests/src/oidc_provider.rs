@@ -124,6 +124,20 @@ impl OidcProvider {
         self.log.lock().map(|g| g.clone()).unwrap_or_default()
     }
 
+    /// The logged lines once `done` holds for them, or after 5 s whatever they are: the server
+    /// writes an event line after it answers, and a reader thread collects it, so a test that
+    /// looks right after a response can otherwise miss the newest line.
+    pub fn events_when(&self, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let events = self.events();
+            if done(&events) || std::time::Instant::now() >= deadline {
+                return events;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Internal reasons (`error_detail`) of the grant errors logged so far.
     pub fn grant_errors(&self) -> Vec<String> {
         self.events()
