@@ -7,8 +7,9 @@
 # Python and Node are optional: a missing one is reported and skipped. Their packages are pinned
 # (requirements.txt, package.json + package-lock.json) and installed into infra/bench/.venv and
 # infra/bench/node_modules (git-ignored). The machine is shared, so the three loops take turns in
-# CYCLES cycles of ROUND_SECONDS each and the medians are compared: only the ratios printed at the
-# end mean something across runs.
+# CYCLES cycles of ROUND_SECONDS each and the medians are compared, and every loop counts the CPU
+# time it used (the Rust bench its thread's, Python and Node their process's), not wall time:
+# only the ratios printed at the end mean something across runs.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -72,7 +73,7 @@ node_version="$(cd "$here" && node -p '"jose " + require("./node_modules/jose/pa
 echo
 echo "== ES256, $cycles interleaved cycles of ${round}s: pkjwt / ${peers[*]}"
 for ((c = 1; c <= cycles; c++)); do
-  "$bench" --algs ES256 --rounds 1 --seconds "$round" | awk '$1 == "ES256" && NF == 4 { print $3 }' >>"$work/pkjwt"
+  "$bench" --algs ES256 --rounds 1 --seconds "$round" | awk '$1 == "ES256" && NF == 5 && $4 ~ /x$/ { print $3 }' >>"$work/pkjwt"
   for p in "${peers[@]}"; do
     case "$p" in
       pyjwt) "$here/.venv/bin/python" "$here/pyjwt_assert.py" "$key" "$round" ;;
@@ -83,14 +84,14 @@ done
 
 median() { sort -n "$1" | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 pk="$(median "$work/pkjwt")"
-printf '\n%-36s %12s %12s %8s\n' "ES256 assertion loop" "per second" "pkjwt/s" "ratio"
-printf '%-36s %12.0f %12s %8s\n' "pkjwt (file key, aws-lc-rs)" "$pk" "" ""
+printf '\n%-46s %12s %12s %8s\n' "ES256 assertion loop" "per second" "pkjwt/s" "ratio"
+printf '%-46s %12.0f %12s %8s\n' "pkjwt (file key, aws-lc-rs)" "$pk" "" ""
 for p in "${peers[@]}"; do
   r="$(median "$work/$p")"
   case "$p" in
     pyjwt) name="$py_version, key loaded once" ;;
     jose) name="$node_version, key imported once" ;;
   esac
-  printf '%-36s %12.0f %12.0f %7.2fx\n' "$name" "$r" "$pk" "$(awk -v a="$pk" -v b="$r" 'BEGIN { print a / b }')"
+  printf '%-46s %12.0f %12.0f %7.2fx\n' "$name" "$r" "$pk" "$(awk -v a="$pk" -v b="$r" 'BEGIN { print a / b }')"
 done
-echo "(ratio = pkjwt / peer, medians of $cycles cycles; each per-second figure is one process, one core)"
+echo "(ratio = pkjwt / peer, medians of $cycles cycles; rates per CPU-second of the process, one core)"
