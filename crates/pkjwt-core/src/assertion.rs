@@ -239,19 +239,98 @@ impl AssertionOptions {
     }
 }
 
-/// The claims of one assertion, for display (`pkjwt assert --json`) and tests.
-#[derive(Clone, Debug, Serialize)]
-pub struct Claims<'a> {
-    iss: &'a str,
-    sub: &'a str,
-    aud: &'a Audience,
-    iat: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    nbf: Option<i64>,
-    exp: i64,
-    jti: &'a str,
-    #[serde(flatten)]
-    extra: &'a Map<String, Value>,
+/// The claims JSON that is the same in every assertion of one [`ClientAssertion`], encoded once
+/// in [`ClientAssertion::new`] so that [`ClientAssertion::sign`] only writes the time and `jti`
+/// between its two halves (no intermediate `serde_json::Value`).
+///
+/// Member order, as sent: `iss`, `sub`, `aud`, `iat`, `nbf` (when enabled), `exp`, `jti`, then
+/// the extra claims in insertion order. The bytes are exactly what serde_json writes for a struct
+/// with these members (a test holds it to that).
+///
+/// The head is also kept in base64url, as far as it fills whole 3-byte groups: base64 encodes
+/// each group on its own, so that part of every assertion's payload is the same characters.
+#[derive(Debug)]
+struct ClaimsTemplate {
+    /// base64url of the leading whole 3-byte groups of `{"iss":…,"sub":…,"aud":…,"iat":`.
+    head_b64: String,
+    /// The 0–2 bytes of the head after those groups.
+    head_rest: Vec<u8>,
+    /// `,"name":value…}`: the extra claims and the closing brace.
+    tail: Vec<u8>,
+    include_nbf: bool,
+}
+
+/// What one assertion adds to the template at most: three `i64`s of up to 20 characters, the
+/// member names around them and the 22-character `jti` in quotes.
+const CLAIMS_VARIABLE_MAX: usize = 3 * 20 + r#","nbf":,"exp":,"jti":"""#.len() + JTI_B64_LEN;
+/// 128 bits of `jti`.
+const JTI_BYTES: usize = 16;
+/// The `jti` in base64url: 22 characters.
+const JTI_B64_LEN: usize = b64::encoded_len(JTI_BYTES);
+
+impl ClaimsTemplate {
+    fn new(options: &AssertionOptions) -> Result<Self> {
+        let mut head = Vec::with_capacity(64 + options.client_id.len() * 2);
+        head.extend_from_slice(br#"{"iss":"#);
+        write_json(&mut head, &options.client_id)?;
+        head.extend_from_slice(br#","sub":"#);
+        write_json(
+            &mut head,
+            options.subject.as_deref().unwrap_or(&options.client_id),
+        )?;
+        head.extend_from_slice(br#","aud":"#);
+        write_json(&mut head, &options.audience)?;
+        head.extend_from_slice(br#","iat":"#);
+        let mut tail = Vec::new();
+        for (name, value) in &options.extra_claims {
+            tail.push(b',');
+            write_json(&mut tail, name)?;
+            tail.push(b':');
+            write_json(&mut tail, value)?;
+        }
+        tail.push(b'}');
+        let whole_groups = head.len() / 3 * 3;
+        Ok(ClaimsTemplate {
+            head_b64: b64::encode(&head[..whole_groups]),
+            head_rest: head[whole_groups..].to_vec(),
+            tail,
+            include_nbf: options.include_nbf,
+        })
+    }
+
+    /// The largest number of characters [`write_b64`](Self::write_b64) appends.
+    fn max_b64_len(&self) -> usize {
+        self.head_b64.len()
+            + b64::encoded_len(self.head_rest.len() + CLAIMS_VARIABLE_MAX + self.tail.len())
+    }
+
+    /// Appends base64url of the claims of one assertion issued at `iat`, valid until `exp`,
+    /// with `jti`.
+    fn write_b64(&self, iat: i64, exp: i64, jti: &[u8; JTI_BYTES], out: &mut String) -> Result<()> {
+        let mut rest =
+            Vec::with_capacity(self.head_rest.len() + CLAIMS_VARIABLE_MAX + self.tail.len());
+        rest.extend_from_slice(&self.head_rest);
+        write_json(&mut rest, &iat)?;
+        if self.include_nbf {
+            rest.extend_from_slice(br#","nbf":"#);
+            write_json(&mut rest, &iat)?;
+        }
+        rest.extend_from_slice(br#","exp":"#);
+        write_json(&mut rest, &exp)?;
+        rest.extend_from_slice(br#","jti":""#);
+        b64::encode_into_vec(jti, &mut rest);
+        rest.push(b'"');
+        rest.extend_from_slice(&self.tail);
+        out.push_str(&self.head_b64);
+        b64::encode_into(&rest, out);
+        Ok(())
+    }
+}
+
+/// Appends the JSON of `value` to `out`, as serde_json writes it.
+fn write_json<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> Result<()> {
+    serde_json::to_writer(out, value)
+        .map_err(|e| Error::Assertion(format!("cannot encode claims: {e}")))
 }
 
 /// A client-assertion factory bound to one signer.
@@ -260,6 +339,7 @@ pub struct ClientAssertion {
     options: AssertionOptions,
     header: Map<String, Value>,
     header_b64: String,
+    claims: ClaimsTemplate,
     offset: AtomicI64,
 }
 
@@ -335,12 +415,14 @@ impl ClientAssertion {
         }
         debug_assert!(header.keys().all(|k| HEADER_OWNED.contains(&k.as_str())));
         let header_b64 = jws::encode_header(&header);
+        let claims = ClaimsTemplate::new(&options)?;
         let offset = AtomicI64::new(options.clock_offset_secs);
         Ok(ClientAssertion {
             signer,
             options,
             header,
             header_b64,
+            claims,
             offset,
         })
     }
@@ -380,12 +462,18 @@ impl ClientAssertion {
 
     /// Signs a fresh assertion (new `jti`, current time) and returns the compact JWT.
     pub async fn sign(&self) -> Result<String> {
-        Ok(self.sign_inner().await?.0)
+        self.sign_inner().await
     }
 
     /// Like [`sign`](Self::sign), also returning header and claims.
     pub async fn sign_detailed(&self) -> Result<SignedAssertion> {
-        let (jwt, payload) = self.sign_inner().await?;
+        let jwt = self.sign_inner().await?;
+        // The claims as signed: decoded from the JWT itself.
+        let payload = jwt
+            .split('.')
+            .nth(1)
+            .ok_or_else(|| Error::Assertion("signed assertion has no payload".into()))
+            .and_then(|p| b64::decode("claims", p))?;
         let claims = serde_json::from_slice(&payload)
             .map_err(|e| Error::Assertion(format!("cannot decode claims: {e}")))?;
         Ok(SignedAssertion {
@@ -395,38 +483,36 @@ impl ClientAssertion {
         })
     }
 
-    async fn sign_inner(&self) -> Result<(String, Vec<u8>)> {
-        let jti = new_jti()?;
+    async fn sign_inner(&self) -> Result<String> {
+        let jti = jti_bytes()?;
         let iat = self.now();
         // lifetime ≤ max_lifetime was checked in `new`; saturate rather than wrap regardless.
         let lifetime = i64::try_from(self.options.lifetime_secs).unwrap_or(i64::MAX);
-        let claims = Claims {
-            iss: &self.options.client_id,
-            sub: self
-                .options
-                .subject
-                .as_deref()
-                .unwrap_or(&self.options.client_id),
-            aud: &self.options.audience,
-            iat,
-            nbf: self.options.include_nbf.then_some(iat),
-            exp: iat.saturating_add(lifetime),
-            jti: &jti,
-            extra: &self.options.extra_claims,
-        };
-        let payload = serde_json::to_vec(&claims)
-            .map_err(|e| Error::Assertion(format!("cannot encode claims: {e}")))?;
-        let jwt = jws::sign_compact(self.signer.as_ref(), &self.header_b64, &payload).await?;
-        Ok((jwt, payload))
+        let signer = self.signer.as_ref();
+        // One buffer, sized once: header, claims and then the signature are written into it.
+        let mut out = jws::with_room_for_signature(
+            signer,
+            self.header_b64.len() + 1 + self.claims.max_b64_len(),
+        );
+        out.push_str(&self.header_b64);
+        out.push('.');
+        self.claims
+            .write_b64(iat, iat.saturating_add(lifetime), &jti, &mut out)?;
+        jws::sign_input(signer, out).await
     }
+}
+
+/// 128 random bits from the operating system for one `jti`.
+fn jti_bytes() -> Result<[u8; JTI_BYTES]> {
+    let mut bytes = [0u8; JTI_BYTES];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| Error::Assertion(format!("operating system random generator failed: {e}")))?;
+    Ok(bytes)
 }
 
 /// A fresh `jti`: 128 random bits from the operating system, base64url (22 characters).
 pub fn new_jti() -> Result<String> {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| Error::Assertion(format!("operating system random generator failed: {e}")))?;
-    Ok(b64::encode(bytes))
+    Ok(b64::encode(jti_bytes()?))
 }
 
 #[cfg(test)]
@@ -525,6 +611,116 @@ mod tests {
         );
         assert_eq!(c["sub"], "user-42");
         assert!(c.get("nbf").is_none());
+    }
+
+    /// The claims as pkjwt wrote them before the template (a serde struct with a flattened
+    /// map): the template must produce exactly these bytes.
+    #[derive(Serialize)]
+    struct SerdeClaims<'a> {
+        iss: &'a str,
+        sub: &'a str,
+        aud: &'a Audience,
+        iat: i64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        nbf: Option<i64>,
+        exp: i64,
+        jti: &'a str,
+        #[serde(flatten)]
+        extra: &'a Map<String, Value>,
+    }
+
+    #[test]
+    fn claims_template_writes_the_bytes_serde_writes() {
+        let mut cases = Vec::new();
+        cases.push(AssertionOptions::new("client-1", "https://issuer.example"));
+        let mut o = AssertionOptions::new(
+            "c \"quoted\" \\ \u{7f} \u{1} é 🦀 </script>",
+            Audience::Many(vec!["https://a".into(), "https://a/\"token\"".into()]),
+        );
+        o.subject = Some("user-42\n".into());
+        o.include_nbf = false;
+        o.extra_claims.insert("scope".into(), "payments".into());
+        o.extra_claims.insert(
+            "nested".into(),
+            serde_json::json!({"b": [1, 2.5, null, true], "a": "x"}),
+        );
+        o.extra_claims.insert("\u{2028}".into(), (-7).into());
+        cases.push(o);
+        let mut o = AssertionOptions::new("c", "https://a");
+        o.extra_claims.insert("z".into(), Value::Null);
+        o.extra_claims.insert("a".into(), u64::MAX.into());
+        cases.push(o);
+        for o in cases {
+            let template = ClaimsTemplate::new(&o).unwrap();
+            for (iat, exp) in [
+                (1_700_000_000, 1_700_000_060),
+                (0, 1),
+                (-5, i64::MAX),
+                (i64::MIN, i64::MIN + 60),
+            ] {
+                let jti = [0xfb; JTI_BYTES];
+                let jti_b64 = b64::encode(jti);
+                let want = serde_json::to_vec(&SerdeClaims {
+                    iss: &o.client_id,
+                    sub: o.subject.as_deref().unwrap_or(&o.client_id),
+                    aud: &o.audience,
+                    iat,
+                    nbf: o.include_nbf.then_some(iat),
+                    exp,
+                    jti: &jti_b64,
+                    extra: &o.extra_claims,
+                })
+                .unwrap();
+                let mut got = "prefix.".to_string();
+                template.write_b64(iat, exp, &jti, &mut got).unwrap();
+                let got = got.strip_prefix("prefix.").unwrap();
+                assert_eq!(
+                    String::from_utf8(b64::decode("claims", got).unwrap()).unwrap(),
+                    String::from_utf8(want.clone()).unwrap()
+                );
+                assert_eq!(got, b64::encode(&want), "one base64url spelling");
+                assert!(
+                    got.len() <= template.max_b64_len(),
+                    "the buffer was sized for the largest claims"
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn signed_claims_and_header_keep_their_member_order() {
+        let clock = Arc::new(FixedClock::new(1_000_000));
+        let mut o = AssertionOptions::new("client-1", "https://issuer.example");
+        o.clock = clock;
+        o.kid = KeyId::Given("k-1".into());
+        o.extra_claims.insert("scope".into(), "payments".into());
+        let a = ClientAssertion::new(signer(), o).unwrap();
+        let jwt = a.sign().await.unwrap();
+        let part = |i: usize| {
+            String::from_utf8(b64::decode("part", jwt.split('.').nth(i).unwrap()).unwrap()).unwrap()
+        };
+        assert_eq!(
+            part(0),
+            r#"{"alg":"ES256","kid":"k-1","typ":"client-authentication+jwt"}"#
+        );
+        let claims = part(1);
+        let jti = decode(&jwt, 1)["jti"].as_str().unwrap().to_string();
+        assert_eq!(b64::decode("jti", &jti).unwrap().len(), 16, "128-bit jti");
+        assert_eq!(
+            claims,
+            format!(
+                r#"{{"iss":"client-1","sub":"client-1","aud":"https://issuer.example","iat":1000000,"nbf":1000000,"exp":1000060,"jti":"{jti}","scope":"payments"}}"#
+            )
+        );
+        let detailed = a.sign_detailed().await.unwrap();
+        assert_eq!(
+            serde_json::to_string(&detailed.claims).unwrap(),
+            String::from_utf8(
+                b64::decode("claims", detailed.jwt.split('.').nth(1).unwrap()).unwrap()
+            )
+            .unwrap(),
+            "sign_detailed reports the claims that were signed"
+        );
     }
 
     type Change = Box<dyn Fn(&mut AssertionOptions)>;
