@@ -52,10 +52,10 @@ fuzz_target!(|data: &[u8]| {
     let (text, opened) = match open(keystore, password) {
         Ok(signer) => {
             assert_eq!(signer.format(), KeyFormat::Pkcs12);
-            let sig = signer.sign_sync(b"fuzz").expect("an opened keystore signs");
+            let sig = signer.try_sign(b"fuzz").expect("an opened keystore signs");
             jws::jws_signature(signer.algorithm(), signer.public_key(), &sig)
                 .expect("the signature fits the key");
-            for c in signer.certificates() {
+            for c in signer.certificate_chain() {
                 assert!(!c.is_empty());
             }
             (format!("{signer:?}"), true)

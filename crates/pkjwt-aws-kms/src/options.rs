@@ -73,34 +73,34 @@ impl fmt::Debug for AwsKmsOptions {
 
 impl AwsKmsOptions {
     /// Sets [`max_attempts`](Self::max_attempts) (at least 1).
-    pub fn with_max_attempts(mut self, attempts: u32) -> Self {
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
         self.max_attempts = attempts.max(1);
         self
     }
 
     /// Sets [`initial_backoff`](Self::initial_backoff) and [`max_backoff`](Self::max_backoff).
-    pub fn with_backoff(mut self, initial: Duration, max: Duration) -> Self {
+    pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
         self.initial_backoff = initial;
         self.max_backoff = max.max(initial);
         self
     }
 
     /// Sets [`connect_timeout`](Self::connect_timeout).
-    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
     }
 
     /// Sets [`attempt_timeout`](Self::attempt_timeout) and
     /// [`operation_timeout`](Self::operation_timeout).
-    pub fn with_timeouts(mut self, attempt: Duration, operation: Duration) -> Self {
+    pub fn timeouts(mut self, attempt: Duration, operation: Duration) -> Self {
         self.attempt_timeout = attempt;
         self.operation_timeout = operation;
         self
     }
 
     /// Sets [`sdk_config`](Self::sdk_config).
-    pub fn with_sdk_config(mut self, config: SdkConfig) -> Self {
+    pub fn sdk_config(mut self, config: SdkConfig) -> Self {
         self.sdk_config = Some(config);
         self
     }

@@ -522,7 +522,7 @@ async fn throttling_and_5xx_exhaust_the_retries_with_a_clear_error() {
         "throttle",
     )
     .await;
-    let signer = AwsKmsSigner::open(&uri(d, &alias), None, &options().with_max_attempts(4))
+    let signer = AwsKmsSigner::open(&uri(d, &alias), None, &options().max_attempts(4))
         .await
         .expect("open");
     faults(
@@ -561,7 +561,7 @@ async fn throttling_and_5xx_exhaust_the_retries_with_a_clear_error() {
     assert_eq!(calls(d, &arn, "Sign"), 8);
 
     // Retries disabled: one attempt.
-    let once = AwsKmsSigner::open(&uri(d, &alias), None, &options().with_max_attempts(1))
+    let once = AwsKmsSigner::open(&uri(d, &alias), None, &options().max_attempts(1))
         .await
         .expect("open");
     faults(
@@ -582,8 +582,8 @@ async fn slow_endpoint_times_out_without_hanging() {
     let Some(d) = require!() else { return };
     let (alias, arn) = create_key(d, KeySpec::EccNistP256, KeyUsageType::SignVerify, "slow").await;
     let opts = options()
-        .with_max_attempts(2)
-        .with_timeouts(Duration::from_millis(300), Duration::from_millis(1500));
+        .max_attempts(2)
+        .timeouts(Duration::from_millis(300), Duration::from_millis(1500));
     let signer = AwsKmsSigner::open(&uri(d, &alias), None, &opts)
         .await
         .expect("open");
@@ -657,13 +657,9 @@ async fn no_region_is_a_specific_error() {
     let no_region = aws_config::SdkConfig::builder()
         .behavior_version(aws_config::BehaviorVersion::latest())
         .build();
-    let e = AwsKmsSigner::open(
-        &u,
-        None,
-        &AwsKmsOptions::default().with_sdk_config(no_region),
-    )
-    .await
-    .expect_err("no region");
+    let e = AwsKmsSigner::open(&u, None, &AwsKmsOptions::default().sdk_config(no_region))
+        .await
+        .expect_err("no region");
     assert!(matches!(e, AwsKmsError::NoRegion { .. }), "{e:?}");
     assert!(e.to_string().contains("AWS_REGION"), "{e}");
 }
@@ -679,7 +675,7 @@ async fn missing_credentials_is_a_specific_error() {
     let e = AwsKmsSigner::open(
         &uri(d, &alias),
         None,
-        &AwsKmsOptions::default().with_sdk_config(no_creds),
+        &AwsKmsOptions::default().sdk_config(no_creds),
     )
     .await
     .expect_err("no credentials");

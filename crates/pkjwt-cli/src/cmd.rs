@@ -131,10 +131,10 @@ pub(crate) fn open_options(
     {
         use std::time::Duration;
         if let Some(n) = env_number("PKJWT_AWS_KMS_MAX_ATTEMPTS", 1, 100)? {
-            o.aws_kms = o.aws_kms.with_max_attempts(n as u32);
+            o.aws_kms = o.aws_kms.max_attempts(n as u32);
         }
         if let Some(n) = env_number("PKJWT_AWS_KMS_CONNECT_TIMEOUT", 1, 600)? {
-            o.aws_kms = o.aws_kms.with_connect_timeout(Duration::from_secs(n));
+            o.aws_kms = o.aws_kms.connect_timeout(Duration::from_secs(n));
         }
         if let Some(n) = env_number("PKJWT_AWS_KMS_TIMEOUT", 1, 600)? {
             let attempt = Duration::from_secs(n);
@@ -143,7 +143,7 @@ pub(crate) fn open_options(
             let operation = attempt
                 .saturating_mul(attempts)
                 .saturating_add(o.aws_kms.max_backoff.saturating_mul(attempts - 1));
-            o.aws_kms = o.aws_kms.with_timeouts(attempt, operation);
+            o.aws_kms = o.aws_kms.timeouts(attempt, operation);
         }
     }
     Ok(o)

@@ -166,19 +166,14 @@ impl FileSigner {
         })
     }
 
-    /// The certificate chain stored with the key (PKCS#12), leaf first; empty otherwise.
-    pub fn certificates(&self) -> &[Vec<u8>] {
-        &self.certificates
-    }
-
     /// The format the key was read from.
     pub fn format(&self) -> KeyFormat {
         self.format
     }
 
-    /// Signs synchronously (the work is a few microseconds to a millisecond of CPU; the async
-    /// [`Signer::sign`] calls this directly).
-    pub fn sign_sync(&self, message: &[u8]) -> Result<Signature, FileError> {
+    /// Signs synchronously, returning the typed [`FileError`] (the work is a few microseconds to a
+    /// millisecond of CPU; the async [`Signer::sign`] calls this directly).
+    pub fn try_sign(&self, message: &[u8]) -> Result<Signature, FileError> {
         match &self.key {
             PrivateKey::Ecdsa(k) => {
                 // The key pair was created for the curve's ASN.1 (DER) signing algorithm, which is
@@ -218,12 +213,13 @@ impl Signer for FileSigner {
         &self.public_key
     }
 
+    /// The certificate chain stored with the key (PKCS#12), leaf first; empty otherwise.
     fn certificate_chain(&self) -> &[Vec<u8>] {
         &self.certificates
     }
 
     async fn sign(&self, message: &[u8]) -> pkjwt_core::Result<Signature> {
-        self.sign_sync(message)
+        self.try_sign(message)
             .map_err(|e| pkjwt_core::Error::backend("file", e))
     }
 }

@@ -19,7 +19,6 @@ use pkjwt_core::Pkcs11Uri;
 
 use crate::Pkcs11Options;
 use crate::error::{Pkcs11Error, ckr_name};
-use crate::token::TokenRef;
 
 /// Environment variable with a colon-separated list of module paths that may be loaded.
 pub const ALLOWED_MODULES_ENV: &str = "PKJWT_PKCS11_ALLOWED_MODULES";
@@ -98,19 +97,23 @@ impl Module {
         self.refusals.load(Ordering::SeqCst)
     }
 
-    /// The return value of the latest PIN refusal on `token` after `mark`, if any.
-    pub(crate) fn refused_since(&self, token: &TokenRef, mark: u64) -> Option<RvError> {
+    /// The return value of the latest PIN refusal on the token `label`/`serial` (trimmed, as
+    /// the token reports them) after `mark`, if any.
+    ///
+    /// The token is named by its two fields rather than by `crate::token::TokenRef` so that this
+    /// module, which the token module builds on, does not import it back.
+    pub(crate) fn refused_since(&self, label: &str, serial: &str, mark: u64) -> Option<RvError> {
         let map = self.refused.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(&(token.label.clone(), token.serial.clone()))
+        map.get(&(label.to_owned(), serial.to_owned()))
             .filter(|(at, _)| *at > mark)
             .map(|(_, rv)| *rv)
     }
 
-    /// Records that `token` refused a PIN with `rv`.
-    pub(crate) fn record_refusal(&self, token: &TokenRef, rv: RvError) {
+    /// Records that the token `label`/`serial` refused a PIN with `rv`.
+    pub(crate) fn record_refusal(&self, label: &str, serial: &str, rv: RvError) {
         let mut map = self.refused.lock().unwrap_or_else(|p| p.into_inner());
         let at = self.refusals.fetch_add(1, Ordering::SeqCst) + 1;
-        map.insert((token.label.clone(), token.serial.clone()), (at, rv));
+        map.insert((label.to_owned(), serial.to_owned()), (at, rv));
     }
 
     /// Resolves the module the URI names, checks the allow-list, and returns the process-wide

@@ -475,7 +475,9 @@ impl Inner {
             Some(&self.logins),
         );
         if result.is_err()
-            && let Some(rv) = self.module.refused_since(token, self.pin_mark)
+            && let Some(rv) = self
+                .module
+                .refused_since(&token.label, &token.serial, self.pin_mark)
         {
             let rv = *self.refused.get_or_init(|| rv);
             return Err(Pkcs11Error::PinRefused {

@@ -223,7 +223,7 @@ pub(crate) fn ensure_login(
     if logged_in(session) {
         return Ok(());
     }
-    if let Some(rv) = module.refused_since(token, pin_mark) {
+    if let Some(rv) = module.refused_since(&token.label, &token.serial, pin_mark) {
         return Err(Pkcs11Error::PinRefused {
             token: token.label.clone(),
             rv,
@@ -235,7 +235,7 @@ pub(crate) fn ensure_login(
     match session.login(UserType::User, pin) {
         Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(()),
         Err(CkError::Pkcs11(rv, _)) if is_pin_refusal(rv) => {
-            module.record_refusal(token, rv);
+            module.record_refusal(&token.label, &token.serial, rv);
             Err(if rv == RvError::PinIncorrect {
                 Pkcs11Error::PinIncorrect {
                     token: token.label.clone(),

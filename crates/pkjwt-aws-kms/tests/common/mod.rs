@@ -169,8 +169,8 @@ pub fn sdk_config() -> SdkConfig {
 /// Options for the backend under test: static credentials, fast backoff.
 pub fn options() -> AwsKmsOptions {
     AwsKmsOptions::default()
-        .with_sdk_config(sdk_config())
-        .with_backoff(Duration::from_millis(10), Duration::from_millis(50))
+        .sdk_config(sdk_config())
+        .backoff(Duration::from_millis(10), Duration::from_millis(50))
 }
 
 /// The key URI a user would write, pointing at the double.
