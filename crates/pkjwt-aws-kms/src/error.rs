@@ -118,7 +118,8 @@ pub enum AwsKmsError {
         /// The key it names.
         target: String,
     },
-    /// Key generation created the key but not its alias.
+    /// Key generation created the key but not its alias. The message shows the cause (it sits
+    /// before the cleanup note), so the cause is not also a `source()`.
     #[error("created KMS key {key} but not its alias {alias}: {cause}; {cleanup}")]
     AliasNotCreated {
         /// The alias asked for.
@@ -126,18 +127,17 @@ pub enum AwsKmsError {
         /// The key that was created.
         key: String,
         /// Why CreateAlias failed.
-        #[source]
         cause: Box<AwsKmsError>,
         /// What happened to the new key.
         cleanup: String,
     },
-    /// A key was created but could not be opened (its public key read back).
+    /// A key was created but could not be opened (its public key read back). The message shows
+    /// the cause, which is therefore not also a `source()`.
     #[error("created KMS key {key} but could not open it: {cause}; {cleanup}")]
     CreatedKeyNotUsable {
         /// The key that was created.
         key: String,
         /// Why opening it failed.
-        #[source]
         cause: Box<AwsKmsError>,
         /// What happened to the new key.
         cleanup: String,
@@ -473,19 +473,10 @@ const BAD_CREDENTIALS: [&str; 6] = [
     "SignatureDoesNotMatch",
 ];
 
-/// The error and its sources, Display only, joined with ": " (the SDK's own
+/// The SDK error and its sources as text, through pkjwt's one chain walker (the SDK's own
 /// `DisplayErrorContext` appends a Debug dump that helps nobody reading a CLI message).
 fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = cur {
-        let text = e.to_string();
-        if !text.is_empty() && parts.last().is_none_or(|p| !p.contains(&text)) {
-            parts.push(text);
-        }
-        cur = e.source();
-    }
-    parts.join(": ")
+    pkjwt_core::ErrorChain(err).to_string()
 }
 
 /// True when a dispatch failure is the SDK finding no credentials. The SDK exposes this only as

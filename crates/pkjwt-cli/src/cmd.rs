@@ -100,9 +100,11 @@ impl KeyArgs {
     pub(crate) async fn open(
         &self,
         alg: Option<Algorithm>,
-    ) -> Result<std::sync::Arc<dyn Signer>, pkjwt::Error> {
-        let options = self.options(alg).map_err(pkjwt::Error::Assertion)?;
-        pkjwt::open_uri(&self.uri()?, &options).await
+    ) -> Result<std::sync::Arc<dyn Signer>, Box<dyn std::error::Error + Send + Sync>> {
+        // An out-of-range PKJWT_* variable is reported as itself, as every other command does
+        // (it is not an assertion setting).
+        let options = self.options(alg)?;
+        Ok(pkjwt::open_uri(&self.uri()?, &options).await?)
     }
 }
 

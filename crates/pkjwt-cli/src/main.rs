@@ -101,15 +101,60 @@ fn main() -> ExitCode {
             if is_broken_pipe(&*e) {
                 return ExitCode::SUCCESS;
             }
-            let _ = writeln!(std::io::stderr(), "pkjwt: error: {}", chain(&*e));
+            // The one chain printer (pkjwt_core::display_chain), then the flag that helps.
+            let mut line = pkjwt::display_chain(&*e);
+            if let Some(hint) = flag_hint(&*e) {
+                line.push_str("; ");
+                line.push_str(hint);
+            }
+            let _ = writeln!(std::io::stderr(), "pkjwt: error: {line}");
             ExitCode::FAILURE
         }
     }
 }
 
-/// The error and its causes on one line.
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    pkjwt::display_chain(e)
+/// The command-line flag that fixes an error, where the library's message can only name the API
+/// field (libraries do not know about flags). Found by walking the cause chain, so it works
+/// behind `file backend`, `client assertion` and the like.
+fn flag_hint(e: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    use pkjwt_client::ClientError;
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        if let Some(pkjwt::FileError::InsecurePermissions { .. }) = c.downcast_ref() {
+            return Some("to accept it here, pass --allow-insecure-key-permissions");
+        }
+        if let Some(pkjwt::Error::NoCertificateStorage { .. }) = c.downcast_ref() {
+            return Some("pass the certificate file with --cert where it is needed");
+        }
+        if let Some(ce) = c.downcast_ref::<ClientError>() {
+            match ce {
+                ClientError::ThumbprintRequired {
+                    field: "x5t_s256", ..
+                } => {
+                    return Some(
+                        "give the certificate with --cert FILE, or its thumbprint with --x5t-s256",
+                    );
+                }
+                ClientError::ThumbprintRequired { .. } => {
+                    return Some("give the certificate with --cert FILE");
+                }
+                ClientError::Registration { error, .. }
+                    if error.status == 401 && error.error == "invalid_token" =>
+                {
+                    return Some(
+                        "give the initial access token with --initial-access-token-source, or \
+                         manage a registration with --registration FILE as saved by `pkjwt register`",
+                    );
+                }
+                _ if ce.oauth().is_some_and(|o| o.error == "invalid_client") => {
+                    return Some("the aud is chosen by --profile (or --aud-mode)");
+                }
+                _ => {}
+            }
+        }
+        cur = c.source();
+    }
+    None
 }
 
 fn is_broken_pipe(e: &(dyn std::error::Error + 'static)) -> bool {

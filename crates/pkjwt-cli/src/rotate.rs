@@ -233,9 +233,10 @@ async fn sync_registration(
         ),
         Err(e) => {
             return Err(format!(
-                "the rotation state is saved, but updating the registration in {} failed: {e}; \
+                "the rotation state is saved, but updating the registration in {} failed: {}; \
                  retry with: pkjwt register --update --registration {} --state STATE",
                 path.display(),
+                pkjwt::ErrorChain(&*e),
                 path.display()
             )
             .into());

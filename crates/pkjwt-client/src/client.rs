@@ -369,18 +369,18 @@ impl TokenClient {
             metadata.check_private_key_jwt(signer.algorithm())?;
         }
         if config.profile.require_x5t_s256 && config.x5t_s256.is_none() {
-            return Err(ClientError::Config(format!(
-                "profile {} sends the certificate thumbprint (x5t#S256) the server registered; \
-                 set ClientConfig::x5t_s256 (pkjwt token --cert FILE or --x5t-s256)",
-                config.profile.name
-            )));
+            return Err(ClientError::ThumbprintRequired {
+                profile: config.profile.name.clone(),
+                what: "certificate thumbprint (x5t#S256) the server registered",
+                field: "x5t_s256",
+            });
         }
         if config.profile.require_x5t_sha1 && config.x5t.is_none() {
-            return Err(ClientError::Config(format!(
-                "profile {} sends the SHA-1 certificate thumbprint (x5t); set ClientConfig::x5t \
-                 (pkjwt token --cert FILE)",
-                config.profile.name
-            )));
+            return Err(ClientError::ThumbprintRequired {
+                profile: config.profile.name.clone(),
+                what: "SHA-1 certificate thumbprint (x5t)",
+                field: "x5t",
+            });
         }
         let options = Self::assertion_options(&config, &metadata, None);
         let assertion = ClientAssertion::new(signer, options)?;

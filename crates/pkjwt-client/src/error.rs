@@ -27,7 +27,8 @@ impl fmt::Display for OAuthError {
             f.write_str(
                 "; the server refused the client assertion: check that its JWKS has this key's kid \
                  (and has fetched it: servers cache jwks_uri), the aud (issuer or token endpoint, \
-                 see --profile), the algorithm registered for the client, and the clock",
+                 as the profile's audience says), the algorithm registered for the client, and the \
+                 clock",
             )?;
         }
         Ok(())
@@ -69,9 +70,20 @@ pub enum ClientError {
         /// What the metadata lists instead.
         supported: String,
     },
-    /// The client assertion could not be made.
-    #[error("client assertion: {0}")]
+    /// The client assertion could not be made (the core error is the source).
+    #[error("client assertion")]
     Assertion(#[from] pkjwt_core::Error),
+    /// The profile sends a certificate thumbprint in the assertion header and the
+    /// [`ClientConfig`](crate::ClientConfig) has none.
+    #[error("profile {profile} sends the {what}; set ClientConfig::{field}")]
+    ThumbprintRequired {
+        /// The profile's name.
+        profile: String,
+        /// The header member, described.
+        what: &'static str,
+        /// The `ClientConfig` field to set (`x5t_s256` or `x5t`).
+        field: &'static str,
+    },
     /// The token endpoint answered with an RFC 6749 §5.2 error.
     #[error("token request refused: {0}")]
     OAuth(OAuthError),
@@ -84,8 +96,9 @@ pub enum ClientError {
         /// The error response.
         error: OAuthError,
     },
-    /// A software statement or signed registration request could not be signed.
-    #[error("signing the {what}: {source}")]
+    /// A software statement or signed registration request could not be signed (the signer's
+    /// error is the source).
+    #[error("signing the {what}")]
     Sign {
         /// What was being signed.
         what: &'static str,
@@ -119,7 +132,7 @@ pub enum ClientError {
         reason: String,
     },
     /// Retries ran out; the last failure is the source.
-    #[error("gave up after {attempts} attempts: {last}")]
+    #[error("gave up after {attempts} attempts")]
     RetriesExhausted {
         /// Requests sent.
         attempts: u32,
@@ -149,8 +162,8 @@ fn registration_hint(e: &OAuthError) -> &'static str {
     match e.error.as_str() {
         "invalid_token" if e.status == 401 => {
             "; the server wants a valid bearer token: an initial access token for registration \
-             (--initial-access-token-source), or the registration access token saved by \
-             `pkjwt register` for read/update/delete (a deleted client's token no longer works)"
+             (RegisterOptions::initial_access_token), or the registration access token of the \
+             saved registration for read/update/delete (a deleted client's token no longer works)"
         }
         "invalid_client_metadata" => {
             "; a metadata value was refused (see the description; expected private_key_jwt with \

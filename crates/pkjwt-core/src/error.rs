@@ -3,6 +3,11 @@
 //! Each variant names what was wrong and, where it helps, what was expected. Backends keep their
 //! own error enums (`FileError`, `Pkcs11Error`, …) and convert into [`Error::Backend`], so that the
 //! facade and the CLI can treat every backend alike while the cause chain stays intact.
+//!
+//! The rule for every error type in pkjwt (docs/design.md, "Errors"): a variant either shows its
+//! cause in its own message or returns it from `source()`, never both. A variant that wraps a
+//! typed cause returns it and its message says only what it adds (`file backend`, `client
+//! assertion`); [`display_chain`] is the one place that joins a message with its causes.
 
 use std::fmt;
 
@@ -78,14 +83,33 @@ pub enum Error {
         /// Why it failed.
         reason: String,
     },
-    /// The signing backend failed.
-    #[error("{backend} backend: {source}")]
+    /// The signing backend failed. The backend's error is the [`source`](std::error::Error::source);
+    /// [`display_chain`] prints both.
+    #[error("{backend} backend")]
     Backend {
         /// Which backend ("file", "PKCS#11", "AWS KMS").
         backend: &'static str,
         /// The backend's own error.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+    /// A certificate could not be built, read or checked (the X.509 crate's error is the
+    /// [`source`](std::error::Error::source)).
+    #[error("X.509 certificate")]
+    Certificate {
+        /// The certificate crate's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+    /// A certificate was to be stored next to a key whose backend has no place for one.
+    #[error(
+        "{uri}: only PKCS#11 tokens store certificates next to the key; keep the certificate file \
+         and give it wherever the key's certificate is needed, or use a PKCS#12 keystore for a \
+         file key"
+    )]
+    NoCertificateStorage {
+        /// The key URI, redacted.
+        uri: String,
     },
     /// A signature returned by a backend does not fit the signature contract of [`crate::Signer`].
     #[error("signature from backend does not fit {alg}: {reason}")]
@@ -109,6 +133,16 @@ impl Error {
         }
     }
 
+    /// Wraps a certificate (X.509) error.
+    pub fn certificate<E>(source: E) -> Self
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        Error::Certificate {
+            source: Box::new(source),
+        }
+    }
+
     pub(crate) fn der(what: &'static str, reason: impl fmt::Display) -> Self {
         Error::Der {
             what,
@@ -121,21 +155,32 @@ impl Error {
     }
 }
 
-/// An error and its causes on one line (`outer: cause: root cause`), skipping a cause whose text
-/// the line already shows (many errors repeat their source in their own message).
+/// An error and its causes on one line, `outer: cause: root cause`, with control characters
+/// escaped ([`escape_controls`]): how pkjwt shows an error to a person (the CLI's `pkjwt: error:`
+/// line, a log line). Every cause is printed once, as its own `Display` says it; nothing is
+/// dropped, because no pkjwt error repeats its source in its own message (see the module docs).
 pub fn display_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let s = c.to_string();
-        if !out.contains(&s) {
-            out.push_str(": ");
-            out.push_str(&s);
-        }
-        cur = c.source();
-    }
     // Causes carry outside text (a server's description, a kid): never raw to a terminal.
-    escape_controls(&out).into_owned()
+    escape_controls(&ErrorChain(e).to_string()).into_owned()
+}
+
+/// Writes an error and its causes joined with `": "`, unescaped: the walker behind
+/// [`display_chain`], for putting a foreign error's whole chain into another error's text (an
+/// SDK's dispatch failure, an HTTP client's connect error). Text shown to a person goes through
+/// [`display_chain`], which escapes it once at the end.
+#[derive(Clone, Copy, Debug)]
+pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cur = self.0.source();
+        while let Some(c) = cur {
+            write!(f, ": {c}")?;
+            cur = c.source();
+        }
+        Ok(())
+    }
 }
 
 /// Makes outside text safe to show on a terminal or in a log line: control characters (C0 with

@@ -36,7 +36,7 @@ pub use assertion::{
     SystemClock,
 };
 pub use der::{ecdsa_der_to_fixed, ecdsa_fixed_to_der};
-pub use error::{Error, Result, display_chain, escape_controls};
+pub use error::{Error, ErrorChain, Result, display_chain, escape_controls};
 pub use jwk::{Jwk, JwkSet, published_alg, thumbprint};
 pub use key::{MAX_RSA_BITS, MIN_RSA_BITS, PublicKey};
 pub use signer::{Signature, Signer};

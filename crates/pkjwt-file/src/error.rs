@@ -8,8 +8,8 @@ use pkjwt_core::Algorithm;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FileError {
-    /// The file could not be read or written.
-    #[error("{path}: {source}")]
+    /// The file could not be read or written (the OS error is the source).
+    #[error("{}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
@@ -20,7 +20,7 @@ pub enum FileError {
     /// A private key file others can read.
     #[error(
         "{path}: private key file is accessible by group or others (mode {mode:04o}); \
-         run `chmod 600 {path}`, or allow it explicitly (--allow-insecure-key-permissions)"
+         run `chmod 600 {path}`, or allow it explicitly (FileOptions::allow_insecure_permissions)"
     )]
     InsecurePermissions {
         /// The file.
@@ -65,8 +65,9 @@ pub enum FileError {
         "{0}: already exists; refusing to overwrite a key (remove it first, or choose another path)"
     )]
     Exists(PathBuf),
-    /// Key or algorithm rejected by the core rules (size, curve, algorithm mismatch).
-    #[error("{}{source}", path_prefix(.path))]
+    /// Key or algorithm rejected by the core rules (size, curve, algorithm mismatch); the core
+    /// error is the source.
+    #[error("{}", key_context(.path))]
     Key {
         /// The file, when known.
         path: Option<PathBuf>,
@@ -88,6 +89,15 @@ pub enum FileError {
     Internal(&'static str),
 }
 
+/// What [`FileError::Key`] says before its cause: the file, or that a key (made or parsed in
+/// memory) was refused.
+fn key_context(p: &Option<PathBuf>) -> String {
+    match p {
+        Some(p) => p.display().to_string(),
+        None => "key refused".into(),
+    }
+}
+
 fn path_prefix(p: &Option<PathBuf>) -> String {
     match p {
         Some(p) => format!("{}: ", p.display()),
@@ -104,6 +114,12 @@ impl From<pkjwt_core::Error> for FileError {
                 source: other,
             },
         }
+    }
+}
+
+impl From<FileError> for pkjwt_core::Error {
+    fn from(e: FileError) -> Self {
+        pkjwt_core::Error::backend("file", e)
     }
 }
 

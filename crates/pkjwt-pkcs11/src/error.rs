@@ -97,8 +97,8 @@ pub enum Pkcs11Error {
         /// The token label.
         token: String,
     },
-    /// The PIN could not be read from its source.
-    #[error("token \"{token}\": {source}")]
+    /// The PIN could not be read from its source (the core error, the source, says why).
+    #[error("token \"{token}\"")]
     PinSource {
         /// The token label.
         token: String,
@@ -251,8 +251,9 @@ pub enum Pkcs11Error {
         /// The CKA_ID in URI percent-encoding.
         id_hex: String,
     },
-    /// The requested algorithm does not fit the key.
-    #[error("private key {key}: {source}")]
+    /// The requested algorithm does not fit the key (the core error, the source, names the
+    /// algorithms the key supports).
+    #[error("private key {key}")]
     Algorithm {
         /// Label and id of the key.
         key: String,
@@ -291,14 +292,15 @@ pub enum Pkcs11Error {
         /// The clashing objects.
         existing: String,
     },
-    /// A PKCS#11 call failed.
-    #[error("{context}: {}", describe(.source))]
+    /// A PKCS#11 call failed. The message shows the function and the `CKR_` name, not
+    /// cryptoki's paragraph; the cryptoki error is kept (for [`Pkcs11Error::rv`]) but is not a
+    /// `source()`, so that the cause is not printed twice.
+    #[error("{context}: {}", describe(.error))]
     Call {
         /// What pkjwt was doing (for example "signing with key \"client\" on token \"t\"").
         context: String,
         /// The cryptoki error (function and return value).
-        #[source]
-        source: CkError,
+        error: CkError,
     },
     /// Sessions kept failing after the configured number of rebuilds.
     #[error(
@@ -329,10 +331,10 @@ pub enum Pkcs11Error {
 }
 
 impl Pkcs11Error {
-    pub(crate) fn call(context: impl Into<String>, source: CkError) -> Self {
+    pub(crate) fn call(context: impl Into<String>, error: CkError) -> Self {
         Pkcs11Error::Call {
             context: context.into(),
-            source,
+            error,
         }
     }
 
@@ -340,7 +342,7 @@ impl Pkcs11Error {
     pub fn rv(&self) -> Option<RvError> {
         match self {
             Pkcs11Error::Call {
-                source: CkError::Pkcs11(rv, _),
+                error: CkError::Pkcs11(rv, _),
                 ..
             } => Some(*rv),
             Pkcs11Error::RecoveryExhausted { last, .. } => last.rv(),

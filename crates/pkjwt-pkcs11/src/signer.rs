@@ -191,7 +191,7 @@ fn is_recoverable(e: &CkError) -> bool {
 
 fn err_is_recoverable(e: &Pkcs11Error) -> bool {
     match e {
-        Pkcs11Error::Call { source, .. } => is_recoverable(source),
+        Pkcs11Error::Call { error, .. } => is_recoverable(error),
         // The token vanished from the slot list (device removed, not back yet).
         Pkcs11Error::TokenNotFound { .. } => true,
         _ => false,
@@ -612,7 +612,7 @@ impl Inner {
                 Ok(x) => x,
                 Err((e, epoch)) if err_is_recoverable(&e) => {
                     let dead =
-                        matches!(&e, Pkcs11Error::Call { source, .. } if session_is_dead(source));
+                        matches!(&e, Pkcs11Error::Call { error, .. } if session_is_dead(error));
                     last = Some(e);
                     if let Err(e) = self.recover(epoch, dead) {
                         if !err_is_recoverable(&e) {

@@ -85,7 +85,7 @@ impl AccessTokenClaims {
 #[non_exhaustive]
 pub enum DiscoveryError {
     /// The metadata could not be fetched.
-    #[error("discovery: {0}")]
+    #[error("discovery")]
     Fetch(#[from] JwksError),
     /// The metadata's `issuer` is not the configured issuer (FAPI 2.0: exact match).
     #[error("discovery: metadata issuer is {found:?}, configured issuer is {expected:?}")]

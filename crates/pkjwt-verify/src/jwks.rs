@@ -393,15 +393,9 @@ fn refused_in<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a Refuse
     None
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
+/// A transport error and its causes as text, through pkjwt's one chain walker.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    pkjwt_core::ErrorChain(e).to_string()
 }
 
 /// `max-age` from a Cache-Control value; `no-store`/`no-cache` mean "as short as allowed" (0,

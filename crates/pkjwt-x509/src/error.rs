@@ -33,8 +33,8 @@ pub enum X509Error {
         /// Description of the signer's key.
         signer_key: String,
     },
-    /// Signing failed in the backend.
-    #[error("signing the certificate failed: {0}")]
+    /// Signing failed in the backend (the backend's error is the source).
+    #[error("signing the certificate failed")]
     Sign(#[source] pkjwt_core::Error),
     /// A key pkjwt cannot use.
     #[error(transparent)]
@@ -50,6 +50,12 @@ pub enum X509Error {
     /// The builder refused.
     #[error("cannot build the certificate: {0}")]
     Build(String),
+}
+
+impl From<X509Error> for pkjwt_core::Error {
+    fn from(e: X509Error) -> Self {
+        pkjwt_core::Error::certificate(e)
+    }
 }
 
 impl X509Error {

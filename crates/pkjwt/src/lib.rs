@@ -54,21 +54,15 @@ pub async fn open(uri: &str, options: &OpenOptions) -> Result<Arc<dyn Signer>> {
 /// Opens the key a parsed [`KeyUri`] names.
 pub async fn open_uri(uri: &KeyUri, options: &OpenOptions) -> Result<Arc<dyn Signer>> {
     match uri {
-        KeyUri::File(f) => Ok(Arc::new(
-            FileSigner::open(f, options.alg, &options.file)
-                .map_err(|e| Error::backend("file", e))?,
-        )),
+        // Each backend error converts into Error::Backend through its From impl.
+        KeyUri::File(f) => Ok(Arc::new(FileSigner::open(f, options.alg, &options.file)?)),
         #[cfg(feature = "pkcs11")]
         KeyUri::Pkcs11(p) => Ok(Arc::new(
-            pkjwt_pkcs11::Pkcs11Signer::open(p, options.alg, &options.pkcs11)
-                .await
-                .map_err(|e| Error::backend("PKCS#11", e))?,
+            pkjwt_pkcs11::Pkcs11Signer::open(p, options.alg, &options.pkcs11).await?,
         )),
         #[cfg(feature = "aws-kms")]
         KeyUri::AwsKms(k) => Ok(Arc::new(
-            pkjwt_aws_kms::AwsKmsSigner::open(k, options.alg, &options.aws_kms)
-                .await
-                .map_err(|e| Error::backend("AWS KMS", e))?,
+            pkjwt_aws_kms::AwsKmsSigner::open(k, options.alg, &options.aws_kms).await?,
         )),
         #[allow(unreachable_patterns)]
         _ => Err(not_built(uri)),
@@ -83,22 +77,15 @@ pub async fn generate(
 ) -> Result<Arc<dyn Signer>> {
     match uri {
         KeyUri::File(f) if f.password.is_some() => generate_keystore(f, alg, options).await,
-        KeyUri::File(f) => Ok(Arc::new(
-            pkjwt_file::generate(f, alg, &options.generate)
-                .map_err(|e| Error::backend("file", e))?,
-        )),
+        KeyUri::File(f) => Ok(Arc::new(pkjwt_file::generate(f, alg, &options.generate)?)),
         #[cfg(feature = "pkcs11")]
         KeyUri::Pkcs11(p) => {
-            pkjwt_pkcs11::generate(p, alg, &options.pkcs11)
-                .await
-                .map_err(|e| Error::backend("PKCS#11", e))?;
+            pkjwt_pkcs11::generate(p, alg, &options.pkcs11).await?;
             open_uri(uri, &options.clone().alg(Some(alg))).await
         }
         #[cfg(feature = "aws-kms")]
         KeyUri::AwsKms(k) => {
-            pkjwt_aws_kms::generate(k, alg, &options.aws_kms)
-                .await
-                .map_err(|e| Error::backend("AWS KMS", e))?;
+            pkjwt_aws_kms::generate(k, alg, &options.aws_kms).await?;
             open_uri(uri, &options.clone().alg(Some(alg))).await
         }
         _ => Err(not_built(uri)),
@@ -111,17 +98,16 @@ pub async fn generate(
 pub async fn store_certificate(uri: &KeyUri, cert_der: &[u8], options: &OpenOptions) -> Result<()> {
     match uri {
         #[cfg(feature = "pkcs11")]
-        KeyUri::Pkcs11(p) => pkjwt_pkcs11::store_certificate(p, cert_der.to_vec(), &options.pkcs11)
-            .await
-            .map_err(|e| Error::backend("PKCS#11", e)),
+        KeyUri::Pkcs11(p) => {
+            Ok(pkjwt_pkcs11::store_certificate(p, cert_der.to_vec(), &options.pkcs11).await?)
+        }
         #[cfg(not(feature = "pkcs11"))]
         KeyUri::Pkcs11(_) => Err(not_built(uri)),
         _ => {
             let _ = (cert_der, options);
-            Err(Error::UnsupportedKey(format!(
-                "{uri}: only PKCS#11 tokens store certificates next to the key; keep the PEM file \
-                 (and pass it with --cert), or use a PKCS#12 keystore for a file key"
-            )))
+            Err(Error::NoCertificateStorage {
+                uri: uri.to_string(),
+            })
         }
     }
 }
@@ -133,26 +119,24 @@ async fn generate_keystore(
     alg: Algorithm,
     options: &OpenOptions,
 ) -> Result<Arc<dyn Signer>> {
-    let file_err = |e| Error::backend("file", e);
-    let source = f.password.as_ref().ok_or_else(|| {
-        Error::Assertion("a PKCS#12 keystore needs password-source=env:NAME or file:PATH".into())
+    // `generate` only calls this with a password source; a URI without one is still refused
+    // as a URI problem rather than assumed.
+    let source = f.password.as_ref().ok_or_else(|| Error::KeyUri {
+        uri: KeyUri::File(f.clone()).to_string(),
+        reason: "a PKCS#12 keystore needs password-source=env:NAME or file:PATH".into(),
     })?;
     let password = source.read("keystore password")?;
-    let (signer, pkcs8) =
-        pkjwt_file::generate_in_memory(alg, &options.generate).map_err(file_err)?;
+    let (signer, pkcs8) = pkjwt_file::generate_in_memory(alg, &options.generate)?;
     let cn = f
         .path
         .file_stem()
         .and_then(|s| s.to_str())
         .filter(|s| !s.is_empty() && !s.contains([',', '+', '=', '"', '\\', '<', '>', ';']))
         .unwrap_or("pkjwt-client");
-    let opts = pkjwt_x509::CertOptions::new(&format!("CN={cn}"))
-        .and_then(|o| o.days(365))
-        .map_err(|e| Error::backend("file", e))?;
-    let cert = pkjwt_x509::self_signed(&signer, &opts)
-        .await
-        .map_err(|e| Error::backend("file", e))?;
-    pkjwt_file::pkcs12::write_new(&f.path, &pkcs8, &[cert], &password).map_err(file_err)?;
+    // Certificate failures are Error::Certificate (From<X509Error>), not the file backend's.
+    let opts = pkjwt_x509::CertOptions::new(&format!("CN={cn}")).and_then(|o| o.days(365))?;
+    let cert = pkjwt_x509::self_signed(&signer, &opts).await?;
+    pkjwt_file::pkcs12::write_new(&f.path, &pkcs8, &[cert], &password)?;
     open_uri(&KeyUri::File(f.clone()), &options.clone().alg(Some(alg))).await
 }
 
