@@ -5,8 +5,8 @@
 # token against the server's keys.
 #
 # Everything binds 127.0.0.1 and runs from a fresh temporary directory; every process started
-# here is stopped on exit. infra/ci/setup.sh installs what is missing (Debian packages, the
-# Python venv, `npm ci` for oidc-provider).
+# here is stopped on exit. infra/ci/setup.sh installs what is missing (Debian packages and
+# `npm ci` for oidc-provider; the quick start needs no Python venv).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -22,7 +22,8 @@ if [ "${1:-}" = --cargo-selection ]; then echo "${selection[*]}"; exit 0; fi
 say() { printf '\n\033[1;32m== %s\033[0m\n' "$*"; }
 note() { printf '   %s\n' "$*"; }
 
-"$root/infra/ci/setup.sh"
+# Debian packages and `npm ci`; no .venv: the Python here is the standard library's alone.
+"$root/infra/ci/setup.sh" --without-venv
 # The profile: `quickstart` (Cargo.toml: the dev profile without debug info, the fastest build
 # from a fresh clone; nothing here needs optimized code), `release`, or `dev`, which reuses the
 # test suite's debug build: infra/ci/test.sh sets it after its test step, so the selection is
@@ -42,7 +43,7 @@ target="${CARGO_TARGET_DIR:-$root/target}"
 pkjwt="$target/$dir/pkjwt"
 api_bin="$target/$dir/examples/protected_api"
 rust_client="$target/$dir/examples/client_credentials"
-py="$root/.venv/bin/python"
+py="${PYTHON:-python3}"
 "$pkjwt" --version
 
 work="$(mktemp -d)"
