@@ -5,31 +5,45 @@
 # token against the server's keys.
 #
 # Everything binds 127.0.0.1 and runs from a fresh temporary directory; every process started
-# here is stopped on exit. infra/ci/setup.sh installs what is missing (Debian packages, the
-# Python venv, `npm ci` for oidc-provider).
+# here is stopped on exit. infra/ci/setup.sh installs what is missing (Debian packages and
+# `npm ci` for oidc-provider; the quick start needs no Python venv).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
+# What the quick start builds: the CLI and the two examples it runs, with only the backends it
+# uses (its key is on SoftHSM, or in a file without SoftHSM), so the AWS SDK never compiles.
+# `--cargo-selection` prints these packages and features (infra/ci/test.sh checks with
+# `cargo tree` that they leave the AWS SDK out).
+selection=(-p pkjwt-cli -p pkjwt-examples --no-default-features
+  --features pkjwt-cli/pkcs11,pkjwt-examples/pkcs11)
+if [ "${1:-}" = --cargo-selection ]; then echo "${selection[*]}"; exit 0; fi
+
 say() { printf '\n\033[1;32m== %s\033[0m\n' "$*"; }
 note() { printf '   %s\n' "$*"; }
 
-"$root/infra/ci/setup.sh"
-# PKJWT_QUICKSTART_PROFILE=dev reuses the test suite's debug build (infra/ci/test.sh sets it, so
-# CI does not pay for a second, optimized build of the AWS SDK).
-profile="${PKJWT_QUICKSTART_PROFILE:-release}"
+# Debian packages and `npm ci`; no .venv: the Python here is the standard library's alone.
+"$root/infra/ci/setup.sh" --without-venv
+# The profile: `quickstart` (Cargo.toml: the dev profile without debug info, the fastest build
+# from a fresh clone; nothing here needs optimized code), `release`, or `dev`, which reuses the
+# test suite's debug build: infra/ci/test.sh sets it after its test step, so the selection is
+# then the test step's own (whole workspace, all features) and nothing compiles a second time.
+profile="${PKJWT_QUICKSTART_PROFILE:-quickstart}"
 case "$profile" in
+  quickstart) dir=quickstart ;;
   release) dir=release ;;
-  dev) dir=debug ;;
-  *) echo "PKJWT_QUICKSTART_PROFILE must be release or dev" >&2; exit 2 ;;
+  dev) dir=debug; selection=(--workspace --all-features) ;;
+  *) echo "PKJWT_QUICKSTART_PROFILE must be quickstart, release or dev" >&2; exit 2 ;;
 esac
 say "building pkjwt and the examples ($profile)"
-cargo build --profile "$profile" -q -p pkjwt-cli
-cargo build --profile "$profile" -q -p pkjwt-examples --examples
-pkjwt="$root/target/$dir/pkjwt"
-api_bin="$root/target/$dir/examples/protected_api"
-rust_client="$root/target/$dir/examples/client_credentials"
-py="$root/.venv/bin/python"
+# One invocation: one feature resolution, so every library both need compiles once.
+cargo build --profile "$profile" -q "${selection[@]}" \
+  --bin pkjwt --example protected_api --example client_credentials
+target="${CARGO_TARGET_DIR:-$root/target}"
+pkjwt="$target/$dir/pkjwt"
+api_bin="$target/$dir/examples/protected_api"
+rust_client="$target/$dir/examples/client_credentials"
+py="${PYTHON:-python3}"
 "$pkjwt" --version
 
 work="$(mktemp -d)"

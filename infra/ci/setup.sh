@@ -3,7 +3,16 @@
 # the Rust toolchain, Python and Node: Debian packages (SoftHSM2, OpenSSL, Redis), a Python venv
 # (.venv) with the test peers' packages, and npm dependencies of the authorization server.
 # Idempotent: a second run checks and returns quickly.
+#
+# `--without-venv` skips the venv: the quick start needs only the Python standard library (the
+# venv's packages, moto and its AWS dependencies above all, are for the test suite).
 set -euo pipefail
+venv=yes
+case "${1:-}" in
+  "") ;;
+  --without-venv) venv=no ;;
+  *) echo "usage: $0 [--without-venv]" >&2; exit 2 ;;
+esac
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
 
@@ -27,19 +36,23 @@ fi
 
 # Python venv with pinned requirements (every infra/ci/requirements*.txt).
 python="${PYTHON:-python3}"
-if [ ! -x .venv/bin/python ]; then
-  log "creating .venv"
-  "$python" -m venv .venv
-fi
-stamp=.venv/.requirements.sha256
-want="$(cat infra/ci/requirements*.txt | sha256sum | cut -d' ' -f1)"
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  log "pip install -r infra/ci/requirements*.txt"
-  .venv/bin/pip install -q --disable-pip-version-check --upgrade pip >/dev/null
-  for r in infra/ci/requirements*.txt; do
-    .venv/bin/pip install -q --disable-pip-version-check -r "$r"
-  done
-  echo "$want" > "$stamp"
+if [ "$venv" = no ]; then
+  log "no .venv (--without-venv)"
+else
+  if [ ! -x .venv/bin/python ]; then
+    log "creating .venv"
+    "$python" -m venv .venv
+  fi
+  stamp=.venv/.requirements.sha256
+  want="$(cat infra/ci/requirements*.txt | sha256sum | cut -d' ' -f1)"
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    log "pip install -r infra/ci/requirements*.txt"
+    .venv/bin/pip install -q --disable-pip-version-check --upgrade pip >/dev/null
+    for r in infra/ci/requirements*.txt; do
+      .venv/bin/pip install -q --disable-pip-version-check -r "$r"
+    done
+    echo "$want" > "$stamp"
+  fi
 fi
 
 # Authorization server (oidc-provider) dependencies, when present.

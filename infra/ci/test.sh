@@ -29,6 +29,13 @@ step "feature gating: a PKCS#11-only CLI does not compile the AWS SDK"
 if cargo tree -p pkjwt-cli --no-default-features --features pkcs11 -e normal | grep -E "aws-sdk|aws-config"; then
   echo "the PKCS#11-only build depends on the AWS SDK" >&2; exit 1
 fi
+# The quick start's own build (its packages and features): no AWS SDK either, counting the
+# features that dev-dependencies unify in when it builds examples.
+read -ra qs <<<"$(infra/quickstart.sh --cargo-selection)"
+if cargo tree "${qs[@]}" -e normal,build | grep -E "aws-sdk|aws-config" ||
+   cargo tree "${qs[@]}" -e features,normal,build,dev -i pkjwt | grep -F 'pkjwt feature "aws-kms"'; then
+  echo "the quick start's build ($(infra/quickstart.sh --cargo-selection)) compiles the AWS SDK" >&2; exit 1
+fi
 
 step "tests"
 if cargo nextest --version >/dev/null 2>&1; then
@@ -42,10 +49,14 @@ step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --quiet
 
 step "examples"
-# Both sides of private_key_jwt with no server: signs, verifies, refuses the replay.
-cargo run -q -p pkjwt-examples --example sign_and_verify >/dev/null
+# Both sides of private_key_jwt with no server: signs, verifies, refuses the replay. Built with
+# the test step's selection (whole workspace, all features), so nothing compiles again; `cargo
+# run -p pkjwt-examples` would resolve other features and rebuild ~40 crates, the AWS SDK among them.
+cargo build -q --workspace --all-features --example sign_and_verify
+"${CARGO_TARGET_DIR:-target}/debug/examples/sign_and_verify" >/dev/null
 
 step "quick start (smoke)"
+# The dev profile and the test step's selection: it reuses that build instead of compiling its own.
 PKJWT_QUICKSTART_PROFILE=dev infra/quickstart.sh >/dev/null
 
 step "done in $(( $(date +%s) - start ))s"
