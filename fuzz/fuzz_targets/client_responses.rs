@@ -24,10 +24,13 @@
 //!       when the body is an object with a non-empty string `access_token`, and the response
 //!       mirrors the body; other statuses give the RFC 6749 error when the body has one; the
 //!       response's `Debug` does not depend on the tokens; no error text quotes the
-//!       `access_token` or `refresh_token` of the body.
+//!       `access_token` or `refresh_token` of the body; no error text (its `Display` or the
+//!       printed chain) carries a raw control character or bidirectional override from the
+//!       body or headers (issue 12, item 6).
 //!    4. `RegistrationClient::register`: accepted only for 200/201 with a `client_id`, the
 //!       registration mirroring the body; refusals carry the body's (or `WWW-Authenticate`'s)
-//!       error; no error text quotes the `registration_access_token` or `client_secret`.
+//!       error; no error text quotes the `registration_access_token` or `client_secret`, or
+//!       carries a raw control character (issue 12, item 6).
 //!    5. Discovery (`RegistrationClient::discover`, which reads metadata with the same code as
 //!       `TokenClient::discover`), with `$ISSUER` in the body replaced by the loopback issuer:
 //!       accepted metadata names exactly that issuer, has http(s) endpoints, and takes
@@ -225,6 +228,20 @@ impl<'a> Canned<'a> {
 
     fn json_object(&self) -> Option<Map<String, Value>> {
         serde_json::from_slice(self.body()).ok()
+    }
+}
+
+/// Issue 12, item 6: what reaches a terminal or a log carries no control character, no
+/// bidirectional override and no line separator from the server's text. `Display` of the error
+/// itself is what a library caller logs; `display_chain` is what the CLI prints.
+fn assert_terminal_safe(e: &ClientError) {
+    for text in [e.to_string(), display_chain(e)] {
+        if let Some(c) = text.chars().find(|&c| {
+            c.is_control()
+                || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}')
+        }) {
+            panic!("raw {c:?} reaches a terminal: {text:?}");
+        }
     }
 }
 
@@ -549,6 +566,7 @@ fn token_response(f: &Fixture, selector: u8, c: &Canned<'_>) {
         }
         Err(e) => {
             assert!(!e.to_string().is_empty());
+            assert_terminal_safe(&e);
             if let Some(s) = e.status() {
                 assert_eq!(s, c.status);
                 let error = body.as_ref().and_then(|b| b.get("error")?.as_str());
@@ -632,6 +650,7 @@ fn registration_response(f: &Fixture, c: &Canned<'_>) {
         }
         Err(e) => {
             assert!(!e.to_string().is_empty());
+            assert_terminal_safe(&e);
             if let Some(s) = e.status() {
                 assert_eq!(s, c.status);
                 if !matches!(c.status, 200 | 201) {

@@ -2,7 +2,10 @@
 //!
 //! Invariants held: nothing panics; `verify` and `explain` agree on the first rejection (they
 //! share one engine, and this keeps it that way); a token is never accepted, since the fuzzer
-//! cannot forge a signature for the fixed keys; `KeySet::from_json` never panics.
+//! cannot forge a signature for the fixed keys; `KeySet::from_json` never panics; the report
+//! (one line per check) and the rejection carry no raw control character, bidirectional
+//! override or line separator from the token, whatever its `kid`, `typ`, `alg` or claims hold
+//! (issue 12, item 6: a forged "signature accepted" line).
 #![no_main]
 
 use std::sync::{Arc, OnceLock};
@@ -40,20 +43,30 @@ fn fixture() -> &'static Fixture {
     })
 }
 
+fn unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}')
+}
+
 fuzz_target!(|data: &[u8]| {
     let f = fixture();
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
     let report = f.verifier.explain(text, "client-1", &f.keys);
-    let _ = report.to_string();
+    let shown = report.to_string();
+    // Lines are the report's own; nothing inside a line may start another or restyle it.
+    for line in shown.lines() {
+        assert!(!line.chars().any(unsafe_char), "report line {line:?}");
+    }
     let verified = f.rt.block_on(f.verifier.verify(text, "client-1", &f.keys));
     match verified {
         Ok(ok) => panic!("accepted a token no one could have signed: {ok:?}"),
         Err(e) => {
             assert!(!report.accepted());
             assert_eq!(report.rejection(), Some(&e), "verify and explain disagree");
-            let _ = e.to_string();
+            let text = e.to_string();
+            assert!(!text.chars().any(unsafe_char), "rejection {text:?}");
         }
     }
     let _ = KeySet::from_json(text);
