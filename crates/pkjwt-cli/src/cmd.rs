@@ -184,9 +184,10 @@ pub(crate) struct KeygenArgs {
     /// Ed25519, ES256K → secp256k1).
     #[arg(long, env = "PKJWT_ALG", default_value = "ES256", value_parser = parse_alg)]
     alg: Algorithm,
-    /// RSA modulus size for PS*/RS* keys.
-    #[arg(long, default_value_t = 2048, value_parser = parse_rsa_bits)]
-    rsa_bits: usize,
+    /// RSA modulus size for PS*/RS* keys [default: 2048; AWS KMS: 2048, 3072 or 4096 to match
+    /// the hash]. Refused for other algorithms.
+    #[arg(long, value_parser = parse_rsa_bits)]
+    rsa_bits: Option<usize>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -310,12 +311,7 @@ fn out(text: &str) -> std::io::Result<()> {
 async fn keygen(a: KeygenArgs) -> CmdResult {
     let uri = a.key.uri()?;
     let mut options = a.key.options(Some(a.alg))?;
-    options.generate = pkjwt::GenerateOptions::default();
-    if a.rsa_bits != 2048 {
-        let mut g = pkjwt::GenerateOptions::default();
-        g.rsa_bits = a.rsa_bits;
-        options.generate = g;
-    }
+    options.generate.rsa_bits = a.rsa_bits;
     let signer = pkjwt::generate(&uri, a.alg, &options).await?;
     let jwk = Jwk::for_signing(signer.public_key(), signer.algorithm());
     eprintln!(

@@ -21,6 +21,7 @@ pub mod assertion;
 pub mod b64;
 mod der;
 mod error;
+mod generate;
 pub mod jwk;
 pub mod jws;
 mod key;
@@ -37,6 +38,7 @@ pub use assertion::{
 };
 pub use der::{ecdsa_der_to_fixed, ecdsa_fixed_to_der};
 pub use error::{Error, Result, display_chain, escape_controls};
+pub use generate::{DEFAULT_RSA_BITS, GenerateOptions, RsaSizes};
 pub use jwk::{Jwk, JwkSet, thumbprint};
 pub use key::{MAX_RSA_BITS, MIN_RSA_BITS, PublicKey};
 pub use signer::{Signature, Signer};

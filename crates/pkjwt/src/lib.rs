@@ -6,7 +6,7 @@ use std::sync::Arc;
 #[cfg(feature = "aws-kms")]
 pub use pkjwt_aws_kms as aws_kms;
 pub use pkjwt_core::*;
-pub use pkjwt_file::{FileError, FileOptions, FileSigner, GenerateOptions, generate_in_memory};
+pub use pkjwt_file::{FileError, FileOptions, FileSigner, generate_in_memory};
 
 /// Options for [`open`] and [`generate`].
 #[derive(Clone, Debug, Default)]
@@ -17,7 +17,8 @@ pub struct OpenOptions {
     pub alg: Option<Algorithm>,
     /// File backend options.
     pub file: FileOptions,
-    /// Key generation options (RSA size).
+    /// Key generation options (RSA size), passed to [`generate`] of every backend alike; a
+    /// backend refuses an option it cannot honour.
     pub generate: GenerateOptions,
     /// PKCS#11 backend options (session pool, retries, module allow-list).
     #[cfg(feature = "pkcs11")]
@@ -89,14 +90,14 @@ pub async fn generate(
         )),
         #[cfg(feature = "pkcs11")]
         KeyUri::Pkcs11(p) => {
-            pkjwt_pkcs11::generate(p, alg, &options.pkcs11)
+            pkjwt_pkcs11::generate(p, alg, &options.generate, &options.pkcs11)
                 .await
                 .map_err(|e| Error::backend("PKCS#11", e))?;
             open_uri(uri, &options.clone().alg(Some(alg))).await
         }
         #[cfg(feature = "aws-kms")]
         KeyUri::AwsKms(k) => {
-            pkjwt_aws_kms::generate(k, alg, &options.aws_kms)
+            pkjwt_aws_kms::generate(k, alg, &options.generate, &options.aws_kms)
                 .await
                 .map_err(|e| Error::backend("AWS KMS", e))?;
             open_uri(uri, &options.clone().alg(Some(alg))).await
