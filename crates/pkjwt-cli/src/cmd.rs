@@ -71,7 +71,7 @@ pub(crate) enum Command {
 
 #[derive(Args)]
 pub(crate) struct KeyArgs {
-    /// Key reference: file:PATH (or a path), pkcs11:…, awskms:… or a KMS ARN.
+    /// Key reference: file:PATH (or a path) or a backend's key URI; `pkjwt --help` lists the forms.
     #[arg(long, env = "PKJWT_KEY", value_name = "URI")]
     key: String,
     /// Accept a private key file that group or others can read (ssh refuses those; so do we).

@@ -42,4 +42,7 @@ pub use generate::{DEFAULT_RSA_BITS, GenerateOptions, RsaSizes};
 pub use jwk::{Jwk, JwkSet, thumbprint};
 pub use key::{MAX_RSA_BITS, MIN_RSA_BITS, PublicKey};
 pub use signer::{Signature, Signer};
-pub use uri::{AwsKmsUri, FileUri, KeyUri, Pkcs11ObjectType, Pkcs11Uri, SecretSource};
+pub use uri::{
+    AwsKmsUri, FileUri, KeyUri, Pkcs11ObjectType, Pkcs11Uri, SCHEMES, SchemeInfo, SecretSource,
+    scheme_info,
+};

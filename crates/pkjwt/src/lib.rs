@@ -36,15 +36,27 @@ impl OpenOptions {
     }
 }
 
-/// The backends compiled into this build.
+/// True when this build includes the backend of `scheme` (a row of [`SCHEMES`]).
+pub fn is_built(scheme: &SchemeInfo) -> bool {
+    // `cfg!` needs the feature name as a literal: this is the one line per optional backend.
+    match scheme.feature {
+        None => true,
+        Some("pkcs11") => cfg!(feature = "pkcs11"),
+        Some("aws-kms") => cfg!(feature = "aws-kms"),
+        Some(_) => false,
+    }
+}
+
+/// The backends compiled into this build ([`SchemeInfo::id`], in [`SCHEMES`] order).
 pub fn backends() -> &'static [&'static str] {
-    &[
-        "file",
-        #[cfg(feature = "pkcs11")]
-        "pkcs11",
-        #[cfg(feature = "aws-kms")]
-        "aws-kms",
-    ]
+    static BUILT: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        SCHEMES
+            .iter()
+            .filter(|s| is_built(s))
+            .map(|s| s.id)
+            .collect()
+    })
 }
 
 /// Parses a key reference and opens the key in its backend.
@@ -159,14 +171,10 @@ async fn generate_keystore(
 
 #[allow(dead_code)]
 fn not_built(uri: &KeyUri) -> Error {
-    let (backend, feature) = match uri {
-        KeyUri::Pkcs11(_) => ("PKCS#11", "pkcs11"),
-        KeyUri::AwsKms(_) => ("AWS KMS", "aws-kms"),
-        _ => ("this", "?"),
-    };
+    let scheme = uri.scheme();
     Error::BackendNotBuilt {
         uri: uri.to_string(),
-        backend,
-        feature,
+        backend: scheme.backend,
+        feature: scheme.feature.unwrap_or("?"),
     }
 }
