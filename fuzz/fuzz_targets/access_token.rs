@@ -21,8 +21,8 @@
 use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
-use pkjwt_core::{Algorithm, FixedClock, Jwk, JwkSet, Signer, b64, jws};
-use pkjwt_file::{FileSigner, GenerateOptions, generate_in_memory};
+use pkjwt_core::{Algorithm, FixedClock, GenerateOptions, Jwk, JwkSet, Signer, b64, jws};
+use pkjwt_file::{FileSigner, generate_in_memory};
 use pkjwt_verify::{AccessTokenClaims, AccessTokenPolicy, AccessTokenValidator, KeySet, Rejection};
 use serde_json::{Map, Value};
 

@@ -52,8 +52,10 @@ use pkjwt_client::{
     ClientConfig, ClientError, HttpOptions, RegisterOptions, Registration, RegistrationClient,
     RetryPolicy, Secret, ServerMetadata, TokenClient, TokenRequest, discovery_urls,
 };
-use pkjwt_core::{ALL_ALGORITHMS, Algorithm, FixedClock, Jwk, JwkSet, display_chain};
-use pkjwt_file::{GenerateOptions, generate_in_memory};
+use pkjwt_core::{
+    ALL_ALGORITHMS, Algorithm, FixedClock, GenerateOptions, Jwk, JwkSet, display_chain,
+};
+use pkjwt_file::generate_in_memory;
 use pkjwt_jwks::{Phase, RotationState, RotationTiming, STATE_VERSION};
 use serde_json::{Map, Value};
 

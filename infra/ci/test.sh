@@ -37,6 +37,20 @@ if cargo tree "${qs[@]}" -e normal,build | grep -E "aws-sdk|aws-config" ||
   echo "the quick start's build ($(infra/quickstart.sh --cargo-selection)) compiles the AWS SDK" >&2; exit 1
 fi
 
+step "feature gating: each backend's feature alone builds no other backend crate"
+# The backends are the facade's optional dependencies (`FEATURE = ["dep:pkjwt-NAME"]` in
+# crates/pkjwt/Cargo.toml), so a new backend is checked here without an edit.
+backends=$(sed -n 's/^\([a-z0-9-]*\) = \["dep:\(pkjwt-[a-z0-9-]*\)"\]$/\1:\2/p' crates/pkjwt/Cargo.toml)
+[ -n "$backends" ] || { echo "no optional backends found in crates/pkjwt/Cargo.toml" >&2; exit 1; }
+for fb in $backends; do
+  tree=$(cargo tree -p pkjwt-cli --no-default-features --features "${fb%%:*}" -e normal --prefix none)
+  for other in $backends; do
+    if [ "$other" != "$fb" ] && grep -q "^${other#*:} " <<<"$tree"; then
+      echo "the ${fb%%:*}-only CLI build depends on ${other#*:}" >&2; exit 1
+    fi
+  done
+done
+
 step "tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --all-features --no-fail-fast

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use pkjwt_conformance::check_signer;
-use pkjwt_core::{ALL_ALGORITHMS, Algorithm, FileUri, KeyUri, Signer};
-use pkjwt_file::{FileOptions, FileSigner, GenerateOptions};
+use pkjwt_core::{ALL_ALGORITHMS, Algorithm, FileUri, GenerateOptions, KeyUri, Signer};
+use pkjwt_file::{FileOptions, FileSigner};
 
 fn tmpdir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("pkjwt-file-{name}-{}", std::process::id()));

@@ -89,6 +89,30 @@ pub enum AwsKmsError {
         /// The key as given.
         key: String,
     },
+    /// A key-generation option ([`pkjwt_core::GenerateOptions`]) that the algorithm or KMS
+    /// cannot honour; nothing was created.
+    #[error("cannot create KMS key {key}")]
+    GenerateOption {
+        /// The key as given.
+        key: String,
+        /// The option refused, and why.
+        #[source]
+        source: pkjwt_core::Error,
+    },
+    /// The next key of a rotation names an alias that points at a key other than the one that
+    /// signs now; nothing was created.
+    #[error(
+        "{alias} points to KMS key {target}, not to the key that signs now ({signing}); refusing \
+         to take the alias over. Name the new key with a new alias, or move the alias yourself"
+    )]
+    AliasTakeover {
+        /// The alias the new key's URI names.
+        alias: String,
+        /// The key ARN the alias points to.
+        target: String,
+        /// The URI of the key that signs now (printable form, no PIN).
+        signing: String,
+    },
     /// Key generation needs an alias to name the new key.
     #[error(
         "cannot create KMS key {key}: KMS assigns key ids itself, so keygen needs key-id=alias/NAME \

@@ -6,11 +6,11 @@
 use aws_sdk_kms::Client;
 use aws_sdk_kms::operation::RequestId;
 use aws_sdk_kms::types::KeyUsageType;
-use pkjwt_core::{Algorithm, AwsKmsUri, PublicKey};
+use pkjwt_core::{Algorithm, AwsKmsUri, GenerateOptions, PublicKey};
 
 use crate::error::{CallContext, Operation, classify};
 use crate::options::client_for;
-use crate::spec::key_spec_for;
+use crate::spec::{RSA_SIZES, default_rsa_bits, key_spec_for};
 use crate::{AwsKmsError, AwsKmsOptions, AwsKmsSigner};
 
 /// Description set on keys pkjwt creates.
@@ -38,8 +38,12 @@ pub fn same_key(a: &str, b: &str) -> bool {
 }
 
 /// Creates a KMS key for `alg` (`KeyUsage = SIGN_VERIFY`; key spec ECC_NIST_P256/P384/P521,
-/// ECC_SECG_P256K1, ECC_NIST_EDWARDS25519, or RSA_2048/3072/4096 for *256/*384/*512) and names
-/// it with the alias in `uri` (`key-id=alias/NAME` or an alias ARN), then returns its public key.
+/// ECC_SECG_P256K1, ECC_NIST_EDWARDS25519, or RSA_2048/3072/4096: [`GenerateOptions::rsa_bits`],
+/// else the size that matches the hash of *256/*384/*512) and names it with the alias in `uri`
+/// (`key-id=alias/NAME` or an alias ARN), then returns its public key.
+///
+/// An RSA size for an algorithm that is not RSA, or one KMS has no key spec for, is refused
+/// ([`AwsKmsError::GenerateOption`]) before any request is sent.
 ///
 /// An alias that already names a key is refused (nothing is created). If the alias cannot be
 /// created after the key was, the new key is scheduled for deletion (7 days) so that no
@@ -50,17 +54,13 @@ pub fn same_key(a: &str, b: &str) -> bool {
 pub async fn generate(
     uri: &AwsKmsUri,
     alg: Algorithm,
+    generate: &GenerateOptions,
     options: &AwsKmsOptions,
 ) -> Result<PublicKey, AwsKmsError> {
     let alias = alias_name(&uri.key_id).ok_or_else(|| AwsKmsError::KeygenNeedsAlias {
         key: uri.key_id.clone(),
     })?;
-    let Some(key_spec) = key_spec_for(alg) else {
-        return Err(AwsKmsError::UnsupportedKeySpec {
-            key: alias,
-            key_spec: format!("(none for algorithm {alg})"),
-        });
-    };
+    let key_spec = spec_for(&alias, alg, generate)?;
     let (client, endpoint) = client_for(uri, options).await?;
     let max_attempts = options.max_attempts;
     let ctx = |operation| CallContext {
@@ -140,6 +140,24 @@ struct Created {
     request_id: Option<String>,
 }
 
+/// The key spec for `alg` and the caller's options, checked before any request is sent.
+fn spec_for(
+    key: &str,
+    alg: Algorithm,
+    generate: &GenerateOptions,
+) -> Result<aws_sdk_kms::types::KeySpec, AwsKmsError> {
+    let rsa_bits = generate
+        .rsa_bits_for(alg, "AWS KMS", default_rsa_bits(alg), RSA_SIZES)
+        .map_err(|source| AwsKmsError::GenerateOption {
+            key: key.to_owned(),
+            source,
+        })?;
+    key_spec_for(alg, rsa_bits).ok_or_else(|| AwsKmsError::UnsupportedKeySpec {
+        key: key.to_owned(),
+        key_spec: format!("(none for algorithm {alg})"),
+    })
+}
+
 /// `CreateKey` for a signing key of `key_spec`. `name` only appears in messages.
 async fn create_raw(
     client: &Client,
@@ -185,18 +203,16 @@ async fn create_raw(
 /// alias is moved to it later with [`point_alias`] — and opens it. `uri` supplies the region,
 /// profile and endpoint (its key id only names the request in messages).
 ///
+/// The key spec follows `generate` as in [`generate`].
+///
 /// IAM permissions: `kms:CreateKey`, `kms:GetPublicKey`.
 pub async fn create_key(
     uri: &AwsKmsUri,
     alg: Algorithm,
+    generate: &GenerateOptions,
     options: &AwsKmsOptions,
 ) -> Result<AwsKmsSigner, AwsKmsError> {
-    let Some(key_spec) = key_spec_for(alg) else {
-        return Err(AwsKmsError::UnsupportedKeySpec {
-            key: uri.key_id.clone(),
-            key_spec: format!("(none for algorithm {alg})"),
-        });
-    };
+    let key_spec = spec_for(&uri.key_id, alg, generate)?;
     let (client, endpoint) = client_for(uri, options).await?;
     let Created {
         key_arn,

@@ -4,6 +4,7 @@
 mod error;
 mod keygen;
 mod options;
+mod rotation;
 mod signer;
 mod spec;
 
@@ -12,6 +13,7 @@ pub use keygen::{
     KEY_DESCRIPTION, alias_name, alias_target, create_key, generate, point_alias, same_key,
 };
 pub use options::AwsKmsOptions;
+pub use rotation::create_rotation_key;
 pub use signer::{AwsKmsSigner, MAX_RAW_MESSAGE};
 
 /// The AWS SDK crates this backend is built with, re-exported so that callers who build their

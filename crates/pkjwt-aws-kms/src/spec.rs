@@ -4,7 +4,7 @@
 //! (`SigningAlgorithm`, `MessageType`).
 
 use aws_sdk_kms::types::{KeySpec, MessageType, SigningAlgorithmSpec};
-use pkjwt_core::{Algorithm, Curve, PublicKey};
+use pkjwt_core::{Algorithm, Curve, PublicKey, RsaSizes};
 
 /// How one JWS algorithm is asked of KMS.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,18 +86,36 @@ pub(crate) fn spec_of_key(key: &PublicKey) -> Option<&'static str> {
     })
 }
 
+/// The RSA moduli KMS has key specs for (`RSA_2048`, `RSA_3072`, `RSA_4096`).
+pub(crate) const RSA_SIZES: RsaSizes<'static> = RsaSizes::OneOf(&[2048, 3072, 4096]);
+
+/// The modulus `keygen` picks for an RSA algorithm when the caller names none: the one that
+/// matches the hash strength (2048 for *256, 3072 for *384, 4096 for *512).
+pub(crate) fn default_rsa_bits(alg: Algorithm) -> usize {
+    match alg {
+        Algorithm::PS384 | Algorithm::RS384 => 3072,
+        Algorithm::PS512 | Algorithm::RS512 => 4096,
+        _ => 2048,
+    }
+}
+
 /// The key spec `keygen` creates for an algorithm: the curve for ECDSA and EdDSA; for RSA the
-/// modulus that matches the hash strength (2048 for *256, 3072 for *384, 4096 for *512).
-pub(crate) fn key_spec_for(alg: Algorithm) -> Option<KeySpec> {
+/// modulus `rsa_bits` (`None`: [`default_rsa_bits`]). `None` when KMS has no such spec.
+pub(crate) fn key_spec_for(alg: Algorithm, rsa_bits: Option<usize>) -> Option<KeySpec> {
     use Algorithm::*;
     Some(match alg {
         ES256 => KeySpec::EccNistP256,
         ES384 => KeySpec::EccNistP384,
         ES512 => KeySpec::EccNistP521,
         ES256K => KeySpec::EccSecgP256K1,
-        PS256 | RS256 => KeySpec::Rsa2048,
-        PS384 | RS384 => KeySpec::Rsa3072,
-        PS512 | RS512 => KeySpec::Rsa4096,
+        PS256 | PS384 | PS512 | RS256 | RS384 | RS512 => {
+            match rsa_bits.unwrap_or(default_rsa_bits(alg)) {
+                2048 => KeySpec::Rsa2048,
+                3072 => KeySpec::Rsa3072,
+                4096 => KeySpec::Rsa4096,
+                _ => return None,
+            }
+        }
         EdDSA => KeySpec::EccNistEdwards25519,
         _ => return None,
     })
@@ -111,7 +129,7 @@ mod tests {
     #[test]
     fn every_algorithm_round_trips_through_its_key_spec() {
         for alg in ALL_ALGORITHMS {
-            let spec = key_spec_for(alg).expect("every JWS algorithm has a KMS key spec");
+            let spec = key_spec_for(alg, None).expect("every JWS algorithm has a KMS key spec");
             let algs = algorithms_for_spec(spec.as_str()).expect("spec is supported");
             assert!(
                 algs.contains(&alg),
@@ -125,6 +143,25 @@ mod tests {
                 MessageType::Digest
             };
             assert_eq!(kms.message_type, expected, "{alg}");
+        }
+    }
+
+    #[test]
+    fn rsa_size_picks_the_spec() {
+        assert_eq!(key_spec_for(Algorithm::PS256, None), Some(KeySpec::Rsa2048));
+        assert_eq!(key_spec_for(Algorithm::RS384, None), Some(KeySpec::Rsa3072));
+        assert_eq!(key_spec_for(Algorithm::PS512, None), Some(KeySpec::Rsa4096));
+        assert_eq!(
+            key_spec_for(Algorithm::PS256, Some(4096)),
+            Some(KeySpec::Rsa4096)
+        );
+        assert_eq!(
+            key_spec_for(Algorithm::RS512, Some(3072)),
+            Some(KeySpec::Rsa3072)
+        );
+        assert_eq!(key_spec_for(Algorithm::PS256, Some(8192)), None);
+        for bits in [2048, 3072, 4096] {
+            assert!(RSA_SIZES.contains(bits));
         }
     }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
 use pkjwt_aws_kms::{AwsKmsError, AwsKmsOptions, AwsKmsSigner, Operation, generate};
-use pkjwt_core::{Algorithm, AssertionOptions, ClientAssertion, Signer};
+use pkjwt_core::{Algorithm, AssertionOptions, ClientAssertion, GenerateOptions, Signer};
 use serde_json::json;
 
 use common::{Double, admin, calls, create_key, faults, options, uri};
@@ -697,7 +697,7 @@ async fn generate_creates_key_and_alias() {
     ] {
         let alias = common::alias("gen");
         let u = uri(d, &alias);
-        let pk = generate(&u, alg, &options())
+        let pk = generate(&u, alg, &GenerateOptions::default(), &options())
             .await
             .unwrap_or_else(|e| panic!("{alg}: {e}"));
         assert!(pk.supports(alg));
@@ -718,7 +718,7 @@ async fn generate_creates_key_and_alias() {
         assert_eq!(meta.key_usage(), Some(&KeyUsageType::SignVerify));
         assert_eq!(meta.description(), Some(pkjwt_aws_kms::KEY_DESCRIPTION));
         // The alias is taken now: a second keygen is refused and creates nothing.
-        let e = generate(&u, alg, &options())
+        let e = generate(&u, alg, &GenerateOptions::default(), &options())
             .await
             .expect_err("alias exists");
         assert!(matches!(e, AwsKmsError::AliasExists { .. }), "{e:?}");
@@ -726,6 +726,7 @@ async fn generate_creates_key_and_alias() {
     let e = generate(
         &uri(d, "1234abcd-12ab-34cd-56ef-1234567890ab"),
         Algorithm::ES256,
+        &GenerateOptions::default(),
         &options(),
     )
     .await
@@ -828,9 +829,14 @@ async fn generate_cleans_up_when_the_alias_cannot_be_created() {
         json!([{ "operation": "CreateAlias", "key_id": alias, "type": "AccessDeniedException",
                  "message": "not authorized to perform: kms:CreateAlias" }]),
     );
-    let e = generate(&uri(d, &alias), Algorithm::ES256, &options())
-        .await
-        .expect_err("CreateAlias denied");
+    let e = generate(
+        &uri(d, &alias),
+        Algorithm::ES256,
+        &GenerateOptions::default(),
+        &options(),
+    )
+    .await
+    .expect_err("CreateAlias denied");
     let AwsKmsError::AliasNotCreated { key, cause, .. } = &e else {
         panic!("{e:?}")
     };
@@ -924,9 +930,14 @@ async fn keygen_and_alias_events_carry_the_request_id() {
     let guard = tracing::dispatcher::set_default(&tracing::Dispatch::new(events.clone()));
     let alias = common::alias("traced");
     let u = uri(d, &alias);
-    generate(&u, Algorithm::ES256, &options())
-        .await
-        .expect("generate");
+    generate(
+        &u,
+        Algorithm::ES256,
+        &GenerateOptions::default(),
+        &options(),
+    )
+    .await
+    .expect("generate");
     let first = admin(d)
         .describe_key()
         .key_id(&alias)
@@ -937,9 +948,14 @@ async fn keygen_and_alias_events_carry_the_request_id() {
         .and_then(|m| m.arn())
         .expect("ARN")
         .to_owned();
-    let next = pkjwt_aws_kms::create_key(&u, Algorithm::ES256, &options())
-        .await
-        .expect("create_key");
+    let next = pkjwt_aws_kms::create_key(
+        &u,
+        Algorithm::ES256,
+        &GenerateOptions::default(),
+        &options(),
+    )
+    .await
+    .expect("create_key");
     // The alias exists: UpdateAlias. A new alias: CreateAlias.
     pkjwt_aws_kms::point_alias(&u, &alias, next.key_arn(), &options())
         .await

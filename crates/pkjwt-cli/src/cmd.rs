@@ -71,7 +71,7 @@ pub(crate) enum Command {
 
 #[derive(Args)]
 pub(crate) struct KeyArgs {
-    /// Key reference: file:PATH (or a path), pkcs11:…, awskms:… or a KMS ARN.
+    /// Key reference: file:PATH (or a path) or a backend's key URI; `pkjwt --help` lists the forms.
     #[arg(long, env = "PKJWT_KEY", value_name = "URI")]
     key: String,
     /// Accept a private key file that group or others can read (ssh refuses those; so do we).
@@ -188,9 +188,10 @@ pub(crate) struct KeygenArgs {
     /// unless given --alg.
     #[arg(long, env = "PKJWT_ALG", default_value = "ES256", value_parser = parse_alg)]
     alg: Algorithm,
-    /// RSA modulus size for PS*/RS* keys.
-    #[arg(long, default_value_t = 2048, value_parser = parse_rsa_bits)]
-    rsa_bits: usize,
+    /// RSA modulus size for PS*/RS* keys [default: 2048; AWS KMS: 2048, 3072 or 4096 to match
+    /// the hash]. Refused for other algorithms.
+    #[arg(long, value_parser = parse_rsa_bits)]
+    rsa_bits: Option<usize>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -316,12 +317,7 @@ fn out(text: &str) -> std::io::Result<()> {
 async fn keygen(a: KeygenArgs) -> CmdResult {
     let uri = a.key.uri()?;
     let mut options = a.key.options(Some(a.alg))?;
-    options.generate = pkjwt::GenerateOptions::default();
-    if a.rsa_bits != 2048 {
-        let mut g = pkjwt::GenerateOptions::default();
-        g.rsa_bits = a.rsa_bits;
-        options.generate = g;
-    }
+    options.generate.rsa_bits = a.rsa_bits;
     let signer = pkjwt::generate(&uri, a.alg, &options).await?;
     // The JWK printed here is the one `pubkey` prints later for the same key: no backend
     // records the algorithm an RSA key was made for, so its JWK pins none (see

@@ -31,19 +31,43 @@ fn version() -> &'static str {
     })
 }
 
+/// Long help: the key reference forms come from the scheme table (`pkjwt::SCHEMES`), so a new
+/// backend appears here without an edit; a backend left out of the build says so.
+fn long_about() -> &'static str {
+    static L: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    L.get_or_init(|| {
+        let mut text = String::from(
+            "private_key_jwt client authentication with keys in files, PKCS#11 HSMs or AWS KMS.\n\n\
+             Key references (--key, or PKJWT_KEY):",
+        );
+        for s in pkjwt::SCHEMES {
+            text.push_str("\n  ");
+            text.push_str(s.example);
+            match (s.also.is_empty(), pkjwt::is_built(s)) {
+                (true, true) => {}
+                (false, true) => text.push_str(&format!("  ({})", s.also)),
+                (_, false) => text.push_str(&format!(
+                    "  (not in this build: rebuild with the `{}` feature)",
+                    s.feature.unwrap_or("?")
+                )),
+            }
+        }
+        text.push_str(
+            "\n\nConfiguration: flags, then PKJWT_* environment variables, then a JSON file given \
+             as\n  pkjwt --config FILE <subcommand> …  (or PKJWT_CONFIG=FILE), one section per \
+             subcommand:\n  {\"token\": {\"key\": \"file:client.pem\", \"client-id\": \"c1\", \
+             \"issuer\": \"https://as.example.com\"}}",
+        );
+        text
+    })
+}
+
 #[derive(Parser)]
 #[command(
     name = "pkjwt",
     version = version(),
     about = "private_key_jwt client authentication with keys in files, PKCS#11 HSMs or AWS KMS",
-    long_about = "private_key_jwt client authentication with keys in files, PKCS#11 HSMs or AWS KMS.\n\n\
-Key references (--key, or PKJWT_KEY):\n  \
-file:/path/client.pem  (or a plain path; ?passphrase-source=env:NAME|file:PATH for encrypted PKCS#8)\n  \
-pkcs11:token=T;object=O?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/run/pin\n  \
-awskms:key-id=alias/NAME;region=eu-west-1  (or a KMS key/alias ARN)\n\n\
-Configuration: flags, then PKJWT_* environment variables, then a JSON file given as\n  \
-pkjwt --config FILE <subcommand> …  (or PKJWT_CONFIG=FILE), one section per subcommand:\n  \
-{\"token\": {\"key\": \"file:client.pem\", \"client-id\": \"c1\", \"issuer\": \"https://as.example.com\"}}"
+    long_about = long_about()
 )]
 struct Cli {
     #[command(subcommand)]

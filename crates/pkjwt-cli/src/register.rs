@@ -164,93 +164,11 @@ impl RegisterArgs {
     }
 }
 
-/// The algorithm every key must have: `--alg`, or else the first key's.
-pub(crate) fn check_algs(keys: &[Jwk], alg: Algorithm) -> Result<(), BoxError> {
-    for k in keys {
-        let kid = k.kid.as_deref().unwrap_or("?");
-        match k.alg.as_deref() {
-            Some(a) if a == alg.name() => {}
-            // A JWK without alg (an RSA key) verifies every algorithm its key can sign.
-            None if k.to_public_key()?.supports(alg) => {}
-            other => {
-                let is_for = match other {
-                    Some(a) => format!("is for {a}"),
-                    None => format!("is {}", k.to_public_key()?.describe()),
-                };
-                return Err(format!(
-                    "key {kid} {is_for}, but the client registers token_endpoint_auth_signing_alg \
-                     {alg}: the server would refuse its assertions (give keys of one algorithm, or \
-                     --alg)"
-                )
-                .into());
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The `token_endpoint_auth_signing_alg` a registration names, if any.
-pub(crate) fn registered_alg(metadata: &Map<String, Value>) -> Option<Algorithm> {
-    metadata
-        .get("token_endpoint_auth_signing_alg")
-        .and_then(Value::as_str)
-        .and_then(|s| s.parse::<Algorithm>().ok())
-}
-
-/// Refuses, before anything changes, a key algorithm the registration's
-/// `token_endpoint_auth_signing_alg` would not accept (the server would refuse the key's
-/// assertions). `None` (not known yet) passes.
-pub(crate) fn check_registration_alg(
-    path: &std::path::Path,
-    alg: Option<Algorithm>,
-) -> Result<(), BoxError> {
-    let reg = Registration::load(path)?;
-    match (registered_alg(&reg.metadata()), alg) {
-        (Some(registered), Some(alg)) if registered != alg => Err(format!(
-            "{} registers token_endpoint_auth_signing_alg {registered}, but the new key is for \
-             {alg}: the server would refuse its assertions (give --alg {registered})",
-            path.display()
-        )
-        .into()),
-        _ => Ok(()),
-    }
-}
-
-/// Refuses, before anything changes, a new key whose JWK the registration's
-/// `token_endpoint_auth_signing_alg` would not accept: a JWK pinned to another algorithm, or
-/// (an RSA JWK without alg) a key that cannot sign the registered one.
-pub(crate) fn check_registration_key(path: &std::path::Path, jwk: &Jwk) -> Result<(), BoxError> {
-    let reg = Registration::load(path)?;
-    match registered_alg(&reg.metadata()) {
-        Some(registered) => check_algs(std::slice::from_ref(jwk), registered)
-            .map_err(|e| format!("{}: {e}", path.display()).into()),
-        None => Ok(()),
-    }
-}
-
-/// RFC 7592 update of a registration with an inline `jwks`: the keys become exactly `keys`
-/// (after the algorithm check); the file is rewritten with the server's answer (it may carry a
-/// new registration access token). A registration with a `jwks_uri` is left alone: the server
-/// reads the keys from there. Returns whether the server was asked.
-pub(crate) async fn update_registered_keys(
-    path: &std::path::Path,
-    keys: Vec<Jwk>,
-) -> Result<bool, BoxError> {
-    let reg = Registration::load(path)?;
-    let mut metadata = reg.metadata();
-    if metadata.contains_key("jwks_uri") && !metadata.contains_key("jwks") {
-        return Ok(false);
-    }
-    // RFC 7591 §2: jwks and jwks_uri MUST NOT both be present.
-    metadata.remove("jwks_uri");
-    if let Some(alg) = registered_alg(&metadata) {
-        check_algs(&keys, alg)?;
-    }
-    metadata.insert("jwks".into(), serde_json::to_value(JwkSet::new(keys)?)?);
-    let client = RegistrationClient::new(&HttpOptions::default())?;
-    let new = client.update(&reg, &metadata).await?;
-    new.save(path, true)?;
-    Ok(true)
+/// The algorithm every key must have: `--alg`, or else the first key's
+/// ([`pkjwt_client::check_key_algs`]), with the flags that fix a mismatch.
+fn check_algs(keys: &[Jwk], alg: Algorithm) -> Result<(), BoxError> {
+    pkjwt_client::check_key_algs(keys, alg)
+        .map_err(|e| format!("{e} (give keys of one algorithm, or --alg)").into())
 }
 
 /// The first key's algorithm: its JWK's alg, or else (an RSA JWK without one) the key's
@@ -389,7 +307,7 @@ async fn manage(a: RegisterArgs) -> CmdResult {
         return Ok(ExitCode::SUCCESS);
     }
     let mut metadata = reg.metadata();
-    let alg = a.alg.or(registered_alg(&metadata));
+    let alg = a.alg.or(pkjwt_client::registered_alg(&metadata));
     if let Some(al) = a.alg {
         metadata.insert("token_endpoint_auth_signing_alg".into(), al.name().into());
     }

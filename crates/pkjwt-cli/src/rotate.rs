@@ -158,40 +158,9 @@ async fn open_kms(
     let opts = &o.aws_kms;
     let signer = if k.generate {
         let alg = k.alg.unwrap_or(Algorithm::ES256);
-        let target = match (&uri_alias, current) {
-            (Some(a), Some(_)) => aws_kms::alias_target(kms, a, opts).await?,
-            _ => None,
-        };
-        match (target, current) {
-            (Some(target), Some(current)) => {
-                // The next key of a rotation under an alias that exists: only the alias of the
-                // key this state signs with may be taken over. The new key gets no alias; the
-                // alias moves to it when it starts signing (`apply`).
-                let current_key = pkjwt::KeyUri::parse(current)
-                    .ok()
-                    .and_then(|u| match u {
-                        pkjwt::KeyUri::AwsKms(c) => Some(c.key_id),
-                        _ => None,
-                    })
-                    .unwrap_or_default();
-                if !aws_kms::same_key(&target, &current_key) {
-                    return Err(format!(
-                        "{} points to KMS key {target}, not to the key this state signs with \
-                         ({current}); refusing to take the alias over. Name the new key with a \
-                         new alias, or move the alias yourself",
-                        uri_alias.as_deref().unwrap_or("the alias")
-                    )
-                    .into());
-                }
-                aws_kms::create_key(kms, alg, opts).await?
-            }
-            // A new alias (or a first key, which never takes over an alias: `generate` refuses
-            // one that exists).
-            _ => {
-                aws_kms::generate(kms, alg, opts).await?;
-                AwsKmsSigner::open(kms, Some(alg), opts).await?
-            }
-        }
+        // The alias-takeover rule lives in pkjwt-aws-kms (create_rotation_key).
+        let signing = current.map(KeyUri::parse).transpose()?;
+        aws_kms::create_rotation_key(kms, alg, signing.as_ref(), &o.generate, opts).await?
     } else {
         AwsKmsSigner::open(kms, k.alg, opts).await?
     };
@@ -219,9 +188,22 @@ async fn sync_registration(
     st: &RotationState,
     now: i64,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    use pkjwt_client::{HttpOptions, KeysUpdate, Registration, RegistrationClient};
     let keys: Vec<Jwk> = st.published(now).map(|k| k.jwk.clone()).collect();
     let n = keys.len();
-    match crate::register::update_registered_keys(path, keys).await {
+    let update = async {
+        let reg = Registration::load(path)?;
+        let client = RegistrationClient::new(&HttpOptions::default())?;
+        match client.update_keys(&reg, keys).await? {
+            KeysUpdate::Updated(new) => {
+                // The answer may carry a new registration access token: it replaces the file.
+                new.save(path, true)?;
+                Ok::<_, pkjwt_client::ClientError>(true)
+            }
+            _ => Ok(false),
+        }
+    };
+    match update.await {
         Ok(true) => eprintln!(
             "pkjwt: updated the registration in {}: {n} keys registered",
             path.display()
@@ -236,13 +218,27 @@ async fn sync_registration(
                 "the rotation state is saved, but updating the registration in {} failed: {}; \
                  retry with: pkjwt register --update --registration {} --state STATE",
                 path.display(),
-                pkjwt::ErrorChain(&*e),
+                pkjwt::ErrorChain(&e),
                 path.display()
             )
             .into());
         }
     }
     Ok(())
+}
+
+/// The library's refusal of a key algorithm, with the registration file and the flag that fixes
+/// it.
+fn alg_hint(
+    path: &std::path::Path,
+    e: pkjwt_client::ClientError,
+) -> Box<dyn std::error::Error + Send + Sync> {
+    match &e {
+        pkjwt_client::ClientError::KeyAlgorithm { registered, .. } => {
+            format!("{}: {e} (give --alg {registered})", path.display()).into()
+        }
+        _ => e.into(),
+    }
 }
 
 /// `apply`: points the alias recorded with the signing key at that key.
@@ -319,11 +315,13 @@ pub(crate) async fn run(a: RotateArgs) -> CmdResult {
             let current = st.signing(now).map(|k| k.uri.clone());
             if let Some(path) = &registration {
                 let planned = key.alg.or(key.generate.then_some(Algorithm::ES256));
-                crate::register::check_registration_alg(path, planned)?;
+                let reg = pkjwt_client::Registration::load(path)?;
+                pkjwt_client::check_new_key_alg(&reg, planned).map_err(|e| alg_hint(path, e))?;
             }
             let new = open_new(&key, current.as_deref()).await?;
             if let Some(path) = &registration {
-                crate::register::check_registration_key(path, &new.jwk)?;
+                let reg = pkjwt_client::Registration::load(path)?;
+                pkjwt_client::check_new_key(&reg, &new.jwk).map_err(|e| alg_hint(path, e))?;
             }
             st.begin(
                 &new.uri,

@@ -14,8 +14,8 @@ type CmdResult = Result<ExitCode, Box<dyn std::error::Error + Send + Sync>>;
 
 #[derive(Args)]
 pub(crate) struct ServeArgs {
-    /// A key to publish (its public part); repeat for several. Key reference: file:PATH,
-    /// pkcs11:…, awskms:…
+    /// A key to publish (its public part); repeat for several. Key reference: file:PATH or a
+    /// backend's key URI (`pkjwt --help` lists the forms).
     #[arg(long, value_name = "URI", required_unless_present = "state")]
     key: Vec<String>,
     /// Also publish the keys of this rotation state file (`pkjwt rotate`), as its timestamps

@@ -25,7 +25,7 @@ fn parse_profile(s: &str) -> Result<String, String> {
 
 #[derive(Args)]
 pub(crate) struct TokenArgs {
-    /// Key reference: file:PATH (or a path), pkcs11:…, awskms:… or a KMS ARN.
+    /// Key reference: file:PATH (or a path) or a backend's key URI; `pkjwt --help` lists the forms.
     #[arg(
         long,
         env = "PKJWT_KEY",

@@ -265,3 +265,139 @@ async fn kms_keys_through_the_cli() {
         "{e}"
     );
 }
+
+/// The modulus size of the RSA key `pubkey` prints for `uri`.
+fn rsa_bits_of(envs: &[(&str, String)], uri: &str) -> usize {
+    let jwk = pkjwt_core::Jwk::from_json(&ok(envs, &["pubkey", "--key", uri])).unwrap();
+    let key = jwk.to_public_key().unwrap();
+    assert!(matches!(key, pkjwt_core::PublicKey::Rsa { .. }), "{jwk:?}");
+    key.bits()
+}
+
+/// `keygen --rsa-bits` reaches the PKCS#11 backend (issue 13, item 4: the token made 2048 bits
+/// whatever the flag said), and a size option for a key type without one is refused by every
+/// backend instead of being ignored.
+#[test]
+fn softhsm_keygen_honours_rsa_bits() {
+    let dir = std::env::temp_dir().join(format!("pkjwt-cli-hsm-bits-{}", std::process::id()));
+    let Some(token) = common::softhsm_token(&dir, "pkjwt") else {
+        return;
+    };
+    let envs = [("SOFTHSM2_CONF", token.conf.display().to_string())];
+    let uri = |object: &str| {
+        format!(
+            "pkcs11:token=pkjwt;object={object}?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:{}",
+            token.pin.display()
+        )
+    };
+    for (object, alg, bits) in [("rsa-3072", "PS256", "3072"), ("rsa-4096", "RS256", "4096")] {
+        ok(
+            &envs,
+            &[
+                "keygen",
+                "--key",
+                &uri(object),
+                "--alg",
+                alg,
+                "--rsa-bits",
+                bits,
+            ],
+        );
+        assert_eq!(
+            rsa_bits_of(&envs, &uri(object)).to_string(),
+            bits,
+            "{object}"
+        );
+    }
+    // No flag: the default, 2048 bits, as before.
+    ok(
+        &envs,
+        &["keygen", "--key", &uri("rsa-default"), "--alg", "PS256"],
+    );
+    assert_eq!(rsa_bits_of(&envs, &uri("rsa-default")), 2048);
+
+    // An RSA size for an EC key is refused, by the token and by the file backend alike, and
+    // nothing is created.
+    let file = dir.join("ec.pem");
+    for key in [uri("ec-sized"), format!("file:{}", file.display())] {
+        let o = run(
+            &envs,
+            &[
+                "keygen",
+                "--key",
+                &key,
+                "--alg",
+                "ES256",
+                "--rsa-bits",
+                "4096",
+            ],
+        );
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            o.status.code() == Some(1) && e.contains("rsa_bits") && e.contains("ES256"),
+            "{key}: {e}"
+        );
+    }
+    assert!(!file.exists());
+    let o = run(&envs, &["pubkey", "--key", &uri("ec-sized")]);
+    assert_eq!(o.status.code(), Some(1), "no key was made on the token");
+}
+
+/// `keygen --rsa-bits` reaches the AWS KMS backend: the key spec follows the flag (it followed
+/// the hash alone: PS256 made RSA_2048 whatever the flag said).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kms_keygen_honours_rsa_bits() {
+    let Some(d) = kms::double() else { return };
+    let envs = [
+        ("AWS_ACCESS_KEY_ID", "test".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "test".to_string()),
+        ("AWS_REGION", kms::REGION.to_string()),
+    ];
+    let uri = |tag: &str| {
+        format!(
+            "awskms:key-id={};region={};endpoint={}",
+            kms::alias(tag),
+            kms::REGION,
+            d.endpoint()
+        )
+    };
+    let sized = uri("cli-rsa-4096");
+    ok(
+        &envs,
+        &[
+            "keygen",
+            "--key",
+            &sized,
+            "--alg",
+            "PS256",
+            "--rsa-bits",
+            "4096",
+        ],
+    );
+    assert_eq!(rsa_bits_of(&envs, &sized), 4096);
+    // No flag: the size that matches the hash, as before (PS384 → RSA_3072).
+    let default = uri("cli-rsa-default");
+    ok(&envs, &["keygen", "--key", &default, "--alg", "PS384"]);
+    assert_eq!(rsa_bits_of(&envs, &default), 3072);
+    // An RSA size for an EC key is refused before anything is created.
+    let ec = uri("cli-ec-sized");
+    let o = run(
+        &envs,
+        &[
+            "keygen",
+            "--key",
+            &ec,
+            "--alg",
+            "ES256",
+            "--rsa-bits",
+            "3072",
+        ],
+    );
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.code() == Some(1) && e.contains("rsa_bits") && e.contains("ES256"),
+        "{e}"
+    );
+    let o = run(&envs, &["pubkey", "--key", &ec]);
+    assert_eq!(o.status.code(), Some(1), "no key was made in KMS");
+}

@@ -105,6 +105,20 @@ pub enum ClientError {
         /// The signer's error.
         source: pkjwt_core::Error,
     },
+    /// A key whose algorithm the registration's `token_endpoint_auth_signing_alg` does not
+    /// accept: the server would refuse the assertions it signs. Nothing was sent.
+    #[error(
+        "{key} is for {key_alg}, but the client registers token_endpoint_auth_signing_alg \
+         {registered}: the server would refuse its assertions"
+    )]
+    KeyAlgorithm {
+        /// The key (`key KID`, or `the new key`).
+        key: String,
+        /// The key's algorithm (`no algorithm` when its JWK names none).
+        key_alg: String,
+        /// The registered algorithm.
+        registered: pkjwt_core::Algorithm,
+    },
     /// The request did not complete (connection refused, reset, DNS…).
     #[error("cannot reach {url}: {reason}")]
     Network {

@@ -7,6 +7,7 @@ mod error;
 mod http;
 mod metadata;
 mod profile;
+mod registered_keys;
 mod registration;
 
 pub use cache::{CacheOptions, TokenCache};
@@ -18,6 +19,9 @@ pub use error::{ClientError, OAuthError};
 pub use http::HttpOptions;
 pub use metadata::{ServerMetadata, discovery_urls};
 pub use profile::{AudienceMode, PROFILE_NAMES, Profile};
+pub use registered_keys::{
+    KeysUpdate, check_key_algs, check_new_key, check_new_key_alg, registered_alg,
+};
 pub use registration::{
     ClientKeys, ClientMetadata, RegisterOptions, Registration, RegistrationClient, SignedRequest,
     sign_software_statement,

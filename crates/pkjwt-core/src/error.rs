@@ -111,6 +111,17 @@ pub enum Error {
         /// The key URI, redacted.
         uri: String,
     },
+    /// A key-generation option ([`crate::GenerateOptions`]) that the algorithm or the backend
+    /// cannot honour; nothing was created.
+    #[error("{option} for {alg}: {reason}")]
+    GenerateOption {
+        /// The algorithm the key was for.
+        alg: crate::Algorithm,
+        /// The option and its value, as the API names it (`rsa_bits = 8192`).
+        option: String,
+        /// Why it cannot be honoured, and what can.
+        reason: String,
+    },
     /// A signature returned by a backend does not fit the signature contract of [`crate::Signer`].
     #[error("signature from backend does not fit {alg}: {reason}")]
     BadSignature {

@@ -21,6 +21,7 @@ pub mod assertion;
 pub mod b64;
 mod der;
 mod error;
+mod generate;
 pub mod jwk;
 pub mod jws;
 mod key;
@@ -37,7 +38,11 @@ pub use assertion::{
 };
 pub use der::{ecdsa_der_to_fixed, ecdsa_fixed_to_der};
 pub use error::{Error, ErrorChain, Result, display_chain, escape_controls};
+pub use generate::{DEFAULT_RSA_BITS, GenerateOptions, RsaSizes};
 pub use jwk::{Jwk, JwkSet, published_alg, thumbprint};
 pub use key::{MAX_RSA_BITS, MIN_RSA_BITS, PublicKey};
 pub use signer::{Signature, Signer};
-pub use uri::{AwsKmsUri, FileUri, KeyUri, Pkcs11ObjectType, Pkcs11Uri, SecretSource};
+pub use uri::{
+    AwsKmsUri, FileUri, KeyUri, Pkcs11ObjectType, Pkcs11Uri, SCHEMES, SchemeInfo, SecretSource,
+    scheme_info,
+};

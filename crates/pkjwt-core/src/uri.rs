@@ -11,6 +11,10 @@
 //!
 //! Secrets are never part of a URI's text when printed: [`KeyUri`]'s `Display` and `Debug`
 //! replace a `pin-value` with `<redacted>`.
+//!
+//! [`SCHEMES`] is the one list of schemes and their backends: the facade's `backends()` and its
+//! "built without" errors, the CLI's help and `--version`, and this parser's messages read it
+//! (docs/adding-a-backend.md).
 
 use std::fmt;
 use std::path::PathBuf;
@@ -153,6 +157,59 @@ impl fmt::Display for SecretSource {
             SecretSource::File(p) => write!(f, "file:{}", p.display()),
         }
     }
+}
+
+/// One key-URI scheme and the backend behind it: a row of [`SCHEMES`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SchemeInfo {
+    /// The URI scheme, without its colon (`pkcs11`).
+    pub scheme: &'static str,
+    /// The backend's name in messages (`PKCS#11`).
+    pub backend: &'static str,
+    /// The backend's short name, as `pkjwt --version` lists it: its cargo feature, or `file`.
+    pub id: &'static str,
+    /// The cargo feature of `pkjwt` (and `pkjwt-cli`) that builds the backend; `None`: always
+    /// built.
+    pub feature: Option<&'static str>,
+    /// A complete example, for help texts.
+    pub example: &'static str,
+    /// Other accepted forms, for help texts (`""` when none).
+    pub also: &'static str,
+}
+
+/// Every key-URI scheme pkjwt parses, in the order help texts list them. Adding a backend adds
+/// a row here (and a [`KeyUri`] variant); docs/adding-a-backend.md has the whole list.
+pub const SCHEMES: &[SchemeInfo] = &[
+    SchemeInfo {
+        scheme: "file",
+        backend: "file",
+        id: "file",
+        feature: None,
+        example: "file:/path/client.pem",
+        also: "or a plain path; ?passphrase-source=env:NAME|file:PATH for encrypted PKCS#8",
+    },
+    SchemeInfo {
+        scheme: "pkcs11",
+        backend: "PKCS#11",
+        id: "pkcs11",
+        feature: Some("pkcs11"),
+        example: "pkcs11:token=T;object=O?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/run/pin",
+        also: "",
+    },
+    SchemeInfo {
+        scheme: "awskms",
+        backend: "AWS KMS",
+        id: "aws-kms",
+        feature: Some("aws-kms"),
+        example: "awskms:key-id=alias/NAME;region=eu-west-1",
+        also: "or a KMS key/alias ARN",
+    },
+];
+
+/// The row of [`SCHEMES`] for `scheme` (lower case, no colon).
+pub fn scheme_info(scheme: &str) -> Option<&'static SchemeInfo> {
+    SCHEMES.iter().find(|s| s.scheme == scheme)
 }
 
 /// A key reference, parsed and validated.
@@ -318,7 +375,7 @@ impl KeyUri {
             .split_once(':')
             .map(|(scheme, _)| scheme.to_ascii_lowercase());
         if let Some(scheme) = lower_scheme.as_deref()
-            && matches!(scheme, "pkcs11" | "awskms" | "file")
+            && scheme_info(scheme).is_some()
             && !s.starts_with(&format!("{scheme}:"))
         {
             // RFC 3986 schemes are case-insensitive: accept PKCS11:, AWSKMS:, FILE:.
@@ -343,11 +400,13 @@ impl KeyUri {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '-' || c == '.');
             if looks_like_scheme && !scheme.contains('.') {
+                let known: Vec<String> = SCHEMES.iter().map(|s| format!("{}:", s.scheme)).collect();
                 return Err(uri_err(
                     s,
                     format!(
-                        "unknown scheme \"{scheme}:\"; expected file:, pkcs11:, awskms: or an AWS KMS ARN \
-                         (for a file whose name contains ':', prefix it with file:./)"
+                        "unknown scheme \"{scheme}:\"; expected {} or an AWS KMS ARN \
+                         (for a file whose name contains ':', prefix it with file:./)",
+                        known.join(", ")
                     ),
                 ));
             }
@@ -359,13 +418,20 @@ impl KeyUri {
         }))
     }
 
+    /// The [`SCHEMES`] row of this reference's backend.
+    pub fn scheme(&self) -> &'static SchemeInfo {
+        let name = match self {
+            KeyUri::File(_) => "file",
+            KeyUri::Pkcs11(_) => "pkcs11",
+            KeyUri::AwsKms(_) => "awskms",
+        };
+        // Invariant: every KeyUri variant has its row (test `every_variant_has_a_scheme_row`).
+        scheme_info(name).unwrap_or(&SCHEMES[0])
+    }
+
     /// Short backend name for messages.
     pub fn backend_name(&self) -> &'static str {
-        match self {
-            KeyUri::File(_) => "file",
-            KeyUri::Pkcs11(_) => "PKCS#11",
-            KeyUri::AwsKms(_) => "AWS KMS",
-        }
+        self.scheme().backend
     }
 }
 
@@ -910,6 +976,47 @@ fn percent_encode(b: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn every_variant_has_a_scheme_row() {
+        for (uri, scheme, backend) in [
+            ("file:k.pem", "file", "file"),
+            ("pkcs11:object=k", "pkcs11", "PKCS#11"),
+            (
+                "awskms:key-id=alias/k;region=eu-west-1",
+                "awskms",
+                "AWS KMS",
+            ),
+            (
+                "arn:aws:kms:eu-west-1:111122223333:alias/k",
+                "awskms",
+                "AWS KMS",
+            ),
+        ] {
+            let u = KeyUri::parse(uri).unwrap();
+            assert_eq!(u.scheme().scheme, scheme, "{uri}");
+            assert_eq!(u.backend_name(), backend, "{uri}");
+            // Each row's example parses, to its own row.
+            let row = scheme_info(scheme).unwrap();
+            assert_eq!(
+                KeyUri::parse(row.example).unwrap().scheme(),
+                row,
+                "{}",
+                row.example
+            );
+        }
+        let unique = |f: fn(&SchemeInfo) -> &'static str| {
+            SCHEMES
+                .iter()
+                .map(f)
+                .collect::<std::collections::HashSet<_>>()
+                .len()
+        };
+        assert_eq!(unique(|s| s.scheme), SCHEMES.len(), "schemes are unique");
+        assert_eq!(unique(|s| s.id), SCHEMES.len(), "ids are unique");
+        assert_eq!(SCHEMES[0].feature, None, "the file backend is always built");
+    }
+
     use super::*;
 
     #[test]

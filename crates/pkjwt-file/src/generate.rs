@@ -7,7 +7,7 @@ use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair};
 use pkcs8::der::Decode;
 use pkjwt_core::private_file::{Overwrite, write_private};
-use pkjwt_core::{Algorithm, Family, FileUri, pem};
+use pkjwt_core::{Algorithm, DEFAULT_RSA_BITS, Family, FileUri, GenerateOptions, RsaSizes, pem};
 use zeroize::Zeroizing;
 
 use crate::{FileError, FileSigner, KeyFormat, load};
@@ -15,24 +15,15 @@ use crate::{FileError, FileSigner, KeyFormat, load};
 /// PBKDF2-HMAC-SHA256 iterations for encrypted keys (OWASP's 2023 recommendation).
 const PBKDF2_ITERATIONS: u32 = 600_000;
 
-/// Options for [`generate`].
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct GenerateOptions {
-    /// RSA modulus size in bits: 2048, 3072 or 4096 (default 3072 would be slower to sign; 2048
-    /// is what FAPI 2.0 requires at minimum and what servers expect).
-    pub rsa_bits: usize,
-}
-
-impl Default for GenerateOptions {
-    fn default() -> Self {
-        GenerateOptions { rsa_bits: 2048 }
-    }
-}
+/// The RSA sizes aws-lc-rs generates.
+const RSA_SIZES: RsaSizes<'static> = RsaSizes::OneOf(&[2048, 3072, 4096]);
 
 /// Generates a key for `alg` and writes it to `uri.path` as PKCS#8 PEM (encrypted with
 /// PBES2/PBKDF2-SHA256/AES-256-CBC when the URI has a `passphrase-source`). The file is created
 /// with mode 0600 and never overwrites an existing one. Returns the signer for the new key.
+///
+/// [`GenerateOptions::rsa_bits`]: 2048, 3072 or 4096 for RS*/PS* (default 2048); any other
+/// value, or a size for another algorithm, is refused before anything is written.
 pub fn generate(
     uri: &FileUri,
     alg: Algorithm,
@@ -87,6 +78,7 @@ pub(crate) fn generate_pkcs8(
     alg: Algorithm,
     options: &GenerateOptions,
 ) -> Result<Zeroizing<Vec<u8>>, FileError> {
+    let rsa_bits = options.rsa_bits_for(alg, "file", DEFAULT_RSA_BITS, RSA_SIZES)?;
     let rng = SystemRandom::new();
     let fail = |_| FileError::Internal("key generation failed in the crypto library");
     let der = match alg.family() {
@@ -95,18 +87,12 @@ pub(crate) fn generate_pkcs8(
             .as_ref()
             .to_vec(),
         Family::RsaPss | Family::RsaPkcs1 => {
-            let size = match options.rsa_bits {
-                2048 => KeySize::Rsa2048,
-                3072 => KeySize::Rsa3072,
-                4096 => KeySize::Rsa4096,
-                other => {
-                    return Err(FileError::Key {
-                        path: None,
-                        source: pkjwt_core::Error::UnsupportedKey(format!(
-                            "RSA key size {other}; choose 2048, 3072 or 4096"
-                        )),
-                    });
-                }
+            let size = match rsa_bits {
+                Some(2048) => KeySize::Rsa2048,
+                Some(3072) => KeySize::Rsa3072,
+                Some(4096) => KeySize::Rsa4096,
+                // rsa_bits_for returns the default or one of RSA_SIZES for an RSA algorithm.
+                _ => return Err(FileError::Internal("RSA size outside RSA_SIZES")),
             };
             let kp = RsaKeyPair::generate(size).map_err(fail)?;
             let doc: aws_lc_rs::encoding::Pkcs8V1Der = kp.as_der().map_err(fail)?;

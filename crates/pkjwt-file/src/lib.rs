@@ -23,7 +23,7 @@ use aws_lc_rs::signature::{self as sig, EcdsaKeyPair, Ed25519KeyPair, KeyPair, R
 use pkjwt_core::{Algorithm, FileUri, PublicKey, Signature, Signer};
 
 pub use error::FileError;
-pub use generate::{GenerateOptions, generate, generate_in_memory};
+pub use generate::{generate, generate_in_memory};
 pub use load::KeyFormat;
 
 /// Options for opening key files.

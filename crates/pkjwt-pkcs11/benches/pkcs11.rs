@@ -20,7 +20,7 @@ use criterion::{Criterion, Throughput};
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, ObjectClass};
-use pkjwt_core::{Algorithm, AssertionOptions, ClientAssertion, HashAlg};
+use pkjwt_core::{Algorithm, AssertionOptions, ClientAssertion, GenerateOptions, HashAlg};
 use pkjwt_pkcs11::{Pkcs11Options, Pkcs11Signer, generate};
 
 const CHILD: &str = "PKJWT_BENCH_CHILD_DIR";
@@ -72,8 +72,13 @@ fn main() {
     for alg in &algs {
         let label = format!("bench-{}", alg.name().to_lowercase());
         let uri = env.uri(&format!("object={label}"));
-        rt.block_on(generate(&uri, *alg, &Pkcs11Options::default()))
-            .unwrap();
+        rt.block_on(generate(
+            &uri,
+            *alg,
+            &GenerateOptions::default(),
+            &Pkcs11Options::default(),
+        ))
+        .unwrap();
         let signer = Arc::new(
             rt.block_on(Pkcs11Signer::open(
                 &uri,

@@ -6,7 +6,7 @@
 //! ```
 //! Used by `infra/softhsm/setup.sh` when OpenSC's `pkcs11-tool` is not installed.
 
-use pkjwt_core::{Algorithm, Jwk, KeyUri};
+use pkjwt_core::{Algorithm, GenerateOptions, Jwk, KeyUri};
 use pkjwt_pkcs11::{Pkcs11Options, generate};
 
 #[tokio::main(flavor = "current_thread")]
@@ -31,7 +31,13 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         return Err("the key URI must be a pkcs11: URI".into());
     };
     let alg: Algorithm = alg.parse()?;
-    let key = generate(&uri, alg, &Pkcs11Options::default()).await?;
+    let key = generate(
+        &uri,
+        alg,
+        &GenerateOptions::default(),
+        &Pkcs11Options::default(),
+    )
+    .await?;
     println!("{}", Jwk::for_signing(&key, alg).to_json());
     Ok(())
 }

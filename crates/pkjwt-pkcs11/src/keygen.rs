@@ -10,21 +10,27 @@
 
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::Attribute;
-use pkjwt_core::{Algorithm, Family, Pkcs11ObjectType, Pkcs11Uri, PublicKey};
+use pkjwt_core::{
+    Algorithm, DEFAULT_RSA_BITS, Family, GenerateOptions, MAX_RSA_BITS, MIN_RSA_BITS,
+    Pkcs11ObjectType, Pkcs11Uri, PublicKey, RsaSizes,
+};
 
 use crate::error::Pkcs11Error;
 use crate::module::Module;
 use crate::object::{self, FoundKey, KeyKind, OID_ED25519};
 use crate::signer::read_pin;
 use crate::token::{self, TokenSelector};
-use crate::{DEFAULT_RSA_BITS, Pkcs11Options, run_blocking};
+use crate::{Pkcs11Options, run_blocking};
 
 /// Generates a key pair for `algorithm` on the token `uri` names, labelled `object=` and with
 /// the URI's `id=` (or a random id), and returns its public key.
 ///
 /// The URI needs `object=` (the label); `type=`, if given, must be `private`. EC keys are made
-/// on the algorithm's curve; RSA keys with [`Pkcs11Options::rsa_bits`] bits (default 2048) and
-/// exponent 65537, for any RS*/PS* algorithm; Ed25519 keys for EdDSA. Fails with
+/// on the algorithm's curve; RSA keys with [`GenerateOptions::rsa_bits`] bits (default
+/// [`DEFAULT_RSA_BITS`]; any size from [`MIN_RSA_BITS`] to [`MAX_RSA_BITS`] is asked of the token)
+/// and exponent 65537, for any RS*/PS* algorithm; Ed25519 keys for EdDSA. An RSA size for
+/// another algorithm, or outside that range, is refused ([`Pkcs11Error::KeygenRequest`]) before
+/// the token is touched. Fails with
 /// [`Pkcs11Error::DuplicateKey`] if any object on the token already has the label or id.
 /// Touches the token, so it runs on a blocking thread.
 ///
@@ -33,16 +39,19 @@ use crate::{DEFAULT_RSA_BITS, Pkcs11Options, run_blocking};
 pub async fn generate(
     uri: &Pkcs11Uri,
     algorithm: Algorithm,
+    options: &GenerateOptions,
     opts: &Pkcs11Options,
 ) -> Result<PublicKey, Pkcs11Error> {
     let uri = uri.clone();
+    let options = options.clone();
     let opts = opts.clone();
-    run_blocking(move || generate_blocking(&uri, algorithm, &opts)).await
+    run_blocking(move || generate_blocking(&uri, algorithm, &options, &opts)).await
 }
 
 fn generate_blocking(
     uri: &Pkcs11Uri,
     algorithm: Algorithm,
+    options: &GenerateOptions,
     opts: &Pkcs11Options,
 ) -> Result<PublicKey, Pkcs11Error> {
     let request = |reason: String| Pkcs11Error::KeygenRequest {
@@ -62,17 +71,11 @@ fn generate_blocking(
         .clone()
         .filter(|l| !l.is_empty())
         .ok_or_else(|| request("the URI needs object=LABEL to name the new key".into()))?;
-    let bits = opts.rsa_bits.unwrap_or(DEFAULT_RSA_BITS);
-    if algorithm.family() == Family::RsaPss || algorithm.family() == Family::RsaPkcs1 {
-        let ok = (pkjwt_core::MIN_RSA_BITS..=pkjwt_core::MAX_RSA_BITS).contains(&(bits as usize));
-        if !ok {
-            return Err(request(format!(
-                "RSA keys of {bits} bits are not supported; use {}..={} bits",
-                pkjwt_core::MIN_RSA_BITS,
-                pkjwt_core::MAX_RSA_BITS
-            )));
-        }
-    }
+    let sizes = RsaSizes::Between(MIN_RSA_BITS, MAX_RSA_BITS);
+    let bits = options
+        .rsa_bits_for(algorithm, "PKCS#11", DEFAULT_RSA_BITS, sizes)
+        .map_err(|e| request(e.to_string()))?
+        .unwrap_or(DEFAULT_RSA_BITS);
     let module = Module::load(uri, opts)?;
     let token = token::find_token(&module, &TokenSelector::from_uri(uri))?;
     let mut warnings = Vec::new();
@@ -133,7 +136,8 @@ fn generate_blocking(
             MechanismType::RSA_PKCS_KEY_PAIR_GEN,
             KeyKind::Rsa,
             vec![
-                Attribute::ModulusBits(u64::from(bits).into()),
+                // At most MAX_RSA_BITS (rsa_bits_for checked it): the cast is lossless.
+                Attribute::ModulusBits((bits as u64).into()),
                 Attribute::PublicExponent(vec![0x01, 0x00, 0x01]),
                 Attribute::Encrypt(false),
                 Attribute::Wrap(false),

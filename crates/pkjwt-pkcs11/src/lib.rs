@@ -22,8 +22,6 @@ pub use signer::{Pkcs11Signer, Pkcs11Stats};
 
 /// Attempts made for one signature when sessions die underneath (the first try included).
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 4;
-/// RSA modulus size for generated keys when none is configured.
-pub const DEFAULT_RSA_BITS: u32 = 2048;
 
 /// Settings for [`Pkcs11Signer::open`] and [`generate`] that do not belong in a key URI.
 ///
@@ -49,8 +47,6 @@ pub struct Pkcs11Options {
     /// Module paths that may be loaded. `None`: the colon-separated list in the environment
     /// variable `PKJWT_PKCS11_ALLOWED_MODULES` if set, otherwise any module.
     pub allowed_modules: Option<Vec<PathBuf>>,
-    /// RSA modulus size in bits for [`generate`]; `None`: [`DEFAULT_RSA_BITS`].
-    pub rsa_bits: Option<u32>,
     /// Hash on the host for RSA too: sign with `CKM_RSA_PKCS` (over a DigestInfo) and
     /// `CKM_RSA_PKCS_PSS` (over the digest) instead of the token's `CKM_SHA*_RSA_PKCS[_PSS]`,
     /// when the token has them. For tokens with hashing limits (AWS CloudHSM hashes at most
@@ -86,12 +82,6 @@ impl Pkcs11Options {
     /// Sets [`local_hashing`](Self::local_hashing).
     pub fn local_hashing(mut self, on: bool) -> Self {
         self.local_hashing = on;
-        self
-    }
-
-    /// Sets [`rsa_bits`](Self::rsa_bits).
-    pub fn rsa_bits(mut self, bits: u32) -> Self {
-        self.rsa_bits = Some(bits);
         self
     }
 }

@@ -16,7 +16,9 @@ use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, ObjectClass};
 use cryptoki::session::UserType;
 use cryptoki::types::AuthPin;
-use pkjwt_core::{Algorithm, AssertionOptions, ClientAssertion, Signer, thumbprint};
+use pkjwt_core::{
+    Algorithm, AssertionOptions, ClientAssertion, GenerateOptions, Signer, thumbprint,
+};
 use pkjwt_pkcs11::{Pkcs11Error, Pkcs11Options, Pkcs11Signer, generate};
 
 /// A second handle on the module, as another library in the same process would have it.
@@ -63,7 +65,9 @@ async fn assert_signs(signer: Arc<Pkcs11Signer>, n: usize) {
 fn conformance(env: &Env, alg: Algorithm, label: &str, id: &str) {
     rt().block_on(async {
         let uri = env.uri(&format!("object={label};id={id}"));
-        let generated = generate(&uri, alg, &opts()).await.unwrap();
+        let generated = generate(&uri, alg, &GenerateOptions::default(), &opts())
+            .await
+            .unwrap();
         let signer = Pkcs11Signer::open(&uri, Some(alg), &opts()).await.unwrap();
         assert_eq!(signer.algorithm(), alg);
         assert_eq!(
@@ -93,13 +97,19 @@ fn conformance(env: &Env, alg: Algorithm, label: &str, id: &str) {
         assert_eq!(thumbprint(again.public_key()), thumbprint(&generated));
 
         // Duplicate label, duplicate id: both refused, and the first key is untouched.
-        let e = generate(&env.uri(&format!("object={label}")), alg, &opts())
-            .await
-            .unwrap_err();
+        let e = generate(
+            &env.uri(&format!("object={label}")),
+            alg,
+            &GenerateOptions::default(),
+            &opts(),
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(e, Pkcs11Error::DuplicateKey { .. }), "{e}");
         let e = generate(
             &env.uri(&format!("object={label}-other;id={id}")),
             alg,
+            &GenerateOptions::default(),
             &opts(),
         )
         .await
@@ -195,7 +205,9 @@ softhsm_test!(conformance_eddsa, |env| conformance(
 softhsm_test!(rsa_key_signs_every_rsa_algorithm, |env| rt().block_on(
     async {
         let uri = env.uri("object=rsa;id=%07");
-        generate(&uri, Algorithm::PS256, &opts()).await.unwrap();
+        generate(&uri, Algorithm::PS256, &GenerateOptions::default(), &opts())
+            .await
+            .unwrap();
         for alg in [
             Algorithm::RS256,
             Algorithm::RS384,
@@ -305,9 +317,18 @@ fn pkcs11_tool_key() {
 softhsm_test!(concurrent_signers_share_the_pool, |env| rt().block_on(
     async {
         let uri = env.uri("object=busy");
-        generate(&uri, Algorithm::ES256, &opts()).await.unwrap();
+        generate(&uri, Algorithm::ES256, &GenerateOptions::default(), &opts())
+            .await
+            .unwrap();
         let uri2 = env.uri("object=busy-ed");
-        generate(&uri2, Algorithm::EdDSA, &opts()).await.unwrap();
+        generate(
+            &uri2,
+            Algorithm::EdDSA,
+            &GenerateOptions::default(),
+            &opts(),
+        )
+        .await
+        .unwrap();
         let signer = Arc::new(
             Pkcs11Signer::open(&uri, None, &opts().pool_size(4))
                 .await
@@ -401,9 +422,14 @@ softhsm_test!(fault_missing_token, |env| rt().block_on(async {
         "{msg}"
     );
     // A padded label in the URI still matches: labels compare without padding.
-    generate(&env.uri("object=k"), Algorithm::ES256, &opts())
-        .await
-        .unwrap();
+    generate(
+        &env.uri("object=k"),
+        Algorithm::ES256,
+        &GenerateOptions::default(),
+        &opts(),
+    )
+    .await
+    .unwrap();
     let padded = env
         .uri_string("object=k")
         .replace("token=pkjwt-test", "token=pkjwt-test%20%20%20");
@@ -417,6 +443,7 @@ softhsm_test!(fault_missing_object_lists_what_is_there, |env| rt()
         generate(
             &env.uri("object=present;id=%aa%bb"),
             Algorithm::ES256,
+            &GenerateOptions::default(),
             &opts(),
         )
         .await
@@ -480,9 +507,14 @@ softhsm_test!(fault_ambiguous_object, |env| rt().block_on(async {
         .unwrap();
     assert_signs(Arc::new(s), 2).await;
     // And generate refuses the label.
-    let e = generate(&env.uri("object=dup"), Algorithm::ES256, &opts())
-        .await
-        .unwrap_err();
+    let e = generate(
+        &env.uri("object=dup"),
+        Algorithm::ES256,
+        &GenerateOptions::default(),
+        &opts(),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(e, Pkcs11Error::DuplicateKey { .. }), "{e}");
 }));
 
@@ -602,9 +634,14 @@ softhsm_test!(fault_key_without_sign_permission, |env| rt().block_on(
 
 softhsm_test!(pin_from_an_environment_variable_logs_in, |env| rt()
     .block_on(async {
-        generate(&env.uri("object=pe"), Algorithm::ES256, &opts())
-            .await
-            .unwrap();
+        generate(
+            &env.uri("object=pe"),
+            Algorithm::ES256,
+            &GenerateOptions::default(),
+            &opts(),
+        )
+        .await
+        .unwrap();
         let uri = common::parse(&format!(
             "pkcs11:token={};object=pe?module-path={}&pin-source=env:{}",
             common::TOKEN,
@@ -618,9 +655,14 @@ softhsm_test!(pin_from_an_environment_variable_logs_in, |env| rt()
 
 softhsm_test!(pin_value_is_accepted_with_a_warning, |env| rt().block_on(
     async {
-        generate(&env.uri("object=pv"), Algorithm::ES256, &opts())
-            .await
-            .unwrap();
+        generate(
+            &env.uri("object=pv"),
+            Algorithm::ES256,
+            &GenerateOptions::default(),
+            &opts(),
+        )
+        .await
+        .unwrap();
         let uri = common::parse(&format!(
             "pkcs11:token={};object=pv?module-path={}&pin-value={}",
             common::TOKEN,
@@ -648,7 +690,9 @@ softhsm_test!(pin_value_is_accepted_with_a_warning, |env| rt().block_on(
 softhsm_test!(recovers_after_logout_by_another_handle, |env| rt()
     .block_on(async {
         let uri = env.uri("object=resilient");
-        generate(&uri, Algorithm::ES256, &opts()).await.unwrap();
+        generate(&uri, Algorithm::ES256, &GenerateOptions::default(), &opts())
+            .await
+            .unwrap();
         let signer = Arc::new(Pkcs11Signer::open(&uri, None, &opts()).await.unwrap());
         assert_signs(signer.clone(), 3).await;
         assert_eq!(signer.stats().recoveries, 0);
@@ -668,7 +712,9 @@ softhsm_test!(recovers_after_module_finalized_and_reinitialized, |env| rt(
 )
 .block_on(async {
     let uri = env.uri("object=resilient2");
-    generate(&uri, Algorithm::EdDSA, &opts()).await.unwrap();
+    generate(&uri, Algorithm::EdDSA, &GenerateOptions::default(), &opts())
+        .await
+        .unwrap();
     let signer = Arc::new(Pkcs11Signer::open(&uri, None, &opts()).await.unwrap());
     assert_signs(signer.clone(), 3).await;
     // Another handle finalizes and re-initializes the module: every session handle of the
@@ -702,7 +748,9 @@ softhsm_test!(recovers_after_c_close_all_sessions, |env| {
         .unwrap();
     rt().block_on(async {
         let uri = env.uri("object=resilient3");
-        generate(&uri, Algorithm::ES384, &opts()).await.unwrap();
+        generate(&uri, Algorithm::ES384, &GenerateOptions::default(), &opts())
+            .await
+            .unwrap();
         let signer = Arc::new(Pkcs11Signer::open(&uri, None, &opts()).await.unwrap());
         assert_signs(signer.clone(), 3).await;
         assert_eq!(signer.stats().recoveries, 0);
@@ -721,7 +769,9 @@ softhsm_test!(recovers_after_c_close_all_sessions, |env| {
 softhsm_test!(key_deleted_underneath_gives_a_clear_error, |env| rt()
     .block_on(async {
         let uri = env.uri("object=doomed");
-        generate(&uri, Algorithm::ES256, &opts()).await.unwrap();
+        generate(&uri, Algorithm::ES256, &GenerateOptions::default(), &opts())
+            .await
+            .unwrap();
         let signer = Pkcs11Signer::open(&uri, None, &opts().max_attempts(2))
             .await
             .unwrap();
@@ -749,7 +799,9 @@ softhsm_test!(key_deleted_underneath_gives_a_clear_error, |env| rt()
 softhsm_test!(signs_from_every_kind_of_thread, |env| {
     let uri = env.uri("object=threads");
     let signer = rt().block_on(async {
-        generate(&uri, Algorithm::ES256, &opts()).await.unwrap();
+        generate(&uri, Algorithm::ES256, &GenerateOptions::default(), &opts())
+            .await
+            .unwrap();
         Arc::new(
             Pkcs11Signer::open(&uri, None, &opts().pool_size(1))
                 .await
@@ -1008,11 +1060,15 @@ fn public_key_from_certificate_or_private_attributes() {
 
                 // RSA: without the public-key object, modulus and exponent of the private key.
                 let uri = env.uri("object=rsa-nopub;id=%51");
-                let generated = generate(&uri, Algorithm::RS256, &opts()).await.unwrap();
+                let generated =
+                    generate(&uri, Algorithm::RS256, &GenerateOptions::default(), &opts())
+                        .await
+                        .unwrap();
                 // EC: without the public-key object, nothing to read the point from.
                 generate(
                     &env.uri("object=ec-nopub;id=%52"),
                     Algorithm::ES256,
+                    &GenerateOptions::default(),
                     &opts(),
                 )
                 .await
@@ -1062,9 +1118,14 @@ fn public_key_from_certificate_or_private_attributes() {
 softhsm_test!(
     token_selected_by_serial_manufacturer_model_slot_or_module_name,
     |env| rt().block_on(async {
-        generate(&env.uri("object=sel"), Algorithm::ES256, &opts())
-            .await
-            .unwrap();
+        generate(
+            &env.uri("object=sel"),
+            Algorithm::ES256,
+            &GenerateOptions::default(),
+            &opts(),
+        )
+        .await
+        .unwrap();
         let ctx = other_handle();
         let slot = test_slot(&ctx);
         let info = ctx.get_token_info(slot).unwrap();
@@ -1134,7 +1195,9 @@ fn fault_softhsm_misconfigured() {
 softhsm_test!(retries_are_bounded_and_the_error_says_why, |env| rt()
     .block_on(async {
         let uri = env.uri("object=bounded");
-        generate(&uri, Algorithm::ES256, &opts()).await.unwrap();
+        generate(&uri, Algorithm::ES256, &GenerateOptions::default(), &opts())
+            .await
+            .unwrap();
         // One attempt only: the failure that triggers a rebuild is reported, not retried.
         let signer = Pkcs11Signer::open(&uri, None, &opts().max_attempts(1))
             .await
@@ -1182,8 +1245,17 @@ softhsm_test!(changed_pin_is_tried_once, |env| rt().block_on(async {
     const NEW_PIN: &str = "9999-rotated";
     let uri = env.uri("object=rotated");
     let uri2 = env.uri("object=rotated-2");
-    generate(&uri, Algorithm::ES256, &opts()).await.unwrap();
-    generate(&uri2, Algorithm::ES256, &opts()).await.unwrap();
+    generate(&uri, Algorithm::ES256, &GenerateOptions::default(), &opts())
+        .await
+        .unwrap();
+    generate(
+        &uri2,
+        Algorithm::ES256,
+        &GenerateOptions::default(),
+        &opts(),
+    )
+    .await
+    .unwrap();
     let signer = Arc::new(
         Pkcs11Signer::open(&uri, None, &opts().pool_size(3))
             .await
@@ -1293,7 +1365,9 @@ softhsm_test!(changed_pin_is_tried_once, |env| rt().block_on(async {
 softhsm_test!(wrong_pin_at_open_is_tried_once_per_open, |env| rt()
     .block_on(async {
         let uri = env.uri("object=once");
-        generate(&uri, Algorithm::ES256, &opts()).await.unwrap();
+        generate(&uri, Algorithm::ES256, &GenerateOptions::default(), &opts())
+            .await
+            .unwrap();
         let signer = Pkcs11Signer::open(&uri, None, &opts()).await.unwrap();
         let ctx = other_handle();
         let session = ctx.open_ro_session(test_slot(&ctx)).unwrap();
@@ -1332,7 +1406,9 @@ async fn announced(uri: &pkjwt_core::Pkcs11Uri) -> String {
 softhsm_test!(swapped_key_is_refused_after_recovery, |env| rt().block_on(
     async {
         let uri = env.uri("object=swapped;id=%0b");
-        generate(&uri, Algorithm::ES256, &opts()).await.unwrap();
+        generate(&uri, Algorithm::ES256, &GenerateOptions::default(), &opts())
+            .await
+            .unwrap();
         let signer = Arc::new(Pkcs11Signer::open(&uri, None, &opts()).await.unwrap());
         assert_signs(signer.clone(), 2).await;
         let old = thumbprint(signer.public_key());
@@ -1346,7 +1422,9 @@ softhsm_test!(swapped_key_is_refused_after_recovery, |env| rt().block_on(
         {
             session.destroy_object(h).unwrap();
         }
-        generate(&uri, Algorithm::ES256, &opts()).await.unwrap();
+        generate(&uri, Algorithm::ES256, &GenerateOptions::default(), &opts())
+            .await
+            .unwrap();
         let new = announced(&uri).await;
         assert_ne!(old, new);
         // And the login is lost, so recovery logs in again too.
@@ -1378,7 +1456,9 @@ softhsm_test!(swapped_key_is_refused_after_recovery, |env| rt().block_on(
 softhsm_test!(swapped_private_key_alone_is_refused, |env| rt().block_on(
     async {
         let uri = env.uri("object=rsa-swap;id=%0c");
-        generate(&uri, Algorithm::RS256, &opts()).await.unwrap();
+        generate(&uri, Algorithm::RS256, &GenerateOptions::default(), &opts())
+            .await
+            .unwrap();
         let signer = Arc::new(
             Pkcs11Signer::open(&uri, Some(Algorithm::RS256), &opts())
                 .await
@@ -1389,7 +1469,9 @@ softhsm_test!(swapped_private_key_alone_is_refused, |env| rt().block_on(
         // A second RSA key, made under another name, then renamed to the first one's label and
         // id after the first private key is deleted; its public-key object is deleted.
         let tmp = env.uri("object=rsa-intruder;id=%0d");
-        generate(&tmp, Algorithm::RS256, &opts()).await.unwrap();
+        generate(&tmp, Algorithm::RS256, &GenerateOptions::default(), &opts())
+            .await
+            .unwrap();
         let new = announced(&tmp).await;
         let ctx = other_handle();
         let session = ctx.open_rw_session(test_slot(&ctx)).unwrap();

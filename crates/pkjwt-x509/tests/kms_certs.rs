@@ -26,7 +26,7 @@ async fn kms_keys_sign_certificates_openssl_accepts() {
         Algorithm::EdDSA,
     ] {
         let uri = kms::uri(d, &kms::alias(&format!("x509-{alg}").to_lowercase()));
-        pkjwt_aws_kms::generate(&uri, alg, &kms::options())
+        pkjwt_aws_kms::generate(&uri, alg, &Default::default(), &kms::options())
             .await
             .unwrap();
         let signer = pkjwt_aws_kms::AwsKmsSigner::open(&uri, Some(alg), &kms::options())

@@ -6,7 +6,7 @@ use std::sync::Arc;
 #[cfg(feature = "aws-kms")]
 pub use pkjwt_aws_kms as aws_kms;
 pub use pkjwt_core::*;
-pub use pkjwt_file::{FileError, FileOptions, FileSigner, GenerateOptions, generate_in_memory};
+pub use pkjwt_file::{FileError, FileOptions, FileSigner, generate_in_memory};
 
 /// Options for [`open`] and [`generate`].
 #[derive(Clone, Debug, Default)]
@@ -17,7 +17,8 @@ pub struct OpenOptions {
     pub alg: Option<Algorithm>,
     /// File backend options.
     pub file: FileOptions,
-    /// Key generation options (RSA size).
+    /// Key generation options (RSA size), passed to [`generate`] of every backend alike; a
+    /// backend refuses an option it cannot honour.
     pub generate: GenerateOptions,
     /// PKCS#11 backend options (session pool, retries, module allow-list).
     #[cfg(feature = "pkcs11")]
@@ -35,15 +36,27 @@ impl OpenOptions {
     }
 }
 
-/// The backends compiled into this build.
+/// True when this build includes the backend of `scheme` (a row of [`SCHEMES`]).
+pub fn is_built(scheme: &SchemeInfo) -> bool {
+    // `cfg!` needs the feature name as a literal: this is the one line per optional backend.
+    match scheme.feature {
+        None => true,
+        Some("pkcs11") => cfg!(feature = "pkcs11"),
+        Some("aws-kms") => cfg!(feature = "aws-kms"),
+        Some(_) => false,
+    }
+}
+
+/// The backends compiled into this build ([`SchemeInfo::id`], in [`SCHEMES`] order).
 pub fn backends() -> &'static [&'static str] {
-    &[
-        "file",
-        #[cfg(feature = "pkcs11")]
-        "pkcs11",
-        #[cfg(feature = "aws-kms")]
-        "aws-kms",
-    ]
+    static BUILT: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        SCHEMES
+            .iter()
+            .filter(|s| is_built(s))
+            .map(|s| s.id)
+            .collect()
+    })
 }
 
 /// Parses a key reference and opens the key in its backend.
@@ -80,12 +93,12 @@ pub async fn generate(
         KeyUri::File(f) => Ok(Arc::new(pkjwt_file::generate(f, alg, &options.generate)?)),
         #[cfg(feature = "pkcs11")]
         KeyUri::Pkcs11(p) => {
-            pkjwt_pkcs11::generate(p, alg, &options.pkcs11).await?;
+            pkjwt_pkcs11::generate(p, alg, &options.generate, &options.pkcs11).await?;
             open_uri(uri, &options.clone().alg(Some(alg))).await
         }
         #[cfg(feature = "aws-kms")]
         KeyUri::AwsKms(k) => {
-            pkjwt_aws_kms::generate(k, alg, &options.aws_kms).await?;
+            pkjwt_aws_kms::generate(k, alg, &options.generate, &options.aws_kms).await?;
             open_uri(uri, &options.clone().alg(Some(alg))).await
         }
         _ => Err(not_built(uri)),
@@ -142,14 +155,10 @@ async fn generate_keystore(
 
 #[allow(dead_code)]
 fn not_built(uri: &KeyUri) -> Error {
-    let (backend, feature) = match uri {
-        KeyUri::Pkcs11(_) => ("PKCS#11", "pkcs11"),
-        KeyUri::AwsKms(_) => ("AWS KMS", "aws-kms"),
-        _ => ("this", "?"),
-    };
+    let scheme = uri.scheme();
     Error::BackendNotBuilt {
         uri: uri.to_string(),
-        backend,
-        feature,
+        backend: scheme.backend,
+        feature: scheme.feature.unwrap_or("?"),
     }
 }
