@@ -510,7 +510,7 @@ softhsm_test!(fault_unreadable_pin_file, |env| rt().block_on(async {
     ));
     let e = Pkcs11Signer::open(&uri, None, &opts()).await.unwrap_err();
     assert!(
-        e.to_string().contains("env:PKJWT_TEST_SURELY_UNSET_PIN"),
+        display_chain(&e).contains("env:PKJWT_TEST_SURELY_UNSET_PIN"),
         "{e}"
     );
 }));
