@@ -91,9 +91,10 @@ fn default_algorithm_follows_the_key_and_overrides_must_fit() {
     }
     let uri = file_uri(dir.join("ES256.pem").to_str().unwrap());
     let e = FileSigner::open(&uri, Some(Algorithm::PS256), &FileOptions::default()).unwrap_err();
+    // The core error is the source of FileError::Key: the chain printer shows both.
+    let e = pkjwt_core::display_chain(&e);
     assert!(
-        e.to_string()
-            .contains("PS256 cannot be used with an EC P-256 key"),
+        e.contains("PS256 cannot be used with an EC P-256 key"),
         "{e}"
     );
     let uri = file_uri(dir.join("RS256.pem").to_str().unwrap());
@@ -337,10 +338,11 @@ fn bad_input_gets_specific_errors() {
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
         p
     };
+    // Printed as a person sees it: the message and its causes (an OS error, a core error).
     let open = |p: &Path| {
-        FileSigner::open_path(p, None, None, &FileOptions::default())
-            .unwrap_err()
-            .to_string()
+        pkjwt_core::display_chain(
+            &FileSigner::open_path(p, None, None, &FileOptions::default()).unwrap_err(),
+        )
     };
     let cases: Vec<(PathBuf, &str)> = vec![
         (write("garbage.pem", "hello world", 0o600), "no PEM block"),

@@ -219,7 +219,36 @@ impl ClientError {
 
 #[cfg(test)]
 mod tests {
-    use super::OAuthError;
+    use super::{ClientError, OAuthError};
+
+    /// The hints name API fields, not CLI flags (the CLI adds those; issue 13, item 2).
+    #[test]
+    fn hints_name_no_cli_flag() {
+        let oauth = |status: u16, error: &str| OAuthError {
+            status,
+            error: error.into(),
+            error_description: None,
+            error_uri: None,
+        };
+        let cases = [
+            (
+                ClientError::OAuth(oauth(401, "invalid_client")).to_string(),
+                "the profile's audience",
+            ),
+            (
+                ClientError::Registration {
+                    url: "https://as/reg".into(),
+                    error: oauth(401, "invalid_token"),
+                }
+                .to_string(),
+                "RegisterOptions::initial_access_token",
+            ),
+        ];
+        for (shown, field) in cases {
+            assert!(!shown.contains("--"), "names a CLI flag: {shown}");
+            assert!(shown.contains(field), "{shown} (wanted {field:?})");
+        }
+    }
 
     #[test]
     fn server_text_cannot_forge_lines() {

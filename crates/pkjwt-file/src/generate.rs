@@ -33,7 +33,7 @@ pub fn generate(
         return Err(FileError::Unsupported {
             path: uri.path.clone(),
             what: "a PKCS#12 keystore holds a certificate too: create it through the pkjwt facade \
-                   (`pkjwt keygen --key 'file:KEYSTORE.p12?password-source=…'`), or with \
+                   (pkjwt::generate with file:KEYSTORE.p12?password-source=…), or with \
                    generate_in_memory + pkcs12::write_new"
                 .into(),
         });

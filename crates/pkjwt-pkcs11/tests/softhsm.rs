@@ -16,8 +16,11 @@ use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, ObjectClass};
 use cryptoki::session::UserType;
 use cryptoki::types::AuthPin;
+// Errors are read as a person sees them: the message and its causes (`display_chain`), since a
+// wrapping error's own message leaves its cause to `source()`.
 use pkjwt_core::{
-    Algorithm, AssertionOptions, ClientAssertion, GenerateOptions, Signer, thumbprint,
+    Algorithm, AssertionOptions, ClientAssertion, GenerateOptions, Signer, display_chain,
+    thumbprint,
 };
 use pkjwt_pkcs11::{Pkcs11Error, Pkcs11Options, Pkcs11Signer, generate};
 
@@ -242,7 +245,7 @@ softhsm_test!(rsa_key_signs_every_rsa_algorithm, |env| rt().block_on(
             .await
             .unwrap_err();
         assert!(matches!(e, Pkcs11Error::Algorithm { .. }), "{e}");
-        assert!(e.to_string().contains("PS256"), "{e}");
+        assert!(display_chain(&e).contains("PS256"), "{e}");
     }
 ));
 
@@ -528,7 +531,10 @@ softhsm_test!(fault_unreadable_pin_file, |env| rt().block_on(async {
         ));
         let e = Pkcs11Signer::open(&uri, None, &opts()).await.unwrap_err();
         assert!(matches!(e, Pkcs11Error::PinSource { .. }), "{e}");
-        assert!(e.to_string().contains(&bad.display().to_string()), "{e}");
+        assert!(
+            display_chain(&e).contains(&bad.display().to_string()),
+            "{e}"
+        );
     }
     let uri = common::parse(&format!(
         "pkcs11:token={};object=k?module-path={}&pin-source=env:PKJWT_TEST_SURELY_UNSET_PIN",
@@ -537,7 +543,7 @@ softhsm_test!(fault_unreadable_pin_file, |env| rt().block_on(async {
     ));
     let e = Pkcs11Signer::open(&uri, None, &opts()).await.unwrap_err();
     assert!(
-        e.to_string().contains("env:PKJWT_TEST_SURELY_UNSET_PIN"),
+        display_chain(&e).contains("env:PKJWT_TEST_SURELY_UNSET_PIN"),
         "{e}"
     );
 }));
@@ -786,7 +792,7 @@ softhsm_test!(key_deleted_underneath_gives_a_clear_error, |env| rt()
             session.destroy_object(h).unwrap();
         }
         let e = signer.sign(b"x").await.unwrap_err();
-        let msg = format!("{e}");
+        let msg = display_chain(&e);
         assert!(
             msg.contains("doomed") && (msg.contains("no private key") || msg.contains("attempts")),
             "{msg}"
@@ -1211,7 +1217,7 @@ softhsm_test!(retries_are_bounded_and_the_error_says_why, |env| rt()
         let session = ctx.open_ro_session(test_slot(&ctx)).unwrap();
         session.logout().unwrap();
         let e = signer.sign(b"x").await.unwrap_err();
-        let msg = e.to_string();
+        let msg = display_chain(&e);
         assert!(
             msg.contains("after 1 attempt(s)")
                 && msg.contains("returned CKR_OBJECT_HANDLE_INVALID")
@@ -1316,13 +1322,13 @@ softhsm_test!(changed_pin_is_tried_once, |env| rt().block_on(async {
     assert!(!info.user_pin_locked());
     assert_eq!(signer.stats().signatures, signed);
     for e in &errors {
-        let msg = format!("{e} {e:?}");
+        let msg = format!("{} {e:?}", display_chain(e));
         assert!(
             !msg.contains(common::USER_PIN) && !msg.contains(NEW_PIN),
             "{msg}"
         );
     }
-    let last = errors.last().unwrap().to_string();
+    let last = display_chain(errors.last().unwrap());
     eprintln!("first error: {}\nlast error: {last}", errors[0]);
     assert!(
         last.contains("refused the PIN")
@@ -1336,7 +1342,7 @@ softhsm_test!(changed_pin_is_tried_once, |env| rt().block_on(async {
     for s in [&signer, &signer2] {
         let before = s.stats();
         for _ in 0..5 {
-            let e = s.sign(b"later").await.unwrap_err().to_string();
+            let e = display_chain(&s.sign(b"later").await.unwrap_err());
             assert!(e.contains("will not try it again"), "{e}");
         }
         assert_eq!(s.stats().logins, before.logins);
@@ -1382,7 +1388,7 @@ softhsm_test!(wrong_pin_at_open_is_tried_once_per_open, |env| rt()
         // The first signer read its (right) PIN before that refusal: it is stopped too, without
         // a C_Login, because pkjwt cannot tell which cached PIN is still good.
         let before = signer.stats().logins;
-        let e = signer.sign(b"x").await.unwrap_err().to_string();
+        let e = display_chain(&signer.sign(b"x").await.unwrap_err());
         assert!(e.contains("will not try it again"), "{e}");
         assert_eq!(signer.stats().logins, before);
         // Reopened with the right PIN source: works.
@@ -1434,7 +1440,7 @@ softhsm_test!(swapped_key_is_refused_after_recovery, |env| rt().block_on(
         let signed = signer.stats().signatures;
         for _ in 0..3 {
             let e = signer.sign(b"payload").await.unwrap_err();
-            let msg = e.to_string();
+            let msg = display_chain(&e);
             eprintln!("{msg}");
             assert!(
                 msg.contains(&old)
@@ -1499,7 +1505,7 @@ softhsm_test!(swapped_private_key_alone_is_refused, |env| rt().block_on(
                 .unwrap();
         }
         drop(session);
-        let e = signer.sign(b"payload").await.unwrap_err().to_string();
+        let e = display_chain(&signer.sign(b"payload").await.unwrap_err());
         assert!(
             e.contains(&old) && e.contains(&new) && e.contains("object=rsa-swap"),
             "{e}"
