@@ -12,8 +12,7 @@ use std::path::PathBuf;
 
 use pkjwt_aws_kms::AwsKmsError;
 use pkjwt_client::ClientError;
-use pkjwt_core::GenerateOptions;
-use pkjwt_core::{Algorithm, Error, display_chain};
+use pkjwt_core::{Algorithm, Error, GenerateOptions, display_chain};
 use pkjwt_file::FileError;
 use pkjwt_pkcs11::Pkcs11Error;
 use pkjwt_pkcs11::cryptoki::context::Function;
@@ -51,8 +50,8 @@ fn table() -> Vec<(&'static str, Box<dyn StdError + Send + Sync>, &'static str)>
         (
             "file key refused in memory (real generate_in_memory call)",
             Box::new(Error::from(in_memory)),
-            "file backend: key refused: unsupported key: RSA key size 1024; choose 2048, 3072 or \
-             4096",
+            "file backend: key refused: rsa_bits = 1024 for RS256: the file backend makes RSA keys of \
+             2048, 3072 or 4096 bits",
         ),
         (
             "PKCS#11 PIN source",
