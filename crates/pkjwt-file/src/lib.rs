@@ -136,7 +136,7 @@ impl FileSigner {
     }
 
     /// Reads a PKCS#12 keystore (`.p12` / `.pfx`) from memory: the private key, and the
-    /// certificate chain (leaf first) that [`certificates`](Self::certificates) then returns.
+    /// certificate chain (leaf first) that [`Signer::certificate_chain`] then returns.
     pub fn from_pkcs12(
         bytes: &[u8],
         password: &str,
