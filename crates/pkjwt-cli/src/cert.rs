@@ -1,15 +1,13 @@
-//! `pkjwt cert`: a self-signed certificate or a CSR signed by the key, wherever it lives; and the
-//! helpers `pubkey --cert` and `assert --cert` use to put `x5c` / `x5t#S256` in JWKs and headers.
+//! `pkjwt cert`: a self-signed certificate or a CSR signed by the key, wherever it lives.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use pkjwt::{Jwk, Signer};
 use pkjwt_x509::CertOptions;
 
-use crate::cmd::{CmdResult, KeyArgs};
+use crate::args::{CmdResult, KeyArgs};
 
 #[derive(Args)]
 pub(crate) struct CertArgs {
@@ -80,59 +78,4 @@ pub(crate) async fn run(a: CertArgs) -> CmdResult {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Certificates from a PEM or DER file, leaf first, after checking that the leaf holds
-/// `signer`'s public key.
-pub(crate) fn load_chain(
-    path: &Path,
-    signer: &dyn Signer,
-) -> Result<Vec<Vec<u8>>, Box<dyn std::error::Error + Send + Sync>> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let chain =
-        pkjwt_x509::read_certificates(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-    pkjwt_x509::check_matches(&chain[0], signer.public_key())
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(chain)
-}
-
-/// The key's certificate chain: from `--cert FILE` (checked against the key), else the one the
-/// backend holds next to the key (a PKCS#12 keystore, PKCS#11 certificate objects), led by the
-/// certificate that holds the key; `None` when neither exists.
-pub(crate) fn chain_for(
-    cert: Option<&Path>,
-    signer: &dyn Signer,
-) -> Result<Option<Vec<Vec<u8>>>, Box<dyn std::error::Error + Send + Sync>> {
-    if let Some(path) = cert {
-        return load_chain(path, signer).map(Some);
-    }
-    let stored = signer.certificate_chain();
-    if stored.is_empty() {
-        return Ok(None);
-    }
-    // The leaf is the certificate of this key (a token may hold several with the key's id, in
-    // no particular order); the others follow.
-    let Some(i) = stored
-        .iter()
-        .position(|c| pkjwt_x509::check_matches(c, signer.public_key()).is_ok())
-    else {
-        return Err(
-            "none of the certificates kept with the key holds its public key; give the right \
-             one with --cert FILE"
-                .into(),
-        );
-    };
-    let mut chain = stored.to_vec();
-    let leaf = chain.remove(i);
-    chain.insert(0, leaf);
-    Ok(Some(chain))
-}
-
-/// Adds `x5c` (the chain) and `x5t#S256` (of the leaf) to a JWK.
-pub(crate) fn add_to_jwk(jwk: &mut Jwk, chain: &[Vec<u8>], sha1: bool) {
-    jwk.x5c = Some(chain.iter().map(|c| pkjwt_x509::x5c_entry(c)).collect());
-    jwk.x5t_s256 = Some(pkjwt_x509::x5t_s256(&chain[0]));
-    if sha1 {
-        jwk.x5t = Some(pkjwt_x509::x5t_sha1(&chain[0]));
-    }
 }

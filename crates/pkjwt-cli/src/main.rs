@@ -1,20 +1,27 @@
 //! The `pkjwt` command: glue between the command line and the pkjwt crates.
 //!
 //! Parse, then resolve: clap turns arguments (and `PKJWT_*` environment variables) into typed
-//! options, each subcommand module turns those into library calls. `main` prints an error once,
-//! as `pkjwt: error: …` with its cause chain on one line, and exits 1; usage errors exit 2
-//! (clap's convention); a closed stdout pipe is not an error.
+//! options, and the subcommand's module (one per subcommand, each with its `run`) turns those
+//! into library calls. `cmd` holds only the subcommand enum and the dispatch; `args` and
+//! `output` the pieces subcommands share (they never import from one another). `main` prints an
+//! error once (`output::report`), as `pkjwt: error: …` with its cause chain on one line, and
+//! exits 1; usage errors exit 2 (clap's convention); a closed stdout pipe is not an error.
 
-mod cert;
+mod args;
 mod cmd;
 mod config;
+mod output;
+
+mod assert;
+mod cert;
+mod keygen;
+mod pubkey;
 mod register;
 mod rotate;
 mod serve;
 mod token;
 mod verify;
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -121,75 +128,6 @@ fn main() -> ExitCode {
     };
     match rt.block_on(cmd::run(cli.command)) {
         Ok(code) => code,
-        Err(e) => {
-            if is_broken_pipe(&*e) {
-                return ExitCode::SUCCESS;
-            }
-            // The one chain printer (pkjwt_core::display_chain), then the flag that helps.
-            let mut line = pkjwt::display_chain(&*e);
-            if let Some(hint) = flag_hint(&*e) {
-                line.push_str("; ");
-                line.push_str(hint);
-            }
-            let _ = writeln!(std::io::stderr(), "pkjwt: error: {line}");
-            ExitCode::FAILURE
-        }
+        Err(e) => output::report(&*e),
     }
-}
-
-/// The command-line flag that fixes an error, where the library's message can only name the API
-/// field (libraries do not know about flags). Found by walking the cause chain, so it works
-/// behind `file backend`, `client assertion` and the like.
-fn flag_hint(e: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
-    use pkjwt_client::ClientError;
-    let mut cur = Some(e);
-    while let Some(c) = cur {
-        if let Some(pkjwt::FileError::InsecurePermissions { .. }) = c.downcast_ref() {
-            return Some("to accept it here, pass --allow-insecure-key-permissions");
-        }
-        if let Some(pkjwt::Error::NoCertificateStorage { .. }) = c.downcast_ref() {
-            return Some("pass the certificate file with --cert where it is needed");
-        }
-        if let Some(ce) = c.downcast_ref::<ClientError>() {
-            match ce {
-                ClientError::ThumbprintRequired {
-                    field: "x5t_s256", ..
-                } => {
-                    return Some(
-                        "give the certificate with --cert FILE, or its thumbprint with --x5t-s256",
-                    );
-                }
-                ClientError::ThumbprintRequired { .. } => {
-                    return Some("give the certificate with --cert FILE");
-                }
-                ClientError::Registration { error, .. }
-                    if error.status == 401 && error.error == "invalid_token" =>
-                {
-                    return Some(
-                        "give the initial access token with --initial-access-token-source, or \
-                         manage a registration with --registration FILE as saved by `pkjwt register`",
-                    );
-                }
-                _ if ce.oauth().is_some_and(|o| o.error == "invalid_client") => {
-                    return Some("the aud is chosen by --profile (or --aud-mode)");
-                }
-                _ => {}
-            }
-        }
-        cur = c.source();
-    }
-    None
-}
-
-fn is_broken_pipe(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur = Some(e);
-    while let Some(c) = cur {
-        if let Some(io) = c.downcast_ref::<std::io::Error>()
-            && io.kind() == std::io::ErrorKind::BrokenPipe
-        {
-            return true;
-        }
-        cur = c.source();
-    }
-    false
 }

@@ -19,22 +19,20 @@ use pkjwt_client::{
 };
 use serde_json::{Map, Value};
 
-type CmdResult = Result<ExitCode, Box<dyn std::error::Error + Send + Sync>>;
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-fn parse_alg(s: &str) -> Result<Algorithm, String> {
-    s.parse::<Algorithm>().map_err(|e| e.to_string())
-}
+use crate::args::{BoxError, CmdResult, KeysArgs, open_key};
+use crate::output::print;
 
 #[derive(Args)]
+#[command(mut_arg("key", |a| a.help(
+    "A key whose public JWK goes into the inline jwks (RFC 7638 kid); repeat for several (the \
+     current and the next key). With --jwks-uri only the first key's algorithm is used",
+)))]
 pub(crate) struct RegisterArgs {
     /// The issuer identifier; its metadata names the registration_endpoint.
     #[arg(long, env = "PKJWT_ISSUER", value_name = "URL", required_unless_present_any = ["read", "update", "delete"])]
     issuer: Option<String>,
-    /// A key whose public JWK goes into the inline jwks (RFC 7638 kid); repeat for several (the
-    /// current and the next key). With --jwks-uri only the first key's algorithm is used.
-    #[arg(long, value_name = "URI")]
-    key: Vec<String>,
+    #[command(flatten)]
+    keys: KeysArgs,
     /// Take the keys from a rotation state file (`pkjwt rotate`): every key published now.
     #[arg(long, env = "PKJWT_STATE", value_name = "FILE", conflicts_with = "key")]
     state: Option<PathBuf>,
@@ -42,7 +40,7 @@ pub(crate) struct RegisterArgs {
     #[arg(long, value_name = "URL")]
     jwks_uri: Option<String>,
     /// token_endpoint_auth_signing_alg (default: the first key's algorithm).
-    #[arg(long, env = "PKJWT_ALG", value_parser = parse_alg)]
+    #[arg(long, env = "PKJWT_ALG")]
     alg: Option<Algorithm>,
     /// Scope the client may ask for (space-separated).
     #[arg(long, env = "PKJWT_SCOPE")]
@@ -101,18 +99,15 @@ pub(crate) struct RegisterArgs {
     /// The registration file saved by `pkjwt register` (for --read, --update, --delete).
     #[arg(long, value_name = "FILE")]
     registration: Option<PathBuf>,
-    /// Accept private key files that group or others can read.
-    #[arg(long, env = "PKJWT_ALLOW_INSECURE_KEY_PERMISSIONS")]
-    allow_insecure_key_permissions: bool,
     /// Seconds to wait for each HTTP request.
     #[arg(long, default_value_t = 10)]
     timeout: u64,
 }
 
 impl RegisterArgs {
+    /// Opens a key named by one of the other key flags (software statement, signed request).
     async fn open(&self, uri: &str) -> Result<Arc<dyn Signer>, BoxError> {
-        let options = crate::cmd::open_options(self.alg, self.allow_insecure_key_permissions)?;
-        Ok(pkjwt::open(uri, &options).await?)
+        open_key(uri, &self.keys.options(self.alg)?).await
     }
 
     /// The public JWKs of --key or --state, if any was given.
@@ -126,12 +121,11 @@ impl RegisterArgs {
             }
             return Ok(Some(keys));
         }
-        if self.key.is_empty() {
+        if self.keys.keys().is_empty() {
             return Ok(None);
         }
         let mut out = Vec::new();
-        for k in &self.key {
-            let s = self.open(k).await?;
+        for s in self.keys.open_all(self.alg).await? {
             // --alg pins the JWKs; without it an RSA key's JWK carries no alg (the
             // registration's token_endpoint_auth_signing_alg still names one).
             out.push(Jwk::for_publication(s.public_key(), self.alg)?);
@@ -275,7 +269,7 @@ pub(crate) async fn run(a: RegisterArgs) -> CmdResult {
         reg.client_id(),
         a.out.display()
     );
-    crate::token::print(reg.client_id())?;
+    print(reg.client_id())?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -293,7 +287,7 @@ async fn manage(a: RegisterArgs) -> CmdResult {
                 now.client_id()
             );
         }
-        crate::token::print(&serde_json::to_string_pretty(&shown)?)?;
+        print(&serde_json::to_string_pretty(&shown)?)?;
         return Ok(ExitCode::SUCCESS);
     }
     if a.delete {
@@ -303,7 +297,7 @@ async fn manage(a: RegisterArgs) -> CmdResult {
             reg.client_id(),
             path.display()
         );
-        crate::token::print(reg.client_id())?;
+        print(reg.client_id())?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut metadata = reg.metadata();
@@ -341,6 +335,6 @@ async fn manage(a: RegisterArgs) -> CmdResult {
         new.client_id(),
         path.display()
     );
-    crate::token::print(new.client_id())?;
+    print(new.client_id())?;
     Ok(ExitCode::SUCCESS)
 }

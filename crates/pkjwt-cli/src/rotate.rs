@@ -14,11 +14,8 @@ use clap::{Args, Subcommand};
 use pkjwt::{Algorithm, Clock, Jwk, KeyUri, SystemClock};
 use pkjwt_jwks::{MIN_SERVER_JWKS_CACHE_SECS, RotationState, RotationTiming};
 
-type CmdResult = Result<ExitCode, Box<dyn std::error::Error + Send + Sync>>;
-
-fn parse_alg(s: &str) -> Result<Algorithm, String> {
-    s.parse::<Algorithm>().map_err(|e| e.to_string())
-}
+use crate::args::{BoxError, CmdResult, open_options};
+use crate::output::print;
 
 #[derive(Args)]
 pub(crate) struct RotateArgs {
@@ -39,7 +36,7 @@ struct NewKey {
     generate: bool,
     /// Algorithm (default ES256 when generating; otherwise derived from the key). Pinned in the
     /// published JWK's alg; without it an RSA key's JWK carries none (RS256 and PS256 verify).
-    #[arg(long, value_parser = parse_alg)]
+    #[arg(long)]
     alg: Option<Algorithm>,
     /// Accept private key files that group or others can read.
     #[arg(long, env = "PKJWT_ALLOW_INSECURE_KEY_PERMISSIONS")]
@@ -99,10 +96,7 @@ struct NewEntry {
 }
 
 /// `current`: the URI of the key that signs now, when `k` is the next key of a rotation.
-async fn open_new(
-    k: &NewKey,
-    current: Option<&str>,
-) -> Result<NewEntry, Box<dyn std::error::Error + Send + Sync>> {
+async fn open_new(k: &NewKey, current: Option<&str>) -> Result<NewEntry, BoxError> {
     let uri = KeyUri::parse(&k.key)?;
     if let KeyUri::Pkcs11(p) = &uri
         && p.has_pin_value()
@@ -115,7 +109,7 @@ async fn open_new(
                 .into(),
         );
     }
-    let o = crate::cmd::open_options(k.alg, k.allow_insecure_key_permissions)?;
+    let o = open_options(k.alg, k.allow_insecure_key_permissions)?;
     #[cfg(feature = "aws-kms")]
     if let KeyUri::AwsKms(kms) = &uri {
         return open_kms(k, kms, &o, current).await;
@@ -144,7 +138,7 @@ async fn open_kms(
     kms: &pkjwt::AwsKmsUri,
     o: &pkjwt::OpenOptions,
     current: Option<&str>,
-) -> Result<NewEntry, Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<NewEntry, BoxError> {
     use pkjwt::Signer;
     use pkjwt::aws_kms::{self, AwsKmsSigner};
     let uri_alias = aws_kms::alias_name(&kms.key_id);
@@ -175,7 +169,7 @@ async fn open_kms(
 
 /// `--swap-alias` must name a customer alias: `alias/NAME`, not an AWS managed `alias/aws/…`.
 #[cfg(feature = "aws-kms")]
-fn check_swap_alias(a: &str) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+fn check_swap_alias(a: &str) -> Result<(), BoxError> {
     if pkjwt::aws_kms::alias_name(a).as_deref() != Some(a) || a.starts_with("alias/aws/") {
         return Err(pkjwt::aws_kms::AwsKmsError::NotAnAlias { name: a.to_owned() }.into());
     }
@@ -187,7 +181,7 @@ async fn sync_registration(
     path: &std::path::Path,
     st: &RotationState,
     now: i64,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<(), BoxError> {
     use pkjwt_client::{HttpOptions, KeysUpdate, Registration, RegistrationClient};
     let keys: Vec<Jwk> = st.published(now).map(|k| k.jwk.clone()).collect();
     let n = keys.len();
@@ -229,10 +223,7 @@ async fn sync_registration(
 
 /// The library's refusal of a key algorithm, with the registration file and the flag that fixes
 /// it.
-fn alg_hint(
-    path: &std::path::Path,
-    e: pkjwt_client::ClientError,
-) -> Box<dyn std::error::Error + Send + Sync> {
+fn alg_hint(path: &std::path::Path, e: pkjwt_client::ClientError) -> BoxError {
     match &e {
         pkjwt_client::ClientError::KeyAlgorithm { registered, .. } => {
             format!("{}: {e} (give --alg {registered})", path.display()).into()
@@ -242,10 +233,7 @@ fn alg_hint(
 }
 
 /// `apply`: points the alias recorded with the signing key at that key.
-async fn apply(
-    st: &RotationState,
-    now: i64,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+async fn apply(st: &RotationState, now: i64) -> Result<(), BoxError> {
     let Some(key) = st.signing(now) else {
         return Err("no key signs now: nothing to apply".into());
     };
@@ -255,7 +243,7 @@ async fn apply(
     };
     #[cfg(feature = "aws-kms")]
     if let KeyUri::AwsKms(kms) = KeyUri::parse(&key.uri)? {
-        let opts = crate::cmd::open_options(None, false)?.aws_kms;
+        let opts = open_options(None, false)?.aws_kms;
         let before = pkjwt::aws_kms::point_alias(&kms, alias, &kms.key_id, &opts).await?;
         match before {
             Some(b) if pkjwt::aws_kms::same_key(&b, &kms.key_id) => {
@@ -374,6 +362,6 @@ pub(crate) async fn run(a: RotateArgs) -> CmdResult {
         })
         .collect();
     let out = serde_json::json!({ "now": now, "signing_kid": signing, "keys": keys });
-    crate::token::print(&serde_json::to_string_pretty(&out)?)?;
+    print(&serde_json::to_string_pretty(&out)?)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -10,14 +10,17 @@ use clap::Args;
 use pkjwt::{Algorithm, Jwk};
 use pkjwt_jwks::{JwksService, ServeOptions, admin_router, check_admin_addr};
 
-type CmdResult = Result<ExitCode, Box<dyn std::error::Error + Send + Sync>>;
+use crate::args::{CmdResult, KeysArgs};
+use crate::output::unpinned_note;
 
 #[derive(Args)]
+#[command(mut_arg("key", |a| a
+    .help("A key to publish (its public part); repeat for several. Key reference: file:PATH or a \
+           backend's key URI (`pkjwt --help` lists the forms)")
+    .required_unless_present("state")))]
 pub(crate) struct ServeArgs {
-    /// A key to publish (its public part); repeat for several. Key reference: file:PATH or a
-    /// backend's key URI (`pkjwt --help` lists the forms).
-    #[arg(long, value_name = "URI", required_unless_present = "state")]
-    key: Vec<String>,
+    #[command(flatten)]
+    keys: KeysArgs,
     /// Also publish the keys of this rotation state file (`pkjwt rotate`), as its timestamps
     /// say; re-read whenever it changes.
     #[arg(long, env = "PKJWT_STATE", value_name = "FILE")]
@@ -33,22 +36,17 @@ pub(crate) struct ServeArgs {
     max_age: u64,
     /// Algorithm to pin in the --key keys' JWKs. Default: an EC or Ed25519 key's (the curve
     /// fixes it); none for an RSA key, whose JWK then verifies RS256 and PS256 alike.
-    #[arg(long, value_parser = |s: &str| s.parse::<Algorithm>().map_err(|e| e.to_string()))]
+    #[arg(long)]
     alg: Option<Algorithm>,
-    /// Accept private key files that group or others can read.
-    #[arg(long, env = "PKJWT_ALLOW_INSECURE_KEY_PERMISSIONS")]
-    allow_insecure_key_permissions: bool,
 }
 
 pub(crate) async fn run(a: ServeArgs) -> CmdResult {
-    let open = crate::cmd::open_options(a.alg, a.allow_insecure_key_permissions)?;
     let mut keys = Vec::new();
     let mut notes = Vec::new();
-    for uri in &a.key {
-        let s = pkjwt::open(uri, &open).await?;
+    for s in a.keys.open_all(a.alg).await? {
         let jwk = Jwk::for_publication(s.public_key(), a.alg)?;
         // Not the URI: it may carry a pin-value. The kid names the key.
-        notes.extend(crate::cmd::unpinned_note(&jwk));
+        notes.extend(unpinned_note(&jwk));
         keys.push(jwk);
     }
     // Before the "serving" line, which callers wait for: nothing is printed after it at

@@ -11,11 +11,8 @@ use pkjwt_client::{
     AudienceMode, ClientConfig, HttpOptions, Profile, RetryPolicy, TokenClient, TokenRequest,
 };
 
-type CmdResult = Result<ExitCode, Box<dyn std::error::Error + Send + Sync>>;
-
-fn parse_alg(s: &str) -> Result<Algorithm, String> {
-    s.parse::<Algorithm>().map_err(|e| e.to_string())
-}
+use crate::args::{CmdResult, KeyArgs, chain_for};
+use crate::output::print;
 
 fn parse_profile(s: &str) -> Result<String, String> {
     Profile::named(s)
@@ -24,23 +21,16 @@ fn parse_profile(s: &str) -> Result<String, String> {
 }
 
 #[derive(Args)]
+// `--key`, or else `--state`.
+#[command(mut_arg("key", |a| a.required(false).required_unless_present("state")))]
 pub(crate) struct TokenArgs {
-    /// Key reference: file:PATH (or a path) or a backend's key URI; `pkjwt --help` lists the forms.
-    #[arg(
-        long,
-        env = "PKJWT_KEY",
-        value_name = "URI",
-        required_unless_present = "state"
-    )]
-    key: Option<String>,
+    #[command(flatten)]
+    key: KeyArgs,
     /// Sign with the key a rotation state file (`pkjwt rotate`) says signs now, instead of --key.
     #[arg(long, env = "PKJWT_STATE", value_name = "FILE", conflicts_with = "key")]
     state: Option<PathBuf>,
-    /// Accept a private key file that group or others can read.
-    #[arg(long, env = "PKJWT_ALLOW_INSECURE_KEY_PERMISSIONS")]
-    allow_insecure_key_permissions: bool,
     /// Signing algorithm (default: derived from the key).
-    #[arg(long, env = "PKJWT_ALG", value_parser = parse_alg)]
+    #[arg(long, env = "PKJWT_ALG")]
     alg: Option<Algorithm>,
     /// The client_id.
     #[arg(long, env = "PKJWT_CLIENT_ID")]
@@ -108,20 +98,20 @@ pub(crate) struct TokenArgs {
 }
 
 pub(crate) async fn run(a: TokenArgs) -> CmdResult {
-    let open = crate::cmd::open_options(a.alg, a.allow_insecure_key_permissions)?;
-    let uri = match (&a.key, &a.state) {
-        (Some(k), _) => k.clone(),
-        (None, Some(path)) => {
+    let open = a.key.options(a.alg)?;
+    let signer = match &a.state {
+        _ if a.key.given() => pkjwt::open_uri(&a.key.uri()?, &open).await?,
+        Some(path) => {
             let st = pkjwt_jwks::RotationState::load(path)?;
             let now = pkjwt::Clock::now(&pkjwt::SystemClock);
-            st.signing(now)
+            let uri = &st
+                .signing(now)
                 .ok_or_else(|| format!("{}: no key signs now", path.display()))?
-                .uri
-                .clone()
+                .uri;
+            pkjwt::open(uri, &open).await?
         }
-        (None, None) => return Err("give --key or --state".into()),
+        None => return Err("give --key or --state".into()),
     };
-    let signer = pkjwt::open(&uri, &open).await?;
 
     let mut profile = Profile::named(&a.profile)?;
     if let Some(m) = a.aud_mode {
@@ -154,7 +144,7 @@ pub(crate) async fn run(a: TokenArgs) -> CmdResult {
         || (a.x5t_s256.is_none()
             && (config.profile.require_x5t_s256 || config.profile.require_x5t_sha1));
     let chain = if wanted {
-        crate::cert::chain_for(a.cert.as_deref(), signer.as_ref())?
+        chain_for(a.cert.as_deref(), signer.as_ref())?
     } else {
         None
     };
@@ -207,16 +197,4 @@ pub(crate) async fn run(a: TokenArgs) -> CmdResult {
     };
     print(&text)?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Writes `text` and a newline to stdout (a closed pipe surfaces as `BrokenPipe`, which `main`
-/// treats as success).
-pub(crate) fn print(text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut o = std::io::stdout().lock();
-    o.write_all(text.as_bytes())?;
-    if !text.ends_with('\n') {
-        o.write_all(b"\n")?;
-    }
-    o.flush()
 }

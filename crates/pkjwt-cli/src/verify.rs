@@ -7,7 +7,7 @@ use clap::{Args, ValueEnum};
 use pkjwt::Algorithm;
 use pkjwt_verify::{TypPolicy, VerifyPolicy};
 
-use crate::cmd::CmdResult;
+use crate::args::CmdResult;
 
 #[derive(Clone, Copy, ValueEnum)]
 pub(crate) enum TypRule {
@@ -38,7 +38,7 @@ pub(crate) struct VerifyArgs {
     #[arg(long)]
     allow_aud_array: bool,
     /// Accepted algorithm (repeatable; default: all that pkjwt knows).
-    #[arg(long = "alg", value_parser = |s: &str| s.parse::<Algorithm>().map_err(|e| e.to_string()))]
+    #[arg(long = "alg")]
     algs: Vec<Algorithm>,
     /// The typ rule.
     #[arg(long, value_enum, default_value = "lenient")]

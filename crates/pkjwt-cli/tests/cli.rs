@@ -1036,3 +1036,50 @@ fn core_dumps_are_disabled() {
     let fields: Vec<&str> = core.split_whitespace().collect();
     assert_eq!(&fields[4..6], ["0", "0"], "{core}");
 }
+
+/// Every command that takes `--key` warns when a PKCS#11 URI carries its PIN (pin-value): it
+/// ends up in shell history and process lists. `token`, `serve` and `register` declared `--key`
+/// themselves and skipped the warning; they flatten the shared key arguments now. The PIN
+/// itself is never printed.
+#[test]
+fn every_key_taking_command_warns_about_pin_value() {
+    let dir = tmpdir("pinvalue");
+    let key =
+        "pkcs11:token=no-such-token;object=o?module-path=/nonexistent/libnone.so&pin-value=8642";
+    let commands: [&[&str]; 7] = [
+        &["keygen", "--key", key],
+        &["pubkey", "--key", key],
+        &["assert", "--key", key, "--client-id", "c", "--aud", "a"],
+        &["cert", "--key", key, "--subject", "CN=c"],
+        &[
+            "token",
+            "--key",
+            key,
+            "--client-id",
+            "c",
+            "--issuer",
+            "http://127.0.0.1:9",
+        ],
+        &["serve", "--key", key, "--listen", "127.0.0.1:0"],
+        &[
+            "register",
+            "--key",
+            key,
+            "--issuer",
+            "http://127.0.0.1:9",
+            "--out",
+            "reg.json",
+        ],
+    ];
+    for args in commands {
+        let o = pkjwt(&dir, args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "pkjwt {}: {err}", args[0]);
+        assert!(
+            err.contains("pkjwt: warning: the key URI carries pin-value"),
+            "pkjwt {}: no pin-value warning: {err}",
+            args[0]
+        );
+        assert!(!err.contains("8642"), "pkjwt {}: {err}", args[0]);
+    }
+}
