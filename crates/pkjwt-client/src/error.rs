@@ -196,6 +196,37 @@ fn registration_hint(e: &OAuthError) -> &'static str {
 }
 
 impl ClientError {
+    /// A short, stable name of the failure's kind for metrics labels: `network`, `timeout`,
+    /// `oauth_<error>` for the RFC 6749 codes (`oauth_other` for any other code),
+    /// `invalid_response`, `assertion`, `discovery`, `config`, `other`. Retries exhausted
+    /// report the last failure's kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ClientError::Network { .. } => "network",
+            ClientError::Timeout { .. } => "timeout",
+            ClientError::OAuth(e) => match e.error.as_str() {
+                "invalid_client" => "oauth_invalid_client",
+                "invalid_grant" => "oauth_invalid_grant",
+                "invalid_scope" => "oauth_invalid_scope",
+                "invalid_request" => "oauth_invalid_request",
+                "unauthorized_client" => "oauth_unauthorized_client",
+                "unsupported_grant_type" => "oauth_unsupported_grant_type",
+                "invalid_target" => "oauth_invalid_target",
+                "temporarily_unavailable" => "oauth_temporarily_unavailable",
+                "server_error" => "oauth_server_error",
+                _ => "oauth_other",
+            },
+            ClientError::InvalidResponse { .. } => "invalid_response",
+            ClientError::Assertion(_) | ClientError::Sign { .. } => "assertion",
+            ClientError::Discovery { .. } | ClientError::IssuerMismatch { .. } => "discovery",
+            ClientError::Config(_)
+            | ClientError::Unsupported { .. }
+            | ClientError::ThumbprintRequired { .. } => "config",
+            ClientError::RetriesExhausted { last, .. } => last.kind(),
+            ClientError::Registration { .. } => "other",
+        }
+    }
+
     /// The RFC 6749 error, when the server sent one (also behind [`ClientError::RetriesExhausted`]).
     pub fn oauth(&self) -> Option<&OAuthError> {
         match self {
