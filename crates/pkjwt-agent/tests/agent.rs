@@ -144,17 +144,27 @@ async fn concurrent_callers_in_tasks_and_processes_share_one_token_request() {
     let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "default socket mode: {mode:o}");
 
-    // Separate processes, started first so that they race the tasks for the first fetch.
+    // Separate processes (4 Python, 2 curl), started first and not waited for, so that they
+    // race the tasks for the first fetch.
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/agent_client.py");
-    let py = Command::new("python3")
-        .arg(&example)
-        .args(["--socket", socket.to_str().unwrap(), "--profile", "api"])
-        .output();
-    let curl = Command::new("curl")
-        .args(["-sS", "--fail-with-body", "--unix-socket"])
-        .arg(&socket)
-        .arg("http://localhost/token?profile=api")
-        .output();
+    let mut children = Vec::new();
+    for i in 0..6 {
+        let mut c = if i < 4 {
+            let mut c = Command::new("python3");
+            c.arg(&example)
+                .args(["--socket", socket.to_str().unwrap(), "--profile", "api"]);
+            c
+        } else {
+            let mut c = Command::new("curl");
+            c.args(["-sS", "--fail-with-body", "--unix-socket"])
+                .arg(&socket)
+                .arg("http://localhost/token?profile=api");
+            c
+        };
+        c.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        children.push((i < 4, c.spawn().unwrap()));
+    }
     let barrier = Arc::new(std::sync::Barrier::new(60));
     let mut tasks = Vec::new();
     for _ in 0..60 {
@@ -168,32 +178,32 @@ async fn concurrent_callers_in_tasks_and_processes_share_one_token_request() {
     for t in tasks {
         tokens.push(t.await.unwrap().unwrap());
     }
-    let py = py.unwrap();
-    assert!(
-        py.status.success(),
-        "python: {}",
-        String::from_utf8_lossy(&py.stderr)
-    );
-    tokens.push(String::from_utf8(py.stdout).unwrap().trim_end().to_owned());
-    let curl = curl.unwrap();
-    assert!(
-        curl.status.success(),
-        "curl: {}",
-        String::from_utf8_lossy(&curl.stderr)
-    );
-    let v: Value = serde_json::from_slice(&curl.stdout).unwrap();
-    assert_eq!(v["token_type"], "Bearer");
-    let expires_in = v["expires_in"].as_u64().unwrap();
-    assert!((290..=300).contains(&expires_in), "{v}");
-    tokens.push(v["access_token"].as_str().unwrap().to_owned());
+    for (python, child) in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            if python { "python" } else { "curl" },
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if python {
+            tokens.push(String::from_utf8(out.stdout).unwrap().trim_end().to_owned());
+        } else {
+            let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(v["token_type"], "Bearer");
+            let expires_in = v["expires_in"].as_u64().unwrap();
+            assert!((290..=300).contains(&expires_in), "{v}");
+            tokens.push(v["access_token"].as_str().unwrap().to_owned());
+        }
+    }
 
-    assert_eq!(tokens.len(), 62);
+    assert_eq!(tokens.len(), 66);
     assert_eq!(tokens[0].split('.').count(), 3, "a JWT access token");
     assert!(tokens.iter().all(|t| *t == tokens[0]), "one token for all");
     assert_eq!(
         settled_grants(p.op(), 1),
         1,
-        "62 callers, one token request; grant errors: {:?}",
+        "66 callers, one token request; grant errors: {:?}",
         p.op().grant_errors()
     );
     let m = metrics(&socket);
@@ -203,7 +213,7 @@ async fn concurrent_callers_in_tasks_and_processes_share_one_token_request() {
     );
     assert_eq!(
         metric(&m, "pkjwt_agent_tokens_served_total{profile=\"api\"}"),
-        62
+        66
     );
     assert!(metric(&m, "pkjwt_agent_cache_hits_total{profile=\"api\"}") >= 1);
     // One token request signs one client assertion.
