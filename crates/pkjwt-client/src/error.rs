@@ -221,7 +221,8 @@ impl ClientError {
             ClientError::Discovery { .. } | ClientError::IssuerMismatch { .. } => "discovery",
             ClientError::Config(_)
             | ClientError::Unsupported { .. }
-            | ClientError::ThumbprintRequired { .. } => "config",
+            | ClientError::ThumbprintRequired { .. }
+            | ClientError::KeyAlgorithm { .. } => "config",
             ClientError::RetriesExhausted { last, .. } => last.kind(),
             ClientError::Registration { .. } => "other",
         }
