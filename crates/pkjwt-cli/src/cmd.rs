@@ -5,7 +5,7 @@
 use clap::Subcommand;
 
 use crate::args::CmdResult;
-use crate::{assert, cert, keygen, pubkey, register, rotate, serve, token, verify};
+use crate::{agent, assert, cert, keygen, pubkey, register, rotate, serve, token, verify};
 
 #[derive(Subcommand)]
 pub(crate) enum Command {
@@ -68,6 +68,10 @@ pub(crate) enum Command {
         pkjwt register --update --registration registration.json --state rotation.json\n  \
         pkjwt register --delete --registration registration.json")]
     Register(register::RegisterArgs),
+    /// Run the token agent: cached access tokens for local processes over a Unix socket
+    /// (docs/agent.md); `pkjwt token --agent SOCKET --agent-profile NAME` is its client.
+    #[command(after_help = "Example:\n  pkjwt agent --config /etc/pkjwt/agent.toml")]
+    Agent(agent::AgentArgs),
 }
 
 pub(crate) async fn run(cmd: Command) -> CmdResult {
@@ -81,5 +85,6 @@ pub(crate) async fn run(cmd: Command) -> CmdResult {
         Command::Serve(a) => serve::run(a).await,
         Command::Rotate(a) => rotate::run(a).await,
         Command::Register(a) => register::run(a).await,
+        Command::Agent(a) => agent::run(a).await,
     }
 }

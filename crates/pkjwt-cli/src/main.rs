@@ -12,6 +12,7 @@ mod cmd;
 mod config;
 mod output;
 
+mod agent;
 mod assert;
 mod cert;
 mod keygen;

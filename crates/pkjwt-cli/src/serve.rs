@@ -90,7 +90,8 @@ pub(crate) async fn run(a: ServeArgs) -> CmdResult {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn shutdown() {
+/// Resolves on SIGINT or SIGTERM (also used by `pkjwt agent`).
+pub(crate) async fn shutdown() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -21,8 +21,8 @@ fn parse_profile(s: &str) -> Result<String, String> {
 }
 
 #[derive(Args)]
-// `--key`, or else `--state`.
-#[command(mut_arg("key", |a| a.required(false).required_unless_present("state")))]
+// `--key`, or else `--state` (or `--agent`: the agent has the key).
+#[command(mut_arg("key", |a| a.required(false).required_unless_present_any(["state", "agent"])))]
 pub(crate) struct TokenArgs {
     #[command(flatten)]
     key: KeyArgs,
@@ -33,12 +33,17 @@ pub(crate) struct TokenArgs {
     #[arg(long, env = "PKJWT_ALG")]
     alg: Option<Algorithm>,
     /// The client_id.
-    #[arg(long, env = "PKJWT_CLIENT_ID")]
-    client_id: String,
+    #[arg(long, env = "PKJWT_CLIENT_ID", required_unless_present = "agent")]
+    client_id: Option<String>,
     /// The issuer identifier, exactly as the server's metadata has it (no trailing slash unless
     /// the server's has one).
-    #[arg(long, env = "PKJWT_ISSUER", value_name = "URL")]
-    issuer: String,
+    #[arg(
+        long,
+        env = "PKJWT_ISSUER",
+        value_name = "URL",
+        required_unless_present = "agent"
+    )]
+    issuer: Option<String>,
     /// Scope to ask for (space-separated).
     #[arg(long, env = "PKJWT_SCOPE")]
     scope: Option<String>,
@@ -95,9 +100,22 @@ pub(crate) struct TokenArgs {
     /// Print the whole token response as JSON.
     #[arg(long)]
     json: bool,
+    /// Get the token from a running `pkjwt agent` on this Unix socket (with --agent-profile);
+    /// the key, client and server options are then the agent's, not these.
+    #[arg(long, value_name = "SOCKET", requires = "agent_profile")]
+    agent: Option<PathBuf>,
+    /// The agent's [profile.NAME] to get the token of.
+    #[arg(long, value_name = "NAME", requires = "agent")]
+    agent_profile: Option<String>,
 }
 
 pub(crate) async fn run(a: TokenArgs) -> CmdResult {
+    if let (Some(socket), Some(profile)) = (&a.agent, &a.agent_profile) {
+        return crate::agent::token(socket, profile, a.json, a.timeout);
+    }
+    let (Some(client_id), Some(issuer)) = (a.client_id.clone(), a.issuer.clone()) else {
+        return Err("give --client-id and --issuer (or --agent)".into());
+    };
     let open = a.key.options(a.alg)?;
     let signer = match &a.state {
         _ if a.key.given() => pkjwt::open_uri(&a.key.uri()?, &open).await?,
@@ -131,7 +149,7 @@ pub(crate) async fn run(a: TokenArgs) -> CmdResult {
     let mut http = HttpOptions::default();
     http.timeout = Duration::from_secs(a.timeout.max(1));
     http.connect_timeout = http.timeout.min(Duration::from_secs(5));
-    let mut config = ClientConfig::new(a.client_id, a.issuer)
+    let mut config = ClientConfig::new(client_id, issuer)
         .profile(profile)
         .http(http)
         .retry(RetryPolicy::attempts(a.attempts.max(1)));
