@@ -15,7 +15,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use pkjwt_client::{
-    ClientConfig, ClientError, HttpOptions, RetryPolicy, TokenCache, TokenClient, TokenRequest,
+    CacheOptions, ClientConfig, ClientError, HttpOptions, RetryPolicy, Source, TokenCache,
+    TokenClient, TokenRequest,
 };
 use pkjwt_core::{Algorithm, Signer};
 use serde_json::{Value, json};
@@ -23,10 +24,17 @@ use serde_json::{Value, json};
 /// What the fake token endpoint does for one request.
 #[derive(Clone)]
 enum Reply {
-    Ok { expires_in: u64 },
+    Ok {
+        expires_in: u64,
+    },
     Status(u16, &'static str, Option<&'static str>),
     Body(&'static str),
     Sleep(Duration),
+    /// A token after a delay (a slow but successful refresh).
+    SlowOk {
+        delay: Duration,
+        expires_in: u64,
+    },
 }
 
 #[derive(Default)]
@@ -105,6 +113,13 @@ async fn token(State(f): State<Arc<Fake>>, Form(form): Form<Vec<(String, String)
         .unwrap()
         .pop_front()
         .unwrap_or(Reply::Ok { expires_in: 300 });
+    let reply = match reply {
+        Reply::SlowOk { delay, expires_in } => {
+            tokio::time::sleep(delay).await;
+            Reply::Ok { expires_in }
+        }
+        other => other,
+    };
     match reply {
         Reply::Ok { expires_in } => {
             let n = {
@@ -126,6 +141,7 @@ async fn token(State(f): State<Arc<Fake>>, Form(form): Form<Vec<(String, String)
             tokio::time::sleep(d).await;
             (StatusCode::OK, headers, "{}").into_response()
         }
+        Reply::SlowOk { .. } => unreachable!("turned into Ok above"),
     }
 }
 
@@ -391,6 +407,97 @@ async fn cache_single_flight_expiry_and_no_poisoning() {
         assert_eq!(bounded(h).await.unwrap().unwrap(), "token-2");
     }
     assert_eq!(cache.client().requests_sent(), 5);
+}
+
+/// `TokenCache::serve` (the agent's path): while a valid token exists no caller waits for a
+/// refresh, even a slow one; a failed refresh leaves the valid token served, is counted by kind,
+/// and is not retried before its back-off ends; one request at a time throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_never_waits_while_a_valid_token_exists_and_backs_off() {
+    let fake = start(vec![
+        Reply::Ok { expires_in: 4 },
+        Reply::SlowOk {
+            delay: Duration::from_millis(400),
+            expires_in: 4,
+        },
+        Reply::Status(503, "down", None),
+        Reply::Status(503, "down", None),
+        Reply::Status(503, "down", None),
+    ])
+    .await;
+    let mut o = CacheOptions::default();
+    o.refresh_fraction = Some(0.25);
+    o.jitter = 0.0;
+    o.backoff_min = Duration::from_secs(10);
+    let cache = Arc::new(TokenCache::with_options(client(&fake).await, cc(), o));
+    let first = bounded(cache.serve()).await.unwrap();
+    assert_eq!(first.source, Source::Fetched);
+    assert_eq!(first.token.access_token.secret(), "token-1");
+
+    let burst = |n: usize| {
+        let cache = cache.clone();
+        async move {
+            let calls: Vec<_> = (0..n)
+                .map(|_| {
+                    let c = cache.clone();
+                    tokio::spawn(async move { c.serve().await })
+                })
+                .collect();
+            let mut out = Vec::new();
+            for h in calls {
+                let s = bounded(h).await.unwrap().unwrap();
+                out.push((s.token.access_token.secret().to_owned(), s.source));
+            }
+            out
+        }
+    };
+    // Past the refresh point (1 s of 4): the 400 ms refresh runs in the background.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let started = Instant::now();
+    let r = burst(50).await;
+    assert!(
+        started.elapsed() < Duration::from_millis(300),
+        "callers waited {:?} for a refresh while a valid token existed",
+        started.elapsed()
+    );
+    assert!(
+        r.iter()
+            .all(|(t, s)| t == "token-1" && *s == Source::CachedRefreshDue)
+    );
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let r = burst(10).await;
+    assert!(
+        r.iter()
+            .all(|(t, s)| t == "token-2" && *s == Source::Cached),
+        "{r:?}"
+    );
+    assert_eq!(
+        cache.client().requests_sent(),
+        2,
+        "one refresh for 50 callers"
+    );
+
+    // token-2's refresh fails (three 503s): token-2 is still served, the failure counted.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let r = burst(20).await;
+    assert!(r.iter().all(|(t, _)| t == "token-2"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(cache.client().requests_sent(), 5);
+    let stats = cache.stats();
+    assert_eq!(stats.fetches, 3);
+    assert_eq!(stats.fetch_errors.values().sum::<u64>(), 1, "{stats:?}");
+    // Within the 10 s back-off: still token-2, and no further request.
+    let r = burst(20).await;
+    assert!(
+        r.iter()
+            .all(|(t, s)| t == "token-2" && *s == Source::CachedRefreshDue)
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        cache.client().requests_sent(),
+        5,
+        "no request during the back-off"
+    );
 }
 
 /// A plain OAuth 2.0 server (RFC 8414) without OpenID Connect discovery, whose issuer has a
