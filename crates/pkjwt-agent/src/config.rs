@@ -74,8 +74,9 @@ pub struct AgentSettings {
     pub jitter: f64,
 }
 
-/// A `[profile.NAME]` table: one client and the token it gets.
-#[derive(Clone, Debug)]
+/// A `[profile.NAME]` table: one client and the token it gets. Its `Debug` shows only the key
+/// URI's scheme: a `pkcs11:` URI may carry a `pin-value`.
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct ProfileConfig {
     /// Key URI (file:…, pkcs11:…, awskms:…).
@@ -95,6 +96,25 @@ pub struct ProfileConfig {
     pub resources: Vec<String>,
     /// Accept a key file that group or others can read (as `--allow-insecure-key-permissions`).
     pub allow_insecure_key_permissions: bool,
+}
+
+impl std::fmt::Debug for ProfileConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = self.key.split_once(':').map_or("file", |(s, _)| s);
+        f.debug_struct("ProfileConfig")
+            .field("key", &format_args!("{scheme}:…"))
+            .field("alg", &self.alg)
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("scope", &self.scope)
+            .field("server_profile", &self.server_profile)
+            .field("resources", &self.resources)
+            .field(
+                "allow_insecure_key_permissions",
+                &self.allow_insecure_key_permissions,
+            )
+            .finish()
+    }
 }
 
 #[derive(Deserialize)]
@@ -430,6 +450,19 @@ client_id = "billing"
         let p = &c.profiles["billing"];
         assert_eq!(p.server_profile, "standard");
         assert!(c.agent.http_listen.is_none());
+    }
+
+    #[test]
+    fn debug_hides_the_key_uri() {
+        let text = "[agent]\nsocket = \"/run/a.sock\"\n[profile.hsm]\n\
+                    key = \"pkcs11:token=t;object=k?pin-value=123456\"\n\
+                    issuer = \"https://as.example\"\nclient_id = \"c\"\n";
+        let c = AgentConfig::parse(text, "a.toml").unwrap();
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("123456") && shown.contains("pkcs11:…"),
+            "{shown}"
+        );
     }
 
     #[test]

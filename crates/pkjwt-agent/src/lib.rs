@@ -288,7 +288,13 @@ fn bind_socket(a: &AgentSettings) -> Result<UnixListener, AgentError> {
     let parent = path
         .parent()
         .ok_or_else(|| fail("has no parent directory".into()))?;
-    let private = parent.join(format!(".pkjwt-agent.{}.tmp", std::process::id()));
+    // Unique per process and call: two agents in one process (tests) may start together.
+    static STAGING: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let private = parent.join(format!(
+        ".pkjwt-agent.{}.{}.tmp",
+        std::process::id(),
+        STAGING.fetch_add(1, Ordering::Relaxed)
+    ));
     std::fs::DirBuilder::new()
         .mode(0o700)
         .create(&private)
