@@ -13,13 +13,14 @@ use serde::Deserialize;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read {path}: {reason}")]
+    /// The file could not be read (the I/O error is the source).
+    #[error("cannot read {path}")]
     Read {
         /// The file.
         path: String,
         /// The I/O error.
-        reason: String,
+        #[source]
+        source: std::io::Error,
     },
     /// The TOML is malformed or has an unknown or mistyped field.
     #[error("{origin}: {reason}")]
@@ -155,9 +156,9 @@ struct RawProfile {
 impl AgentConfig {
     /// Reads and checks a configuration file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.display().to_string(),
-            reason: e.to_string(),
+            source,
         })?;
         Self::parse(&text, &path.display().to_string())
     }

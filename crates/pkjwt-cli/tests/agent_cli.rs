@@ -130,5 +130,11 @@ fn agent_config_errors_stop_it_before_it_starts() {
         e.contains("agent.toml: [agent]: http_listen: 0.0.0.0:8790 is not a loopback address"),
         "{e}"
     );
+    // The chain: what could not be read, then the OS's reason, once.
+    let e = fails(&dir, &["agent", "--config", "missing.toml"]);
+    assert_eq!(
+        e.trim_end(),
+        "pkjwt: error: cannot read missing.toml: No such file or directory (os error 2)"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }

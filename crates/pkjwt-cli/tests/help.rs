@@ -29,6 +29,7 @@ const COMMANDS: &[&[&str]] = &[
     &["rotate", "status"],
     &["rotate", "prune"],
     &["register"],
+    &["agent"],
 ];
 
 fn help(args: &[&str]) -> String {
