@@ -249,8 +249,12 @@ async fn the_valid_token_outlives_the_server_then_a_clear_error() {
     .unwrap();
     let http = agent.http_addr().unwrap();
     assert!(http.ip().is_loopback());
+    // The token arrived between these two instants: its refresh point (1 s) and its expiry
+    // (4 s) are relative to its arrival, so the waits below use the bound that is safe on a
+    // loaded machine.
     let fetched = Instant::now();
     let t1 = client::token(&socket, "api", T).unwrap();
+    let got = Instant::now();
     assert_eq!(settled_grants(p.op(), 1), 1);
 
     // The same answer on the loopback HTTP listener.
@@ -274,7 +278,10 @@ async fn the_valid_token_outlives_the_server_then_a_clear_error() {
 
     // Past the refresh point (1 s of 4): the refresh fails in the background and the valid
     // token is still served, without an error to the caller.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tokio::time::sleep(
+        (got + Duration::from_millis(1500)).saturating_duration_since(Instant::now()),
+    )
+    .await;
     for _ in 0..5 {
         assert_eq!(client::token(&socket, "api", T).unwrap(), t1);
     }
@@ -303,9 +310,24 @@ async fn the_valid_token_outlives_the_server_then_a_clear_error() {
     );
 
     // After the token's lifetime: a clear error, and no token in it.
-    let expiry = fetched + Duration::from_millis(4300);
-    tokio::time::sleep(expiry.saturating_duration_since(Instant::now())).await;
-    let e = client::token(&socket, "api", T).unwrap_err();
+    // Until then the valid token is served; the error comes no earlier than the lifetime.
+    let deadline = got + Duration::from_secs(10);
+    let e = loop {
+        match client::token(&socket, "api", T) {
+            Ok(t) => assert_eq!(t, t1),
+            Err(e) => break e,
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still served 10 s after a 4 s token"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        fetched.elapsed() >= Duration::from_secs(4),
+        "an error {:?} after the fetch, before the token's 4 s lifetime",
+        fetched.elapsed()
+    );
     let text = e.to_string();
     assert!(
         matches!(&e, AgentClientError::Refused { status: 503, error, .. } if error == "token_unavailable"),
