@@ -428,3 +428,69 @@ fn http_listen_must_be_loopback() {
          answers only on 127.0.0.0/8 or ::1 (tokens must not leave the host)"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_due_refresh_under_load_is_one_background_request() {
+    let Some(p) = peers("refresh", 6).await else {
+        return;
+    };
+    let socket = p.dir.join("agent.sock");
+    let agent = Agent::start(config(&p, &socket, "refresh_fraction = 0.25\njitter = 0.0"))
+        .await
+        .unwrap();
+    let t1 = client::token(&socket, "api", T).unwrap();
+    let got = Instant::now();
+    // Past the refresh point (1.5 s of 6): 40 concurrent callers.
+    tokio::time::sleep(
+        (got + Duration::from_millis(1700)).saturating_duration_since(Instant::now()),
+    )
+    .await;
+    let barrier = Arc::new(std::sync::Barrier::new(40));
+    let mut tasks = Vec::new();
+    for _ in 0..40 {
+        let (s, b) = (socket.clone(), barrier.clone());
+        tasks.push(tokio::task::spawn_blocking(move || {
+            b.wait();
+            client::token(&s, "api", T)
+        }));
+    }
+    let mut second = Vec::new();
+    for t in tasks {
+        second.push(t.await.unwrap().unwrap());
+    }
+    // Each got the old token (served while the refresh ran) or the new one; never an error.
+    let t2 = loop {
+        let t = client::token(&socket, "api", T).unwrap();
+        if t != t1 {
+            break t;
+        }
+        assert!(
+            got.elapsed() < Duration::from_secs(5),
+            "no refresh before expiry"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(second.iter().all(|t| *t == t1 || *t == t2));
+    assert!(
+        second.contains(&t1),
+        "the valid token was served while refreshing"
+    );
+    assert_eq!(
+        settled_grants(p.op(), 2),
+        2,
+        "41 callers after the refresh point, one refresh; grant errors: {:?}",
+        p.op().grant_errors()
+    );
+    let m = metrics(&socket);
+    assert_eq!(
+        metric(&m, "pkjwt_agent_token_fetches_total{profile=\"api\"}"),
+        2
+    );
+    assert!(
+        metric(
+            &m,
+            "pkjwt_agent_cache_hits_refresh_due_total{profile=\"api\"}"
+        ) >= 1
+    );
+    agent.shutdown().await.unwrap();
+}
