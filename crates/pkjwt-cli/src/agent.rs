@@ -12,8 +12,13 @@ use crate::args::CmdResult;
 
 #[derive(Args)]
 pub(crate) struct AgentArgs {
-    /// The agent's TOML configuration ([agent] and [profile.NAME] tables; docs/agent.md).
-    #[arg(long, env = "PKJWT_AGENT_CONFIG", value_name = "FILE")]
+    /// The agent's TOML configuration (see docs/agent.md).
+    #[arg(
+        long,
+        env = "PKJWT_AGENT_CONFIG",
+        value_name = "FILE",
+        help = "The agent's TOML configuration ([agent] and [profile.NAME] tables; docs/agent.md)"
+    )]
     config: PathBuf,
     /// Check the configuration and exit without opening keys or listening.
     #[arg(long)]
