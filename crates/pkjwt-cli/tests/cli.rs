@@ -8,7 +8,7 @@ mod common;
 use common::*;
 mod serve_helper;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
@@ -432,22 +432,9 @@ fn closed_stdout_is_not_an_error() {
 
 /// Verifies with PyJWT. Missing Python environment: a failure under PKJWT_REQUIRE_PEERS=1.
 fn pyjwt_verify(jwk: &Path, alg: &str, jwt: &str) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let python = std::env::var_os("PKJWT_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join(".venv/bin/python"));
-    if !python.exists() {
-        assert!(
-            std::env::var("PKJWT_REQUIRE_PEERS").as_deref() != Ok("1"),
-            "{} missing: run infra/ci/setup.sh",
-            python.display()
-        );
-        eprintln!(
-            "SKIPPED: PyJWT cross-check ({} missing; run infra/ci/setup.sh)",
-            python.display()
-        );
+    let Some((root, python)) = venv_python("PyJWT cross-check") else {
         return;
-    }
+    };
     let mut child = Command::new(python)
         .arg(root.join("infra/ci/pyjwt_verify.py"))
         .args([

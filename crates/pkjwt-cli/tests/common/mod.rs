@@ -131,22 +131,7 @@ pub fn softhsm_token(dir: &Path, label: &str) -> Option<SoftHsm> {
 /// (skipped) otherwise.
 pub fn jose_verify(jwks: &Path, alg: &str, jwt: &str) -> Option<Result<(), String>> {
     use std::io::Write;
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let python = std::env::var_os("PKJWT_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join(".venv/bin/python"));
-    if !python.exists() {
-        assert!(
-            std::env::var("PKJWT_REQUIRE_PEERS").as_deref() != Ok("1"),
-            "{} missing: run infra/ci/setup.sh",
-            python.display()
-        );
-        eprintln!(
-            "SKIPPED: joserfc/jwcrypto cross-check ({} missing; run infra/ci/setup.sh)",
-            python.display()
-        );
-        return None;
-    }
+    let (root, python) = venv_python("joserfc/jwcrypto cross-check")?;
     let mut child = Command::new(python)
         .arg(root.join("infra/ci/jose_verify.py"))
         .args([jwks.to_str().unwrap(), alg])
@@ -173,4 +158,26 @@ pub fn jose_verify(jwks: &Path, alg: &str, jwt: &str) -> Option<Result<(), Strin
         (false, _) if o.status.code() == Some(1) && !err.contains("Traceback") => Some(Err(err)),
         (false, _) => panic!("jose_verify.py failed to run: {err}"),
     }
+}
+
+/// The repository root and the test peers' Python (`PKJWT_PYTHON`, else `.venv/bin/python`).
+/// Missing: a failure under PKJWT_REQUIRE_PEERS=1, else `None` with a SKIPPED line naming `what`.
+pub fn venv_python(what: &str) -> Option<(PathBuf, PathBuf)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let python = std::env::var_os("PKJWT_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join(".venv/bin/python"));
+    if !python.exists() {
+        assert!(
+            std::env::var("PKJWT_REQUIRE_PEERS").as_deref() != Ok("1"),
+            "{} missing: run infra/ci/setup.sh",
+            python.display()
+        );
+        eprintln!(
+            "SKIPPED: {what} ({} missing; run infra/ci/setup.sh)",
+            python.display()
+        );
+        return None;
+    }
+    Some((root, python))
 }
