@@ -660,3 +660,30 @@ async fn rotation_end_to_end_without_a_failed_request() {
     assert!(ok > 100, "{ok} requests");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The harness tells a provider that died at start apart from a slow one, with its stderr: a CI
+/// failure then names node's own error instead of a bare timeout.
+#[test]
+fn a_provider_that_dies_at_start_is_reported_with_its_stderr() {
+    if !pkjwt_conformance::oidc_provider::provider_dir()
+        .join("node_modules/oidc-provider")
+        .is_dir()
+    {
+        // Same rule as every provider test: skip, or fail under PKJWT_REQUIRE_PEERS=1.
+        if pkjwt_conformance::oidc_provider::missing_peer("oidc-provider is not installed")
+            .is_none()
+        {
+            return;
+        }
+    }
+    // An out-of-range port makes node's listen() throw before the ready line.
+    let panic = std::panic::catch_unwind(|| OidcProvider::start(&json!({ "port": 70000 })))
+        .err()
+        .expect("the harness must fail when the provider exits");
+    let text = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(text.contains("exited before it was ready"), "{text}");
+    assert!(
+        text.contains("ERR_SOCKET_BAD_PORT"),
+        "node's error is missing: {text}"
+    );
+}

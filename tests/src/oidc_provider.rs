@@ -33,6 +33,13 @@ pub fn missing_peer(what: &str) -> Option<std::convert::Infallible> {
     None
 }
 
+/// How long a starting provider may take before the harness gives up. Normally under a second;
+/// generous because a 2-core CI machine runs many peers and test processes at once.
+const READY_WITHIN: Duration = Duration::from_secs(120);
+
+/// Lines of the provider's stderr kept for a failure message.
+const STDERR_LINES: usize = 40;
+
 /// A running oidc-provider.
 pub struct OidcProvider {
     child: Child,
@@ -79,7 +86,7 @@ impl OidcProvider {
             .env("PKJWT_EXIT_ON_STDIN_CLOSE", "1")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn();
         let mut child = match spawned {
             Ok(c) => c,
@@ -102,14 +109,51 @@ impl OidcProvider {
                 }
             }
         });
-        let ready = match rx.recv_timeout(Duration::from_secs(30)) {
+        let stderr = child.stderr.take().expect("piped stderr");
+        let errors = Arc::new(Mutex::new(Vec::<String>::new()));
+        let err_sink = errors.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(mut g) = err_sink.lock() {
+                    g.push(line);
+                    // Only the tail matters for a diagnosis.
+                    if g.len() > STDERR_LINES {
+                        g.remove(0);
+                    }
+                }
+            }
+        });
+        let stderr_tail = || {
+            // Give the reader thread a moment to collect what a dying process wrote last.
+            std::thread::sleep(Duration::from_millis(200));
+            errors.lock().map(|g| g.join("\n")).unwrap_or_default()
+        };
+        let started = std::time::Instant::now();
+        let ready = match rx.recv_timeout(READY_WITHIN) {
             Ok(v) => v,
-            Err(_) => {
+            // The reader thread ended: stdout closed before a ready line, so node exited.
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
+                panic!(
+                    "oidc-provider exited before it was ready ({status}); its stderr:\n{}",
+                    stderr_tail()
+                );
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("oidc-provider did not report ready within 30 s");
+                panic!(
+                    "oidc-provider did not report ready within {} s; its stderr:\n{}",
+                    READY_WITHIN.as_secs(),
+                    stderr_tail()
+                );
             }
         };
+        let took = started.elapsed();
+        if took > Duration::from_secs(5) {
+            // Not a failure (the machine may be busy), but worth seeing in a slow CI log.
+            eprintln!("note: oidc-provider took {took:.1?} to report ready");
+        }
         Some(OidcProvider {
             child,
             issuer: ready["issuer"].as_str().expect("issuer").to_owned(),
