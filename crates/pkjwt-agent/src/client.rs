@@ -1,5 +1,5 @@
-//! A blocking client for the agent's Unix socket: one HTTP/1.1 `GET /token` per call, for
-//! `pkjwt token --agent` and for tests. Deliberately tiny (no HTTP client dependency): the agent
+//! A blocking client for the agent's Unix socket: one HTTP/1.1 request per call, for
+//! `pkjwt token --agent`, `pkjwt agent status` and tests. Deliberately tiny (no HTTP client dependency): the agent
 //! answers with `Content-Length` and closes the connection (`Connection: close`).
 
 use std::io::{Read, Write};
@@ -45,6 +45,16 @@ pub struct RawAnswer {
 
 /// Sends `GET target` over the socket and reads the whole answer.
 pub fn get(socket: &Path, target: &str, timeout: Duration) -> Result<RawAnswer, AgentClientError> {
+    request(socket, "GET", target, timeout)
+}
+
+/// Sends `METHOD target` (no body) over the socket and reads the whole answer.
+pub fn request(
+    socket: &Path,
+    method: &str,
+    target: &str,
+    timeout: Duration,
+) -> Result<RawAnswer, AgentClientError> {
     let io = |e: std::io::Error| AgentClientError::Socket {
         path: socket.display().to_string(),
         reason: e.to_string(),
@@ -54,12 +64,88 @@ pub fn get(socket: &Path, target: &str, timeout: Duration) -> Result<RawAnswer, 
     s.set_write_timeout(Some(timeout)).map_err(io)?;
     write!(
         s,
-        "GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        "{method} {target} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .map_err(io)?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).map_err(io)?;
     parse(&buf)
+}
+
+/// `METHOD target` answered with JSON: the body on 200, the agent's error otherwise.
+pub fn json(
+    socket: &Path,
+    method: &str,
+    target: &str,
+    timeout: Duration,
+) -> Result<serde_json::Value, AgentClientError> {
+    let a = request(socket, method, target, timeout)?;
+    let v: serde_json::Value = serde_json::from_slice(&a.body)
+        .map_err(|e| AgentClientError::Invalid(format!("body is not JSON: {e}")))?;
+    if a.status != 200 {
+        let field = |k: &str| pkjwt::escape_controls(v[k].as_str().unwrap_or("")).into_owned();
+        return Err(AgentClientError::Refused {
+            status: a.status,
+            error: field("error"),
+            description: field("error_description"),
+        });
+    }
+    Ok(v)
+}
+
+/// The agent's `/status` document.
+pub fn status(socket: &Path, timeout: Duration) -> Result<serde_json::Value, AgentClientError> {
+    json(socket, "GET", "/status", timeout)
+}
+
+/// A client assertion of `profile`'s client for `audience` (`POST /assertion`), the JWT only.
+pub fn assertion(
+    socket: &Path,
+    profile: &str,
+    audience: &str,
+    timeout: Duration,
+) -> Result<String, AgentClientError> {
+    check_profile(profile)?;
+    let v = json(
+        socket,
+        "POST",
+        &format!(
+            "/assertion?profile={profile}&audience={}",
+            percent_encode(audience)
+        ),
+        timeout,
+    )?;
+    v["assertion"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| AgentClientError::Invalid("no assertion in the answer".into()))
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters, for a query value.
+pub fn percent_encode(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn check_profile(profile: &str) -> Result<(), AgentClientError> {
+    if profile.is_empty()
+        || !profile
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(AgentClientError::Invalid(format!(
+            "profile name {:?}: expected letters, digits, '-', '_' or '.'",
+            pkjwt::escape_controls(profile)
+        )));
+    }
+    Ok(())
 }
 
 fn parse(buf: &[u8]) -> Result<RawAnswer, AgentClientError> {
@@ -91,28 +177,20 @@ fn parse(buf: &[u8]) -> Result<RawAnswer, AgentClientError> {
 
 /// The access token of `profile`, or the agent's error.
 pub fn token(socket: &Path, profile: &str, timeout: Duration) -> Result<String, AgentClientError> {
-    if !profile
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    {
-        return Err(AgentClientError::Invalid(format!(
-            "profile name {:?}: expected letters, digits, '-', '_' or '.'",
-            pkjwt::escape_controls(profile)
-        )));
-    }
-    let a = get(socket, &format!("/token?profile={profile}"), timeout)?;
-    let v: serde_json::Value = serde_json::from_slice(&a.body)
-        .map_err(|e| AgentClientError::Invalid(format!("body is not JSON: {e}")))?;
-    if a.status != 200 {
-        let field = |k: &str| pkjwt::escape_controls(v[k].as_str().unwrap_or("")).into_owned();
-        return Err(AgentClientError::Refused {
-            status: a.status,
-            error: field("error"),
-            description: field("error_description"),
-        });
-    }
-    v["access_token"]
+    token_answer(socket, profile, timeout).map(|(t, _)| t)
+}
+
+/// The access token of `profile` and the agent's whole answer (`expires_in`, `scope`, …).
+pub fn token_answer(
+    socket: &Path,
+    profile: &str,
+    timeout: Duration,
+) -> Result<(String, serde_json::Value), AgentClientError> {
+    check_profile(profile)?;
+    let v = json(socket, "GET", &format!("/token?profile={profile}"), timeout)?;
+    let t = v["access_token"]
         .as_str()
         .map(str::to_owned)
-        .ok_or_else(|| AgentClientError::Invalid("no access_token in the answer".into()))
+        .ok_or_else(|| AgentClientError::Invalid("no access_token in the answer".into()))?;
+    Ok((t, v))
 }

@@ -55,7 +55,7 @@ pub struct AgentConfig {
 }
 
 /// The `[agent]` table.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct AgentSettings {
     /// The Unix socket's path.
@@ -73,15 +73,61 @@ pub struct AgentSettings {
     /// Bring refreshes forward by a random part of up to this fraction of the lifetime
     /// (default 0.05).
     pub jitter: f64,
+    /// How often the configuration file and the profiles' rotation states are checked for
+    /// changes (default 5 s; zero turns the check off, leaving SIGHUP).
+    pub watch_interval: std::time::Duration,
+}
+
+/// Where a profile's key comes from.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeySource {
+    /// A key URI (file:…, pkcs11:…, awskms:…).
+    Uri(String),
+    /// A `pkjwt rotate` state file: the key that signs now, followed as the state changes.
+    RotationState(PathBuf),
+}
+
+impl KeySource {
+    /// The key URI that signs at `now` (Unix seconds): the URI itself, or the rotation state's
+    /// signing key.
+    pub fn resolve(&self, now: i64) -> Result<String, String> {
+        match self {
+            KeySource::Uri(u) => Ok(u.clone()),
+            KeySource::RotationState(path) => {
+                let st = pkjwt_jwks::RotationState::load(path)
+                    .map_err(|e| format!("{}: {}", path.display(), pkjwt::display_chain(&e)))?;
+                st.signing(now).map(|k| k.uri.clone()).ok_or_else(|| {
+                    format!(
+                        "{}: no key signs now (run `pkjwt rotate init`)",
+                        path.display()
+                    )
+                })
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for KeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            // Only the scheme: a pkcs11 URI may carry a pin-value.
+            KeySource::Uri(u) => {
+                let scheme = u.split_once(':').map_or("file", |(s, _)| s);
+                write!(f, "Uri({scheme}:…)")
+            }
+            KeySource::RotationState(p) => f.debug_tuple("RotationState").field(p).finish(),
+        }
+    }
 }
 
 /// A `[profile.NAME]` table: one client and the token it gets. Its `Debug` shows only the key
 /// URI's scheme: a `pkcs11:` URI may carry a `pin-value`.
-#[derive(Clone)]
+#[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct ProfileConfig {
-    /// Key URI (file:…, pkcs11:…, awskms:…).
-    pub key: String,
+    /// The key: `key = URI` or `rotation_state = PATH`.
+    pub key: KeySource,
     /// The signing algorithm, when not derived from the key.
     pub alg: Option<pkjwt::Algorithm>,
     /// Issuer identifier.
@@ -97,24 +143,25 @@ pub struct ProfileConfig {
     pub resources: Vec<String>,
     /// Accept a key file that group or others can read (as `--allow-insecure-key-permissions`).
     pub allow_insecure_key_permissions: bool,
+    /// A PEM certificate chain of the key (leaf first): its `x5t#S256` goes into assertions when
+    /// the server profile needs one (entra). Without it, the chain kept with the key is used.
+    pub certificate: Option<PathBuf>,
+    /// `POST /assertion` answers for this profile (off by default).
+    pub assertions: bool,
+    /// The audiences `POST /assertion` signs for; empty = the issuer and its token endpoint.
+    pub assertion_audiences: Vec<String>,
 }
 
-impl std::fmt::Debug for ProfileConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let scheme = self.key.split_once(':').map_or("file", |(s, _)| s);
-        f.debug_struct("ProfileConfig")
-            .field("key", &format_args!("{scheme}:…"))
-            .field("alg", &self.alg)
-            .field("issuer", &self.issuer)
-            .field("client_id", &self.client_id)
-            .field("scope", &self.scope)
-            .field("server_profile", &self.server_profile)
-            .field("resources", &self.resources)
-            .field(
-                "allow_insecure_key_permissions",
-                &self.allow_insecure_key_permissions,
-            )
-            .finish()
+impl ProfileConfig {
+    /// True when a token fetched under `self` is good under `other` too: same server, client,
+    /// scope, resources and server profile (the key may differ: a rotated key authenticates
+    /// the same client).
+    pub fn same_token_as(&self, other: &ProfileConfig) -> bool {
+        self.issuer == other.issuer
+            && self.client_id == other.client_id
+            && self.scope == other.scope
+            && self.resources == other.resources
+            && self.server_profile == other.server_profile
     }
 }
 
@@ -136,12 +183,14 @@ struct RawAgent {
     http_listen: Option<String>,
     refresh_fraction: Option<f64>,
     jitter: Option<f64>,
+    watch_interval_secs: Option<u64>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawProfile {
-    key: String,
+    key: Option<String>,
+    rotation_state: Option<PathBuf>,
     alg: Option<String>,
     issuer: String,
     client_id: String,
@@ -151,6 +200,11 @@ struct RawProfile {
     resources: Vec<String>,
     #[serde(default)]
     allow_insecure_key_permissions: bool,
+    certificate: Option<PathBuf>,
+    #[serde(default)]
+    assertions: bool,
+    #[serde(default)]
+    assertion_audiences: Vec<String>,
 }
 
 impl AgentConfig {
@@ -324,10 +378,66 @@ impl AgentConfig {
                         .into(),
                 ));
             }
-            if let Err(e) = pkjwt::KeyUri::parse(&p.key) {
-                // The parse error describes the scheme problem; the URI itself is not repeated
-                // (a pkcs11 URI may carry a pin-value).
-                return Err(bad(&section, "key", e.to_string()));
+            let key = match (p.key, p.rotation_state) {
+                (Some(k), None) => {
+                    if let Err(e) = pkjwt::KeyUri::parse(&k) {
+                        // The parse error describes the scheme problem; the URI itself is not
+                        // repeated (a pkcs11 URI may carry a pin-value).
+                        return Err(bad(&section, "key", e.to_string()));
+                    }
+                    KeySource::Uri(k)
+                }
+                (None, Some(path)) => {
+                    if !path.is_absolute() {
+                        return Err(bad(
+                            &section,
+                            "rotation_state",
+                            format!("{path:?} is relative; expected an absolute path"),
+                        ));
+                    }
+                    KeySource::RotationState(path)
+                }
+                (Some(_), Some(_)) => {
+                    return Err(bad(
+                        &section,
+                        "key",
+                        "give either key or rotation_state, not both".into(),
+                    ));
+                }
+                (None, None) => {
+                    return Err(bad(
+                        &section,
+                        "key",
+                        "missing; expected key = \"URI\" or rotation_state = \"/path/state.json\""
+                            .into(),
+                    ));
+                }
+            };
+            if let Some(c) = &p.certificate
+                && !c.is_absolute()
+            {
+                return Err(bad(
+                    &section,
+                    "certificate",
+                    format!("{c:?} is relative; expected an absolute path"),
+                ));
+            }
+            for a in &p.assertion_audiences {
+                if !(a.starts_with("https://") || a.starts_with("http://")) {
+                    return Err(bad(
+                        &section,
+                        "assertion_audiences",
+                        format!("{a:?}: expected an absolute http(s) URL"),
+                    ));
+                }
+            }
+            if !p.assertions && !p.assertion_audiences.is_empty() {
+                return Err(bad(
+                    &section,
+                    "assertion_audiences",
+                    "is set but assertions is false; set assertions = true to serve POST /assertion"
+                        .into(),
+                ));
             }
             let alg = match &p.alg {
                 None => None,
@@ -370,7 +480,7 @@ impl AgentConfig {
             profiles.insert(
                 name,
                 ProfileConfig {
-                    key: p.key,
+                    key,
                     alg,
                     issuer,
                     client_id: p.client_id,
@@ -378,6 +488,9 @@ impl AgentConfig {
                     server_profile,
                     resources: p.resources,
                     allow_insecure_key_permissions: p.allow_insecure_key_permissions,
+                    certificate: p.certificate,
+                    assertions: p.assertions,
+                    assertion_audiences: p.assertion_audiences,
                 },
             );
         }
@@ -390,6 +503,7 @@ impl AgentConfig {
                 http_listen,
                 refresh_fraction,
                 jitter,
+                watch_interval: std::time::Duration::from_secs(a.watch_interval_secs.unwrap_or(5)),
             },
             profiles,
         })

@@ -4,41 +4,40 @@
 //! assertions. See docs/agent.md for the configuration, the API and the security model.
 //!
 //! - [`AgentConfig`]: the TOML configuration, checked at load.
-//! - [`Agent::start`]: opens every profile's key, discovers its server, binds the socket and
-//!   serves `GET /token?profile=NAME`, `GET /metrics` and `GET /healthz`.
-//! - [`client`]: a small blocking client for the socket (`pkjwt token --agent`).
+//! - [`Agent::start`]: opens every profile's key, discovers its server (retrying in the
+//!   background when it is down), binds the socket and serves `GET /token`, `POST /assertion`,
+//!   `GET /status`, `GET /metrics` and `GET /healthz`.
+//! - [`AgentHandle::reload`] (SIGHUP) and [`AgentHandle::watch`]: a new configuration, or a
+//!   rotation state's next key, replaces only the profiles it changes; tokens still valid for
+//!   the same client and request are kept.
+//! - [`client`]: a small blocking client for the socket (`pkjwt token --agent`,
+//!   `pkjwt agent status`).
 
 pub mod client;
 mod config;
 mod metrics;
+mod profile;
+mod routes;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Instant, SystemTime};
 
-use axum::Router;
-use axum::extract::connect_info::{ConnectInfo, Connected};
-use axum::extract::{Query, Request, State};
-use axum::http::{StatusCode, header};
-use axum::middleware::{Next, from_fn_with_state};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use pkjwt_client::{
-    CacheOptions, ClientConfig, Profile, Source, TokenCache, TokenClient, TokenRequest,
-};
-use serde_json::json;
+use axum::extract::connect_info::Connected;
+use axum::middleware::from_fn_with_state;
 use tokio::net::UnixListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use config::{AgentConfig, AgentSettings, ConfigError, ProfileConfig};
-use metrics::{AgentMetrics, ProfileMetrics, ProfileView, TimedSigner};
+pub use config::{AgentConfig, AgentSettings, ConfigError, KeySource, ProfileConfig};
+use metrics::AgentMetrics;
+use profile::ProfileRt;
 
-/// Why the agent could not start.
+/// Why the agent could not start, or a reload was refused.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AgentError {
@@ -50,6 +49,22 @@ pub enum AgentError {
         /// The backend's error.
         #[source]
         source: pkjwt::Error,
+    },
+    /// A profile's rotation state names no usable key.
+    #[error("[profile.{profile}]: rotation_state: {reason}")]
+    RotationState {
+        /// The profile.
+        profile: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A profile's certificate could not be read or does not hold its key.
+    #[error("[profile.{profile}]: certificate: {reason}")]
+    Certificate {
+        /// The profile.
+        profile: String,
+        /// What was wrong and what was expected.
+        reason: String,
     },
     /// A profile's server could not be discovered or its settings do not work.
     #[error("[profile.{profile}]: authorization server {issuer}")]
@@ -70,30 +85,262 @@ pub enum AgentError {
         /// What went wrong.
         reason: String,
     },
+    /// A new configuration changes what only a restart can change.
+    #[error("[agent]: {field} changed; restart the agent to apply it (nothing was reloaded)")]
+    NeedsRestart {
+        /// The field.
+        field: &'static str,
+    },
+    /// The configuration file could not be loaded on reload.
+    #[error("reloading the configuration (nothing was changed)")]
+    Config(#[source] ConfigError),
 }
 
-struct ProfileState {
-    cache: Arc<TokenCache>,
-    metrics: Arc<ProfileMetrics>,
+type Profiles = BTreeMap<String, Arc<ProfileRt>>;
+
+/// What the last reload did, for `/status` and the logs.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct ReloadReport {
+    /// Unix time of the reload.
+    pub at: u64,
+    /// Whether it was applied.
+    pub ok: bool,
+    /// Why it was refused (an error chain without secrets).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Profiles left untouched.
+    pub kept: Vec<String>,
+    /// Profiles rebuilt (changed settings or a new signing key).
+    pub rebuilt: Vec<String>,
+    /// Of the rebuilt, those whose valid token was carried over.
+    pub tokens_kept: Vec<String>,
+    /// New profiles.
+    pub added: Vec<String>,
+    /// Profiles no longer configured.
+    pub removed: Vec<String>,
 }
 
-struct Shared {
-    profiles: BTreeMap<String, ProfileState>,
-    metrics: AgentMetrics,
-    allowed_uids: Option<Vec<u32>>,
+pub(crate) struct Shared {
+    profiles: RwLock<Arc<Profiles>>,
+    pub(crate) metrics: AgentMetrics,
+    allowed_uids: RwLock<Option<Vec<u32>>>,
+    settings: Mutex<AgentSettings>,
+    /// Serialises reloads (SIGHUP and the file watch may come together).
+    reloading: tokio::sync::Mutex<()>,
+    last_reload: Mutex<Option<ReloadReport>>,
+    started: Instant,
+}
+
+impl Shared {
+    pub(crate) fn profiles(&self) -> Arc<Profiles> {
+        // Poisoned only by a panic while swapping the Arc, which leaves a whole value.
+        self.profiles
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn allowed_uids(&self) -> Option<Vec<u32>> {
+        self.allowed_uids
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn last_reload(&self) -> Option<ReloadReport> {
+        self.last_reload
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn uptime(&self) -> std::time::Duration {
+        self.started.elapsed()
+    }
+
+    fn settings(&self) -> AgentSettings {
+        self.settings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Applies `config`: see [`AgentHandle::reload`].
+    async fn reload(&self, config: AgentConfig) -> Result<ReloadReport, AgentError> {
+        let _one = self.reloading.lock().await;
+        let result = self.apply(config).await;
+        let report = match &result {
+            Ok(r) => r.clone(),
+            Err(e) => ReloadReport {
+                at: unix_now(),
+                ok: false,
+                error: Some(pkjwt::display_chain(e)),
+                ..ReloadReport::default()
+            },
+        };
+        let counter = if report.ok {
+            &self.metrics.reloads_ok
+        } else {
+            &self.metrics.reloads_failed
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        match &result {
+            Ok(r) => tracing::info!(
+                kept = ?r.kept,
+                rebuilt = ?r.rebuilt,
+                tokens_kept = ?r.tokens_kept,
+                added = ?r.added,
+                removed = ?r.removed,
+                "configuration reloaded"
+            ),
+            Err(e) => tracing::warn!(
+                error = %pkjwt::display_chain(e),
+                "reload refused; the previous configuration keeps serving"
+            ),
+        }
+        *self.last_reload.lock().unwrap_or_else(|p| p.into_inner()) = Some(report);
+        result
+    }
+
+    async fn apply(&self, config: AgentConfig) -> Result<ReloadReport, AgentError> {
+        let old_settings = self.settings();
+        let new = &config.agent;
+        // What is bound at start cannot change under running callers.
+        let fixed: [(&'static str, bool); 5] = [
+            ("socket", old_settings.socket != new.socket),
+            ("socket_mode", old_settings.socket_mode != new.socket_mode),
+            (
+                "socket_group",
+                old_settings.socket_group != new.socket_group,
+            ),
+            ("http_listen", old_settings.http_listen != new.http_listen),
+            (
+                "watch_interval",
+                old_settings.watch_interval != new.watch_interval,
+            ),
+        ];
+        if let Some((field, _)) = fixed.iter().find(|(_, changed)| *changed) {
+            return Err(AgentError::NeedsRestart { field });
+        }
+        let cache_settings_changed = old_settings.refresh_fraction != new.refresh_fraction
+            || old_settings.jitter != new.jitter;
+        let old = self.profiles();
+        let now = unix_now_i64();
+        let mut next = Profiles::new();
+        let mut report = ReloadReport {
+            at: unix_now(),
+            ok: true,
+            ..ReloadReport::default()
+        };
+        // Everything is opened before anything is swapped: a reload that fails anywhere
+        // changes nothing.
+        for (name, pc) in &config.profiles {
+            let key_uri = resolve_key(name, pc, now)?;
+            let previous = old.get(name);
+            if let Some(p) = previous
+                && !cache_settings_changed
+                && p.config == *pc
+                && p.key_uri == key_uri
+            {
+                next.insert(name.clone(), p.clone());
+                report.kept.push(name.clone());
+                continue;
+            }
+            let rt = Arc::new(
+                ProfileRt::open(name, pc, key_uri, new, previous.map(|p| p.metrics.clone()))
+                    .await?,
+            );
+            // The same server: its metadata is reused (a rotated key needs no new discovery,
+            // and a server that is down does not block the rotation).
+            let same = previous.filter(|p| p.config.same_token_as(pc));
+            let old_cache = same.and_then(|p| p.cache().ok());
+            let metadata = old_cache.as_ref().map(|c| c.client().metadata().clone());
+            let cache = rt.connect(metadata).await.map_err(|e| AgentError::Server {
+                profile: name.clone(),
+                issuer: pc.issuer.clone(),
+                source: Box::new(e),
+            })?;
+            if let Some(old_cache) = old_cache
+                && cache.take_over(&old_cache)
+            {
+                report.tokens_kept.push(name.clone());
+            }
+            if previous.is_some() {
+                report.rebuilt.push(name.clone());
+            } else {
+                report.added.push(name.clone());
+            }
+            next.insert(name.clone(), rt);
+        }
+        report.removed = old
+            .keys()
+            .filter(|k| !next.contains_key(*k))
+            .cloned()
+            .collect();
+        // Counters of the caches being replaced carry over into the profile's totals.
+        for name in report.rebuilt.iter() {
+            if let (Some(p), Some(n)) = (old.get(name), next.get(name))
+                && let Ok(c) = p.cache()
+            {
+                n.metrics.retire(c.stats());
+            }
+        }
+        *self.profiles.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
+        *self.allowed_uids.write().unwrap_or_else(|p| p.into_inner()) = new.allowed_uids.clone();
+        *self.settings.lock().unwrap_or_else(|p| p.into_inner()) = new.clone();
+        Ok(report)
+    }
+
+    /// True when the signing key of a rotation-state profile is no longer the one in use.
+    fn rotation_due(&self) -> bool {
+        let now = unix_now_i64();
+        self.profiles().iter().any(|(_, p)| {
+            matches!(p.config.key, KeySource::RotationState(_))
+                && p.config.key.resolve(now).is_ok_and(|uri| uri != p.key_uri)
+        })
+    }
+}
+
+fn resolve_key(name: &str, pc: &ProfileConfig, now: i64) -> Result<String, AgentError> {
+    pc.key
+        .resolve(now)
+        .map_err(|reason| AgentError::RotationState {
+            profile: name.to_owned(),
+            reason,
+        })
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn unix_now_i64() -> i64 {
+    i64::try_from(unix_now()).unwrap_or(i64::MAX)
 }
 
 /// The agent (see the crate documentation).
 #[derive(Debug)]
 pub struct Agent;
 
-/// A running agent: stop it with [`AgentHandle::shutdown`].
-#[derive(Debug)]
+/// A running agent: reload it with [`AgentHandle::reload`], stop it with
+/// [`AgentHandle::shutdown`].
 pub struct AgentHandle {
     socket: PathBuf,
     http: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<std::io::Result<()>>>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for AgentHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentHandle")
+            .field("socket", &self.socket)
+            .field("http", &self.http)
+            .finish_non_exhaustive()
+    }
 }
 
 impl AgentHandle {
@@ -105,6 +352,92 @@ impl AgentHandle {
     /// The HTTP address, when `http_listen` is configured (the real port when it was 0).
     pub fn http_addr(&self) -> Option<SocketAddr> {
         self.http
+    }
+
+    /// Applies a new configuration without dropping callers or valid tokens. A profile whose
+    /// table and signing key are unchanged is kept as it is (its token cache included); a
+    /// changed one is opened and connected anew, and when it is still the same client asking
+    /// for the same token (issuer, client_id, scope, resources, server profile) its valid token
+    /// is carried over. Everything is opened before anything is swapped: on any error nothing
+    /// changes and the previous configuration keeps serving. `[agent]` fields bound at start
+    /// (socket, its mode and group, http_listen, watch_interval) cannot change: such a
+    /// configuration is refused ([`AgentError::NeedsRestart`]); allowed_uids applies at once.
+    pub async fn reload(&self, config: AgentConfig) -> Result<ReloadReport, AgentError> {
+        self.shared.reload(config).await
+    }
+
+    /// Reads `path` and [reloads](Self::reload) it (SIGHUP).
+    pub async fn reload_from(&self, path: &Path) -> Result<ReloadReport, AgentError> {
+        match AgentConfig::load(path) {
+            Ok(c) => self.reload(c).await,
+            Err(e) => {
+                // Recorded like any refused reload.
+                let e = AgentError::Config(e);
+                self.shared
+                    .metrics
+                    .reloads_failed
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %pkjwt::display_chain(&e), "reload refused");
+                *self
+                    .shared
+                    .last_reload
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = Some(ReloadReport {
+                    at: unix_now(),
+                    ok: false,
+                    error: Some(pkjwt::display_chain(&e)),
+                    ..ReloadReport::default()
+                });
+                Err(e)
+            }
+        }
+    }
+
+    /// Every `watch_interval`, reloads when `path`'s contents changed or a profile's rotation
+    /// state now names another signing key (a `pkjwt rotate` step, or the time at which the
+    /// next key becomes active). A file that fails to load is reported once per change of its
+    /// contents, not on every check. Does nothing when `watch_interval` is zero.
+    pub fn watch(&mut self, path: PathBuf) {
+        let interval = self.shared.settings().watch_interval;
+        if interval.is_zero() {
+            return;
+        }
+        let shared = self.shared.clone();
+        let mut stopped = self.stop.subscribe();
+        self.tasks.push(tokio::spawn(async move {
+            let mut seen = std::fs::read(&path).ok();
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stopped.wait_for(|s| *s) => return Ok(()),
+                }
+                let now = std::fs::read(&path).ok();
+                let file_changed = now != seen;
+                if !file_changed && !shared.rotation_due() {
+                    continue;
+                }
+                seen = now;
+                match AgentConfig::load(&path) {
+                    Ok(c) => {
+                        let _ = shared.reload(c).await;
+                    }
+                    Err(e) => {
+                        shared
+                            .metrics
+                            .reloads_failed
+                            .fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(
+                            error = %pkjwt::display_chain(&e),
+                            "the configuration file changed but does not load; the previous \
+                             configuration keeps serving"
+                        );
+                    }
+                }
+            }
+        }));
     }
 
     /// Stops accepting, lets the answers in progress finish, and removes the socket file.
@@ -129,7 +462,7 @@ impl AgentHandle {
 
 /// The caller's user id on the Unix socket (SO_PEERCRED), `None` when the kernel did not say.
 #[derive(Clone, Copy, Debug)]
-struct Peer(Option<u32>);
+pub(crate) struct Peer(pub(crate) Option<u32>);
 
 impl Connected<axum::serve::IncomingStream<'_, UnixListener>> for Peer {
     fn connect_info(stream: axum::serve::IncomingStream<'_, UnixListener>) -> Self {
@@ -138,24 +471,34 @@ impl Connected<axum::serve::IncomingStream<'_, UnixListener>> for Peer {
 }
 
 impl Agent {
-    /// Opens every profile's key, discovers its authorization server, binds the socket (and
+    /// Opens every profile's key, discovers its authorization server (a server that does not
+    /// answer leaves its profile pending, retried in the background), binds the socket (and
     /// the HTTP listener) and starts serving on the current tokio runtime.
     pub async fn start(config: AgentConfig) -> Result<AgentHandle, AgentError> {
         let a = &config.agent;
-        let mut profiles = BTreeMap::new();
+        let now = unix_now_i64();
+        let mut profiles = Profiles::new();
         for (name, p) in &config.profiles {
-            profiles.insert(name.clone(), open_profile(name, p, a).await?);
+            let key_uri = resolve_key(name, p, now)?;
+            let rt = Arc::new(ProfileRt::open(name, p, key_uri, a, None).await?);
+            profile::connect_or_retry(&rt).await;
+            profiles.insert(name.clone(), rt);
         }
         let shared = Arc::new(Shared {
-            profiles,
+            profiles: RwLock::new(Arc::new(profiles)),
             metrics: AgentMetrics::default(),
-            allowed_uids: a.allowed_uids.clone(),
+            allowed_uids: RwLock::new(a.allowed_uids.clone()),
+            settings: Mutex::new(a.clone()),
+            reloading: tokio::sync::Mutex::new(()),
+            last_reload: Mutex::new(None),
+            started: Instant::now(),
         });
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
 
         let unix = bind_socket(a)?;
-        let app = routes(shared.clone()).layer(from_fn_with_state(shared.clone(), check_peer));
+        let app = routes::routes(shared.clone())
+            .layer(from_fn_with_state(shared.clone(), routes::check_peer));
         let mut rx = stopped.clone();
         tasks.push(tokio::spawn(async move {
             axum::serve(unix, app.into_make_service_with_connect_info::<Peer>())
@@ -184,7 +527,7 @@ impl Agent {
                 what: addr.to_string(),
                 reason: e.to_string(),
             })?);
-            let app = routes(shared.clone());
+            let app = routes::routes(shared.clone());
             let mut rx = stopped.clone();
             tasks.push(tokio::spawn(async move {
                 axum::serve(l, app)
@@ -197,7 +540,7 @@ impl Agent {
         tracing::info!(
             socket = %a.socket.display(),
             mode = format!("{:o}", a.socket_mode),
-            profiles = shared.profiles.len(),
+            profiles = shared.profiles().len(),
             http = ?http,
             "pkjwt agent listening"
         );
@@ -206,54 +549,9 @@ impl Agent {
             http,
             stop,
             tasks,
+            shared,
         })
     }
-}
-
-async fn open_profile(
-    name: &str,
-    p: &ProfileConfig,
-    a: &AgentSettings,
-) -> Result<ProfileState, AgentError> {
-    let mut open = pkjwt::OpenOptions::default().alg(p.alg);
-    open.file = open
-        .file
-        .allow_insecure_permissions(p.allow_insecure_key_permissions);
-    let inner = pkjwt::open(&p.key, &open)
-        .await
-        .map_err(|source| AgentError::Key {
-            profile: name.to_owned(),
-            source,
-        })?;
-    let metrics = Arc::new(ProfileMetrics::default());
-    let signer = Arc::new(TimedSigner {
-        inner,
-        metrics: metrics.clone(),
-    });
-    let server_err = |source| AgentError::Server {
-        profile: name.to_owned(),
-        issuer: p.issuer.clone(),
-        source: Box::new(source),
-    };
-    let profile = Profile::named(&p.server_profile).map_err(server_err)?;
-    let cc = ClientConfig::new(&p.client_id, &p.issuer).profile(profile);
-    let client = TokenClient::discover(signer, cc)
-        .await
-        .map_err(server_err)?;
-    let mut req = TokenRequest::client_credentials();
-    if let Some(s) = &p.scope {
-        req = req.scope(s);
-    }
-    for r in &p.resources {
-        req = req.resource(r);
-    }
-    let mut o = CacheOptions::default();
-    o.refresh_fraction = Some(a.refresh_fraction);
-    o.jitter = a.jitter;
-    Ok(ProfileState {
-        cache: Arc::new(TokenCache::with_options(client, req, o)),
-        metrics,
-    })
 }
 
 /// Binds the socket in a fresh directory only the agent's user can enter, sets its mode (and
@@ -317,138 +615,4 @@ fn bind_socket(a: &AgentSettings) -> Result<UnixListener, AgentError> {
     let _ = std::fs::remove_file(&staged);
     let _ = std::fs::remove_dir(&private);
     result.map_err(fail)
-}
-
-fn routes(shared: Arc<Shared>) -> Router {
-    Router::new()
-        .route("/token", get(token))
-        .route("/metrics", get(metrics_text))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .with_state(shared)
-}
-
-fn error(status: StatusCode, code: &str, description: String) -> Response {
-    (
-        status,
-        [(header::CACHE_CONTROL, "no-store")],
-        axum::Json(json!({ "error": code, "error_description": description })),
-    )
-        .into_response()
-}
-
-async fn check_peer(
-    State(shared): State<Arc<Shared>>,
-    ConnectInfo(peer): ConnectInfo<Peer>,
-    req: Request,
-    next: Next,
-) -> Response {
-    if let Some(allowed) = &shared.allowed_uids {
-        let ok = peer.0.is_some_and(|uid| allowed.contains(&uid));
-        if !ok {
-            shared.metrics.refused_peer.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(uid = ?peer.0, "caller refused: user id not in allowed_uids");
-            let who = peer
-                .0
-                .map_or_else(|| "unknown".to_owned(), |u| u.to_string());
-            return error(
-                StatusCode::FORBIDDEN,
-                "access_denied",
-                format!("user id {who} is not in the agent's allowed_uids"),
-            );
-        }
-    }
-    next.run(req).await
-}
-
-#[derive(serde::Deserialize)]
-struct TokenQuery {
-    profile: Option<String>,
-}
-
-async fn token(State(shared): State<Arc<Shared>>, Query(q): Query<TokenQuery>) -> Response {
-    let Some(name) = q.profile else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "missing ?profile=NAME".into(),
-        );
-    };
-    let Some(p) = shared.profiles.get(&name) else {
-        shared
-            .metrics
-            .unknown_profile
-            .fetch_add(1, Ordering::Relaxed);
-        let known: Vec<&str> = shared.profiles.keys().map(String::as_str).collect();
-        return error(
-            StatusCode::NOT_FOUND,
-            "unknown_profile",
-            format!(
-                "no profile {:?}; configured: {}",
-                pkjwt::escape_controls(&name),
-                known.join(", ")
-            ),
-        );
-    };
-    match p.cache.serve().await {
-        Ok(served) => {
-            let m = &p.metrics;
-            m.served.fetch_add(1, Ordering::Relaxed);
-            match served.source {
-                Source::Cached => {
-                    m.hits.fetch_add(1, Ordering::Relaxed);
-                }
-                Source::CachedRefreshDue => {
-                    m.hits.fetch_add(1, Ordering::Relaxed);
-                    m.hits_refresh_due.fetch_add(1, Ordering::Relaxed);
-                }
-                _ => {}
-            }
-            let t = &served.token;
-            let mut body = json!({
-                "access_token": t.access_token.secret(),
-                "token_type": t.token_type,
-            });
-            if let Some(at) = t.expires_at() {
-                body["expires_in"] = json!(at.saturating_duration_since(Instant::now()).as_secs());
-            }
-            if let Some(s) = &t.scope {
-                body["scope"] = json!(s);
-            }
-            (
-                StatusCode::OK,
-                [(header::CACHE_CONTROL, "no-store")],
-                axum::Json(body),
-            )
-                .into_response()
-        }
-        Err(e) => {
-            p.metrics.unavailable.fetch_add(1, Ordering::Relaxed);
-            // ClientError's text never holds a token, an assertion or a key (pkjwt-client's
-            // rule), and server text in it is escaped.
-            let chain = pkjwt::display_chain(&*e);
-            tracing::warn!(profile = %name, kind = e.kind(), error = %chain, "no valid token");
-            error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "token_unavailable",
-                format!("profile {name}: no valid token: {chain}"),
-            )
-        }
-    }
-}
-
-async fn metrics_text(State(shared): State<Arc<Shared>>) -> Response {
-    let views: Vec<ProfileView<'_>> = shared
-        .profiles
-        .iter()
-        .map(|(name, p)| ProfileView {
-            name,
-            metrics: &p.metrics,
-            cache: p.cache.stats(),
-        })
-        .collect();
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        metrics::render(&shared.metrics, &views),
-    )
-        .into_response()
 }

@@ -25,6 +25,36 @@ pub(crate) struct ProfileMetrics {
     pub(crate) unavailable: AtomicU64,
     pub(crate) signer: Histogram,
     pub(crate) signer_errors: AtomicU64,
+    pub(crate) assertions: AtomicU64,
+    pub(crate) assertions_refused: AtomicU64,
+    // The counts of token caches this profile had before a reload replaced them, so that the
+    // rendered counters never go down.
+    retired: std::sync::Mutex<pkjwt_client::CacheStats>,
+}
+
+impl ProfileMetrics {
+    /// Adds a replaced cache's counts to the profile's totals.
+    pub(crate) fn retire(&self, stats: pkjwt_client::CacheStats) {
+        let mut r = self.retired.lock().unwrap_or_else(|p| p.into_inner());
+        r.fetches += stats.fetches;
+        for (k, n) in stats.fetch_errors {
+            *r.fetch_errors.entry(k).or_insert(0) += n;
+        }
+    }
+
+    /// The current cache's counts plus the retired ones.
+    pub(crate) fn totals(&self, current: pkjwt_client::CacheStats) -> pkjwt_client::CacheStats {
+        let mut t = self
+            .retired
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        t.fetches += current.fetches;
+        for (k, n) in current.fetch_errors {
+            *t.fetch_errors.entry(k).or_insert(0) += n;
+        }
+        t
+    }
 }
 
 /// A latency histogram (non-cumulative counts per bucket; rendered cumulative).
@@ -52,6 +82,8 @@ impl Histogram {
 pub(crate) struct AgentMetrics {
     pub(crate) refused_peer: AtomicU64,
     pub(crate) unknown_profile: AtomicU64,
+    pub(crate) reloads_ok: AtomicU64,
+    pub(crate) reloads_failed: AtomicU64,
 }
 
 /// Times every signature of the wrapped signer into a profile's histogram.
@@ -88,6 +120,7 @@ pub(crate) struct ProfileView<'a> {
     pub(crate) name: &'a str,
     pub(crate) metrics: &'a ProfileMetrics,
     pub(crate) cache: pkjwt_client::CacheStats,
+    pub(crate) ready: bool,
 }
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -129,6 +162,32 @@ pub(crate) fn render(agent: &AgentMetrics, profiles: &[ProfileView<'_>]) -> Stri
         "Token requests sent to the authorization server (each may retry inside).",
         &|p| p.cache.fetches,
     );
+    counter(
+        &mut o,
+        "pkjwt_agent_assertions_total",
+        "Client assertions signed for callers (POST /assertion).",
+        &|p| ld(&p.metrics.assertions),
+    );
+    counter(
+        &mut o,
+        "pkjwt_agent_assertions_refused_total",
+        "POST /assertion requests refused (disabled, audience not allowed, signing failed).",
+        &|p| ld(&p.metrics.assertions_refused),
+    );
+    header(
+        &mut o,
+        "pkjwt_agent_profile_ready",
+        "gauge",
+        "1 when the profile's authorization server is discovered, 0 while it is pending.",
+    );
+    for p in profiles {
+        let _ = writeln!(
+            o,
+            "pkjwt_agent_profile_ready{{profile=\"{}\"}} {}",
+            p.name,
+            u8::from(p.ready)
+        );
+    }
     counter(
         &mut o,
         "pkjwt_agent_token_unavailable_total",
@@ -201,6 +260,18 @@ pub(crate) fn render(agent: &AgentMetrics, profiles: &[ProfileView<'_>]) -> Stri
         o,
         "pkjwt_agent_refused_callers_total {}",
         ld(&agent.refused_peer)
+    );
+    header(
+        &mut o,
+        "pkjwt_agent_reloads_total",
+        "counter",
+        "Configuration reloads (SIGHUP, file or rotation-state change) by result.",
+    );
+    let _ = writeln!(
+        o,
+        "pkjwt_agent_reloads_total{{result=\"ok\"}} {}\npkjwt_agent_reloads_total{{result=\"error\"}} {}",
+        ld(&agent.reloads_ok),
+        ld(&agent.reloads_failed)
     );
     header(
         &mut o,

@@ -103,3 +103,60 @@ fn is_broken_pipe(e: &(dyn std::error::Error + 'static)) -> bool {
     }
     false
 }
+
+/// A Kubernetes `ExecCredential` (client.authentication.k8s.io/v1) carrying `token`, expiring
+/// `expires_in` seconds from now (no `expirationTimestamp` when the server gave no lifetime:
+/// the consumer then asks again for every request, which is correct, only slower).
+pub(crate) fn exec_credential(
+    token: &str,
+    expires_in: Option<u64>,
+) -> Result<String, serde_json::Error> {
+    let mut status = serde_json::json!({ "token": token });
+    if let Some(secs) = expires_in {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        status["expirationTimestamp"] = rfc3339(now.saturating_add(secs)).into();
+    }
+    serde_json::to_string_pretty(&serde_json::json!({
+        "apiVersion": "client.authentication.k8s.io/v1",
+        "kind": "ExecCredential",
+        "status": status,
+    }))
+}
+
+/// `unix` seconds as an RFC 3339 UTC timestamp (`2026-12-03T10:30:00Z`).
+pub(crate) fn rfc3339(unix: u64) -> String {
+    let days = unix / 86_400;
+    let rem = unix % 86_400;
+    // Civil date from days since 1970-01-01 (the proleptic Gregorian calendar; the
+    // era-based algorithm needs no tables and is exact for every u64 day count we can get).
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3_600,
+        rem % 3_600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rfc3339;
+
+    #[test]
+    fn rfc3339_matches_known_instants() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_796_294_400), "2026-12-03T10:40:00Z");
+        assert_eq!(rfc3339(4_107_542_399), "2100-02-28T23:59:59Z");
+    }
+}

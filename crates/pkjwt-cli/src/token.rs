@@ -98,8 +98,12 @@ pub(crate) struct TokenArgs {
     #[arg(long, default_value_t = 3)]
     attempts: u32,
     /// Print the whole token response as JSON.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "exec_credential")]
     json: bool,
+    /// Print a Kubernetes ExecCredential (client.authentication.k8s.io/v1: the token and its
+    /// expiry), for kubeconfig `exec` plugins and other tools that run a command for a token.
+    #[arg(long)]
+    exec_credential: bool,
     /// Get the token from a running `pkjwt agent` on this Unix socket (with --agent-profile);
     /// the key, client and server options are then the agent's, not these.
     #[arg(long, value_name = "SOCKET", requires = "agent_profile")]
@@ -109,10 +113,34 @@ pub(crate) struct TokenArgs {
     agent_profile: Option<String>,
 }
 
+/// What `pkjwt token` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Format {
+    /// The access token alone.
+    Token,
+    /// The whole token response (or the agent's answer).
+    Json,
+    /// A Kubernetes ExecCredential.
+    ExecCredential,
+}
+
+impl TokenArgs {
+    fn format(&self) -> Format {
+        if self.json {
+            Format::Json
+        } else if self.exec_credential {
+            Format::ExecCredential
+        } else {
+            Format::Token
+        }
+    }
+}
+
 pub(crate) async fn run(a: TokenArgs) -> CmdResult {
     if let (Some(socket), Some(profile)) = (&a.agent, &a.agent_profile) {
-        return crate::agent::token(socket, profile, a.json, a.timeout);
+        return crate::agent::token(socket, profile, a.format(), a.timeout);
     }
+    let format = a.format();
     let (Some(client_id), Some(issuer)) = (a.client_id.clone(), a.issuer.clone()) else {
         return Err("give --client-id and --issuer (or --agent)".into());
     };
@@ -208,10 +236,12 @@ pub(crate) async fn run(a: TokenArgs) -> CmdResult {
         );
     }
     let token = result?;
-    let text = if a.json {
-        serde_json::to_string_pretty(&token.to_json())?
-    } else {
-        token.access_token.secret().to_owned()
+    let text = match format {
+        Format::Json => serde_json::to_string_pretty(&token.to_json())?,
+        Format::Token => token.access_token.secret().to_owned(),
+        Format::ExecCredential => {
+            crate::output::exec_credential(token.access_token.secret(), token.expires_in)?
+        }
     };
     print(&text)?;
     Ok(ExitCode::SUCCESS)

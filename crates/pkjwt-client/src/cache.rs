@@ -96,6 +96,16 @@ pub struct CacheStats {
     pub fetch_errors: BTreeMap<&'static str, u64>,
 }
 
+/// The timing of a cached token ([`TokenCache::validity`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Validity {
+    /// Until it expires.
+    pub expires_in: Duration,
+    /// Until it is due for refresh (zero when due).
+    pub refresh_in: Duration,
+}
+
 #[derive(Debug, Default)]
 struct Failures {
     // Consecutive failures; 0 after a success.
@@ -237,6 +247,38 @@ impl TokenCache {
             token,
             source: Source::Fetched,
         })
+    }
+
+    /// The cached token's timing, `None` when no token is cached.
+    pub fn validity(&self) -> Option<Validity> {
+        let now = Instant::now();
+        self.snapshot().map(|(_, refresh_at, expires_at)| Validity {
+            expires_in: expires_at.saturating_duration_since(now),
+            refresh_in: refresh_at.saturating_duration_since(now),
+        })
+    }
+
+    /// Takes over `previous`'s cached token when it is still valid (its refresh and expiry times
+    /// included), for a cache that replaces another for the same client and request — the
+    /// agent's reload, a key rotation. The caller vouches that the token is good for this
+    /// cache's request: same server, client_id, scope and resources. Returns whether a token
+    /// was taken over.
+    pub fn take_over(&self, previous: &TokenCache) -> bool {
+        let taken = {
+            let g = previous.current.read().unwrap_or_else(|p| p.into_inner());
+            g.as_ref()
+                .filter(|c| Instant::now() < c.expires_at)
+                .map(|c| Cached {
+                    token: c.token.clone(),
+                    refresh_at: c.refresh_at,
+                    expires_at: c.expires_at,
+                })
+        };
+        let some = taken.is_some();
+        if some {
+            self.store(taken);
+        }
+        some
     }
 
     /// The counters so far.

@@ -434,6 +434,18 @@ impl TokenClient {
         &self.assertion
     }
 
+    /// A client assertion of this client for another audience (`aud` = `audience`), with the
+    /// same claim rules as its own: `iss` = `sub` = client_id, the profile's `typ`, lifetime,
+    /// `kid` and certificate thumbprints, and the clock offset learned from the server. For
+    /// callers that send their own request with it (an MSAL-style assertion callback, an RFC 7523
+    /// §2.1 grant); which audiences are acceptable is the caller's policy.
+    pub fn assertion_for(&self, audience: &str) -> Result<ClientAssertion, ClientError> {
+        let mut o = Self::assertion_options(&self.config, &self.metadata, None);
+        o.audience = Audience::One(audience.to_owned());
+        o.clock_offset_secs = self.assertion.clock_offset();
+        Ok(ClientAssertion::new(self.assertion.signer().clone(), o)?)
+    }
+
     /// HTTP requests sent to the token endpoint so far, retries included.
     pub fn requests_sent(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)

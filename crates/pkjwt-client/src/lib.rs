@@ -10,7 +10,7 @@ mod profile;
 mod registered_keys;
 mod registration;
 
-pub use cache::{CacheOptions, CacheStats, Served, Source, TokenCache};
+pub use cache::{CacheOptions, CacheStats, Served, Source, TokenCache, Validity};
 pub use client::{
     CLIENT_ASSERTION_TYPE, ClientConfig, GRANT_JWT_BEARER, MAX_FORWARD_SKEW_SECS, RetryPolicy,
     Secret, TokenClient, TokenRequest, TokenResponse,
