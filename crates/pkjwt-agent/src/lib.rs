@@ -198,7 +198,10 @@ impl Shared {
                 "reload refused; the previous configuration keeps serving"
             ),
         }
-        *self.last_reload.lock().unwrap_or_else(|p| p.into_inner()) = Some(report);
+        if !report.ok {
+            // A successful one was recorded by `apply`, together with the swap.
+            *self.last_reload.lock().unwrap_or_else(|p| p.into_inner()) = Some(report);
+        }
         result
     }
 
@@ -285,6 +288,8 @@ impl Shared {
                 n.metrics.retire(c.stats());
             }
         }
+        // The report first: whoever sees the new profiles also sees the reload that made them.
+        *self.last_reload.lock().unwrap_or_else(|p| p.into_inner()) = Some(report.clone());
         *self.profiles.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
         *self.allowed_uids.write().unwrap_or_else(|p| p.into_inner()) = new.allowed_uids.clone();
         *self.settings.lock().unwrap_or_else(|p| p.into_inner()) = new.clone();

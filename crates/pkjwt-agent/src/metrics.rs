@@ -25,6 +25,8 @@ pub(crate) struct ProfileMetrics {
     pub(crate) unavailable: AtomicU64,
     pub(crate) signer: Histogram,
     pub(crate) signer_errors: AtomicU64,
+    pub(crate) signer_errors_by_kind:
+        std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>>,
     pub(crate) assertions: AtomicU64,
     pub(crate) assertions_refused: AtomicU64,
     // The counts of token caches this profile had before a reload replaced them, so that the
@@ -105,8 +107,14 @@ impl Signer for TimedSigner {
         let start = Instant::now();
         let r = self.inner.sign(message).await;
         self.metrics.signer.observe(start.elapsed());
-        if r.is_err() {
+        if let Err(e) = &r {
             self.metrics.signer_errors.fetch_add(1, Ordering::Relaxed);
+            let mut by_kind = self
+                .metrics
+                .signer_errors_by_kind
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            *by_kind.entry(e.kind()).or_insert(0) += 1;
         }
         r
     }
@@ -202,6 +210,28 @@ pub(crate) fn render(agent: &AgentMetrics, profiles: &[ProfileView<'_>]) -> Stri
     );
     header(
         &mut o,
+        "pkjwt_agent_signer_errors_by_kind_total",
+        "counter",
+        "Failed signatures by kind (throttled, access_denied, unavailable, pin, ...): KMS or HSM \
+         throttling shows here while callers keep getting the valid token.",
+    );
+    for p in profiles {
+        let by_kind = p
+            .metrics
+            .signer_errors_by_kind
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for (kind, n) in by_kind {
+            let _ = writeln!(
+                o,
+                "pkjwt_agent_signer_errors_by_kind_total{{profile=\"{}\",kind=\"{kind}\"}} {n}",
+                p.name
+            );
+        }
+    }
+    header(
+        &mut o,
         "pkjwt_agent_token_fetch_errors_total",
         "counter",
         "Failed token requests by kind (network, timeout, oauth_<code>, assertion, ...).",
@@ -285,4 +315,69 @@ pub(crate) fn render(agent: &AgentMetrics, profiles: &[ProfileView<'_>]) -> Stri
         ld(&agent.unknown_profile)
     );
     o
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A backend that always fails with one kind of error.
+    #[derive(Debug)]
+    struct Failing(PublicKey);
+
+    #[async_trait]
+    impl Signer for Failing {
+        fn algorithm(&self) -> Algorithm {
+            Algorithm::ES256
+        }
+        fn public_key(&self) -> &PublicKey {
+            &self.0
+        }
+        async fn sign(&self, _: &[u8]) -> pkjwt::Result<Signature> {
+            Err(pkjwt::Error::backend_kind(
+                "test",
+                "throttled",
+                std::io::Error::other("rate exceeded"),
+            ))
+        }
+    }
+
+    #[tokio::test]
+    async fn signer_errors_are_counted_by_kind_and_timed() {
+        let (key, _pkcs8) =
+            pkjwt::generate_in_memory(Algorithm::ES256, &pkjwt::GenerateOptions::default())
+                .unwrap();
+        let metrics = Arc::new(ProfileMetrics::default());
+        let timed = TimedSigner {
+            inner: Arc::new(Failing(key.public_key().clone())),
+            metrics: metrics.clone(),
+        };
+        for _ in 0..3 {
+            assert!(timed.sign(b"x").await.is_err());
+        }
+        let text = render(
+            &AgentMetrics::default(),
+            &[ProfileView {
+                name: "p",
+                metrics: &metrics,
+                cache: pkjwt_client::CacheStats::default(),
+                ready: true,
+            }],
+        );
+        assert!(
+            text.contains(
+                "pkjwt_agent_signer_errors_by_kind_total{profile=\"p\",kind=\"throttled\"} 3"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("pkjwt_agent_signer_errors_total{profile=\"p\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pkjwt_agent_signer_seconds_count{profile=\"p\"} 3"),
+            "{text}"
+        );
+    }
 }

@@ -102,11 +102,22 @@ fn kid(jwk: &Jwk) -> String {
         .to_owned()
 }
 
+/// Successful grants for `client`, once the server's log shows at least `at_least` of them
+/// (its log lines arrive after the answer) or 5 s have passed.
+fn grants_settled(op: &OidcProvider, client: &str, at_least: usize) -> usize {
+    let count = |ev: &[Value]| {
+        ev.iter()
+            .filter(|e| e["event"] == "grant.success" && e["client_id"] == client)
+            .count()
+    };
+    count(&op.events_when(|ev| count(ev) >= at_least))
+}
+
+/// Grants for `client` once `at_least` are logged, and a moment more so that a surplus shows.
 fn grants(op: &OidcProvider, client: &str) -> usize {
-    op.events()
-        .iter()
-        .filter(|e| e["event"] == "grant.success" && e["client_id"] == client)
-        .count()
+    let n = grants_settled(op, client, 1);
+    std::thread::sleep(Duration::from_millis(200));
+    n.max(grants_settled(op, client, 0))
 }
 
 fn profile(name: &str, key_line: &str, issuer: &str, client: &str, resource: &str) -> String {
@@ -358,7 +369,11 @@ async fn a_rotation_state_is_followed_and_the_token_kept() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    assert_eq!(status["last_reload"]["tokens_kept"], json!(["rot"]));
+    assert_eq!(
+        status["last_reload"]["tokens_kept"],
+        json!(["rot"]),
+        "{status}"
+    );
     let (s, e) = (socket.clone(), endpoint.clone());
     let (t2, a2) = blocking(move || {
         (
@@ -484,7 +499,7 @@ async fn tokens_by_audience_and_scope() {
     .await;
     assert!(by_aud.unwrap()["access_token"].is_string());
     assert_eq!(grants(&op, "c-other"), 1);
-    assert_eq!(grants(&op, "c-api"), 0);
+    assert_eq!(grants_settled(&op, "c-api", 0), 0);
     let e = by_scope.unwrap_err();
     assert!(
         matches!(&e, AgentClientError::Refused { status: 409, description, .. } if description.contains("api, other")),
@@ -568,5 +583,67 @@ async fn a_server_down_at_start_is_retried_in_the_background() {
         m.contains("pkjwt_agent_profile_ready{profile=\"late\"} 1"),
         "{m}"
     );
+    handle.shutdown().await.unwrap();
+}
+
+/// A profile for a server that wants certificate thumbprints (entra): `certificate` puts the
+/// chain's `x5t#S256` into every assertion; without a certificate the agent refuses to start,
+/// naming the profile and the field; a certificate of another key is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_profile_puts_its_thumbprint_in_assertions() {
+    let k = keys("cert", 2).await;
+    let Some(op) = provider(&["c-cert"], &k.jwks_uri, 0) else {
+        return;
+    };
+    let mut pems = Vec::new();
+    for (i, (uri, _)) in k.keys.iter().enumerate() {
+        let signer = pkjwt::open(uri, &OpenOptions::default()).await.unwrap();
+        let der = pkjwt_x509::self_signed(
+            signer.as_ref(),
+            &pkjwt_x509::CertOptions::new("CN=c-cert").unwrap(),
+        )
+        .await
+        .unwrap();
+        let path = k.dir.join(format!("cert{i}.pem"));
+        std::fs::write(&path, pkjwt_x509::pem("CERTIFICATE", &der)).unwrap();
+        pems.push((path, der));
+    }
+    let socket = k.dir.join("a.sock");
+    let with = |cert: Option<&Path>| {
+        let mut t = format!(
+            "{}{}server_profile = \"entra\"\nassertions = true\n",
+            agent_table(&socket, ""),
+            profile(
+                "e",
+                &format!("key = {:?}", k.keys[0].0),
+                &op.issuer,
+                "c-cert",
+                API
+            )
+        );
+        if let Some(c) = cert {
+            t.push_str(&format!("certificate = {:?}\n", c.display().to_string()));
+        }
+        AgentConfig::parse(&t, "a.toml").unwrap()
+    };
+    let e = Agent::start(with(None)).await.unwrap_err();
+    assert!(
+        matches!(&e, AgentError::Certificate { profile, .. } if profile == "e"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("certificate = "), "{e}");
+    let e = Agent::start(with(Some(&pems[1].0))).await.unwrap_err();
+    assert!(matches!(&e, AgentError::Certificate { .. }), "{e}");
+
+    let handle = Agent::start(with(Some(&pems[0].0))).await.unwrap();
+    let (s, e) = (socket.clone(), op.token_endpoint());
+    let jwt = blocking(move || client::assertion(&s, "e", &e, T).unwrap()).await;
+    assert_eq!(
+        jwt_header(&jwt)["x5t#S256"],
+        json!(pkjwt_x509::x5t_s256(&pems[0].1))
+    );
+    let s = socket.clone();
+    let token = blocking(move || client::token(&s, "e", T)).await;
+    assert!(token.is_ok(), "{token:?}; {:?}", op.grant_errors());
     handle.shutdown().await.unwrap();
 }

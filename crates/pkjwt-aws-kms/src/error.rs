@@ -467,7 +467,18 @@ impl AwsKmsError {
 
 impl From<AwsKmsError> for pkjwt_core::Error {
     fn from(e: AwsKmsError) -> Self {
-        pkjwt_core::Error::backend("AWS KMS", e)
+        use AwsKmsError::*;
+        let kind = match &e {
+            Throttled { .. } => "throttled",
+            AccessDenied { .. } => "access_denied",
+            NotFound { .. } => "not_found",
+            Disabled { .. } | InvalidState { .. } | KeyUnavailable { .. } => "key_unavailable",
+            ServiceUnavailable { .. } | Timeout { .. } | Unreachable { .. } => "unavailable",
+            Credentials { .. } | NoCredentials { .. } => "credentials",
+            InvalidResponse { .. } => "invalid_response",
+            _ => "other",
+        };
+        pkjwt_core::Error::backend_kind("AWS KMS", kind, e)
     }
 }
 

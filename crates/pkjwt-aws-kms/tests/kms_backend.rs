@@ -546,6 +546,8 @@ async fn throttling_and_5xx_exhaust_the_retries_with_a_clear_error() {
     assert_eq!(calls(d, &arn, "Sign"), 4, "exactly max_attempts attempts");
     assert!(e.to_string().contains("up to 4 attempts"), "{e}");
     eprintln!("throttled: {e}");
+    // Through the Signer interface the kind survives, for metrics (pkjwt agent).
+    assert_eq!(pkjwt_core::Error::from(e).kind(), "throttled");
 
     faults(
         d,
@@ -557,6 +559,7 @@ async fn throttling_and_5xx_exhaust_the_retries_with_a_clear_error() {
         matches!(e, AwsKmsError::ServiceUnavailable { status: 503, .. }),
         "{e:?}"
     );
+    assert_eq!(pkjwt_core::Error::from(e).kind(), "unavailable");
     assert_eq!(calls(d, &arn, "Sign"), 8);
 
     // Retries disabled: one attempt.

@@ -38,13 +38,20 @@ fn agent_serves_tokens_to_token_dash_dash_agent() {
         return;
     };
     let socket = dir.join("agent.sock");
-    let config = format!(
-        "[agent]\nsocket = {:?}\n\n[profile.api]\nkey = {:?}\nissuer = {:?}\n\
-         client_id = \"agent-cli\"\nscope = \"accounts:read\"\nresources = [\"https://api.example.com\"]\n",
-        socket.display().to_string(),
-        format!("file:{}", dir.join("c.pem").display()),
-        op.issuer
+    // No file watch: the reload below must come from SIGHUP.
+    let table = |name: &str| {
+        format!(
+            "[profile.{name}]\nkey = {:?}\nissuer = {:?}\n\
+             client_id = \"agent-cli\"\nscope = \"accounts:read\"\nresources = [\"https://api.example.com\"]\n",
+            format!("file:{}", dir.join("c.pem").display()),
+            op.issuer
+        )
+    };
+    let head = format!(
+        "[agent]\nsocket = {:?}\nwatch_interval_secs = 0\n\n",
+        socket.display().to_string()
     );
+    let config = format!("{head}{}", table("api"));
     std::fs::write(dir.join("agent.toml"), &config).unwrap();
     let checked = run(&dir, &["agent", "--config", "agent.toml", "--check"], &[]);
     assert!(checked.status.success());
@@ -97,6 +104,75 @@ fn agent_serves_tokens_to_token_dash_dash_agent() {
     let e = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{e}");
     assert!(e.contains("--agent-profile <NAME>"), "{e}");
+    // The credential-process form: a Kubernetes ExecCredential with the token and its expiry.
+    let v: Value =
+        serde_json::from_str(&ok(&dir, &[&args[..], &["--exec-credential"]].concat())).unwrap();
+    assert_eq!(v["kind"], "ExecCredential");
+    assert_eq!(v["apiVersion"], "client.authentication.k8s.io/v1");
+    assert_eq!(v["status"]["token"].as_str().unwrap(), t1.trim_end());
+    let ts = v["status"]["expirationTimestamp"].as_str().unwrap();
+    assert!(
+        ts.len() == 20 && ts.ends_with('Z') && ts.starts_with("20"),
+        "{ts}"
+    );
+
+    // Status, human and JSON.
+    let st = ok(&dir, &["agent", "status", "--socket", sock]);
+    assert!(st.contains("[api] ready: client agent-cli"), "{st}");
+    assert!(st.contains("token valid"), "{st}");
+    assert!(!st.contains(t1.trim_end()), "no token in the status: {st}");
+    let sj: Value = serde_json::from_str(&ok(
+        &dir,
+        &["agent", "status", "--config", "agent.toml", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(sj["profiles"]["api"]["state"], "ready");
+    assert_eq!(sj["profiles"]["api"]["token_fetches"], 1);
+    // Assertions are off unless the profile enables them.
+    let e = fails(
+        &dir,
+        &[
+            "agent",
+            "assertion",
+            "--socket",
+            sock,
+            "--profile",
+            "api",
+            "--audience",
+            &op.token_endpoint(),
+        ],
+    );
+    assert!(e.contains("HTTP 403: assertions_disabled"), "{e}");
+
+    // SIGHUP: a second profile appears, the first keeps its token.
+    std::fs::write(
+        dir.join("agent.toml"),
+        format!("{head}{}{}", table("api"), table("two")),
+    )
+    .unwrap();
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&agent.0),
+        rustix::process::Signal::HUP,
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let sj: Value =
+            serde_json::from_str(&ok(&dir, &["agent", "status", "--socket", sock, "--json"]))
+                .unwrap();
+        if sj["profiles"]["two"].is_object() {
+            assert_eq!(sj["last_reload"]["ok"], true, "{sj}");
+            assert_eq!(sj["last_reload"]["kept"], json!(["api"]), "{sj}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "SIGHUP did not reload: {sj}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(ok(&dir, &args), t1, "the reload dropped the token");
+
     let grants = op.events_when(|ev| ev.iter().any(|e| e["event"] == "grant.success"));
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert_eq!(op.grants("agent-cli"), 1, "one token request: {grants:?}");

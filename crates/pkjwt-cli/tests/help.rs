@@ -30,6 +30,8 @@ const COMMANDS: &[&[&str]] = &[
     &["rotate", "prune"],
     &["register"],
     &["agent"],
+    &["agent", "status"],
+    &["agent", "assertion"],
 ];
 
 fn help(args: &[&str]) -> String {

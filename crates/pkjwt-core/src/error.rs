@@ -89,6 +89,8 @@ pub enum Error {
     Backend {
         /// Which backend ("file", "PKCS#11", "AWS KMS").
         backend: &'static str,
+        /// What kind of failure, for metrics and retry decisions (see [`Error::kind`]).
+        kind: &'static str,
         /// The backend's own error.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync + 'static>,
@@ -138,9 +140,38 @@ impl Error {
     where
         E: std::error::Error + Send + Sync + 'static,
     {
+        Self::backend_kind(backend, "other", source)
+    }
+
+    /// Wraps a backend error of a known kind: one of `throttled`, `access_denied`, `not_found`,
+    /// `key_unavailable` (disabled, pending deletion, wrong state), `unavailable` (service,
+    /// network, timeout), `credentials`, `pin`, `key_changed`, `invalid_response`, `other`.
+    pub fn backend_kind<E>(backend: &'static str, kind: &'static str, source: E) -> Self
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
         Error::Backend {
             backend,
+            kind,
             source: Box::new(source),
+        }
+    }
+
+    /// A short, stable name of what went wrong, for metrics labels (`pkjwt agent`'s
+    /// `pkjwt_agent_signer_errors_total{kind}`): a backend's own kind (see
+    /// [`backend_kind`](Self::backend_kind)), or `key_uri`, `algorithm`, `key`, `certificate`,
+    /// `signature`, `config` for pkjwt's own checks.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Backend { kind, .. } => kind,
+            Error::KeyUri { .. } | Error::BackendNotBuilt { .. } | Error::SecretSource { .. } => {
+                "key_uri"
+            }
+            Error::UnknownAlgorithm(_) | Error::AlgorithmMismatch { .. } => "algorithm",
+            Error::UnsupportedKey(_) | Error::Jwk(_) | Error::DuplicateKid(_) => "key",
+            Error::Certificate { .. } | Error::NoCertificateStorage { .. } => "certificate",
+            Error::Der { .. } | Error::BadSignature { .. } => "signature",
+            _ => "config",
         }
     }
 

@@ -354,7 +354,20 @@ impl Pkcs11Error {
 
 impl From<Pkcs11Error> for pkjwt_core::Error {
     fn from(e: Pkcs11Error) -> Self {
-        pkjwt_core::Error::backend("PKCS#11", e)
+        use Pkcs11Error::*;
+        let kind = match &e {
+            PinRequired { .. }
+            | PinSource { .. }
+            | PinIncorrect { .. }
+            | PinUnusable { .. }
+            | PinRefused { .. } => "pin",
+            KeyChanged { .. } => "key_changed",
+            ObjectNotFound { .. } | TokenNotFound { .. } | PublicKeyNotFound { .. } => "not_found",
+            Call { .. } | RecoveryExhausted { .. } => "unavailable",
+            BadSignature { .. } => "invalid_response",
+            _ => "other",
+        };
+        pkjwt_core::Error::backend_kind("PKCS#11", kind, e)
     }
 }
 
