@@ -121,12 +121,15 @@ fn agent_serves_tokens_to_token_dash_dash_agent() {
     assert!(st.contains("[api] ready: client agent-cli"), "{st}");
     assert!(st.contains("token valid"), "{st}");
     assert!(!st.contains(t1.trim_end()), "no token in the status: {st}");
+    assert!(!st.contains("c.pem"), "the key URI is not shown: {st}");
     let sj: Value = serde_json::from_str(&ok(
         &dir,
         &["agent", "status", "--config", "agent.toml", "--json"],
     ))
     .unwrap();
     assert_eq!(sj["profiles"]["api"]["state"], "ready");
+    assert!(!sj.to_string().contains("c.pem"), "{sj}");
+    assert_eq!(sj["profiles"]["api"]["key"]["backend"], "file");
     assert_eq!(sj["profiles"]["api"]["token_fetches"], 1);
     // Assertions are off unless the profile enables them.
     let e = fails(
