@@ -201,6 +201,29 @@ fn token_prints_the_access_token_from_oidc_provider() {
     assert_eq!(v["token_type"], "Bearer");
     assert_eq!(v["scope"], "accounts:read");
     assert!(v["access_token"].as_str().unwrap().split('.').count() == 3);
+    // Without the agent too: a Kubernetes ExecCredential expiring with the token (300 s).
+    let ec: Value =
+        serde_json::from_str(&ok(&dir, &[&args[..], &["--exec-credential"]].concat())).unwrap();
+    assert_eq!(ec["kind"], "ExecCredential");
+    assert_eq!(
+        ec["status"]["token"].as_str().unwrap().split('.').count(),
+        3
+    );
+    let expiry = ec["status"]["expirationTimestamp"].as_str().unwrap();
+    let in_5_min = std::time::SystemTime::now() + std::time::Duration::from_secs(300);
+    let hhmm = |t: std::time::SystemTime| {
+        let s = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() % 86_400;
+        format!("T{:02}:{:02}", s / 3600, s % 3600 / 60)
+    };
+    // Minute precision, either side of a minute boundary.
+    let near = [
+        hhmm(in_5_min - std::time::Duration::from_secs(60)),
+        hhmm(in_5_min),
+    ];
+    assert!(
+        near.iter().any(|m| expiry.contains(m.as_str())),
+        "{expiry} vs {near:?}"
+    );
 
     // Profile entra (aud = token endpoint, typ JWT) needs the certificate thumbprint: refused
     // without a certificate, accepted with --cert (x5t#S256 and, asked for, the SHA-1 x5t).
