@@ -12,6 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::jti::{JTI_BYTES, jti_bytes};
 use crate::{Error, Result, Signer, b64, jwk, jws};
 
 /// `typ` registered for client assertions by draft-ietf-oauth-rfc7523bis.
@@ -263,8 +264,6 @@ struct ClaimsTemplate {
 /// What one assertion adds to the template at most: three `i64`s of up to 20 characters, the
 /// member names around them and the 22-character `jti` in quotes.
 const CLAIMS_VARIABLE_MAX: usize = 3 * 20 + r#","nbf":,"exp":,"jti":"""#.len() + JTI_B64_LEN;
-/// 128 bits of `jti`.
-const JTI_BYTES: usize = 16;
 /// The `jti` in base64url: 22 characters.
 const JTI_B64_LEN: usize = b64::encoded_len(JTI_BYTES);
 
@@ -502,15 +501,9 @@ impl ClientAssertion {
     }
 }
 
-/// 128 random bits from the operating system for one `jti`.
-fn jti_bytes() -> Result<[u8; JTI_BYTES]> {
-    let mut bytes = [0u8; JTI_BYTES];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| Error::Assertion(format!("operating system random generator failed: {e}")))?;
-    Ok(bytes)
-}
-
-/// A fresh `jti`: 128 random bits from the operating system, base64url (22 characters).
+/// A fresh `jti`: 128 random bits from the operating system, base64url (22 characters). The bits
+/// come from a per-thread pool that a `fork()`ed child never shares with its parent (see the
+/// `jti` module of this crate: `MADV_WIPEONFORK` on Linux, else one `getrandom` call each).
 pub fn new_jti() -> Result<String> {
     Ok(b64::encode(jti_bytes()?))
 }

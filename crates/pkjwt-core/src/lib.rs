@@ -22,6 +22,7 @@ pub mod b64;
 mod der;
 mod error;
 mod generate;
+mod jti;
 pub mod jwk;
 pub mod jws;
 mod key;
