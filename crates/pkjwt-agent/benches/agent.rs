@@ -66,7 +66,7 @@ struct Args {
 impl Args {
     fn parse() -> Args {
         let mut a = Args {
-            rounds: 7,
+            rounds: 9,
             seconds: 0.5,
             sig_seconds: 15.0,
             ttl: 3,
@@ -221,7 +221,7 @@ fn read_answer(s: &mut UnixStream, buf: &mut Vec<u8>) -> usize {
 }
 
 /// Requests per second over one keep-alive connection, for about `dur`.
-fn keepalive_rate(socket: &Path, dur: Duration, body_len: usize) -> f64 {
+fn keepalive_rate(socket: &Path, dur: Duration, body_len: usize) -> Rate {
     let mut s = UnixStream::connect(socket).unwrap();
     let mut buf = Vec::with_capacity(4096);
     let mut one = |s: &mut UnixStream| {
@@ -231,7 +231,7 @@ fn keepalive_rate(socket: &Path, dur: Duration, body_len: usize) -> f64 {
     for _ in 0..20 {
         one(&mut s);
     }
-    let start = Instant::now();
+    let (start, cpu) = (Instant::now(), process_cpu());
     let mut n = 0u64;
     while start.elapsed() < dur {
         for _ in 0..16 {
@@ -239,11 +239,11 @@ fn keepalive_rate(socket: &Path, dur: Duration, body_len: usize) -> f64 {
         }
         n += 16;
     }
-    n as f64 / start.elapsed().as_secs_f64()
+    Rate::since(n, start, cpu)
 }
 
 /// Requests per second with a new connection per request (`Connection: close`).
-fn new_connection_rate(socket: &Path, dur: Duration, body_len: usize) -> f64 {
+fn new_connection_rate(socket: &Path, dur: Duration, body_len: usize) -> Rate {
     let mut buf = Vec::with_capacity(4096);
     let mut one = || {
         let mut s = UnixStream::connect(socket).unwrap();
@@ -256,7 +256,7 @@ fn new_connection_rate(socket: &Path, dur: Duration, body_len: usize) -> f64 {
     for _ in 0..20 {
         one();
     }
-    let start = Instant::now();
+    let (start, cpu) = (Instant::now(), process_cpu());
     let mut n = 0u64;
     while start.elapsed() < dur {
         for _ in 0..8 {
@@ -264,7 +264,31 @@ fn new_connection_rate(socket: &Path, dur: Duration, body_len: usize) -> f64 {
         }
         n += 8;
     }
-    n as f64 / start.elapsed().as_secs_f64()
+    Rate::since(n, start, cpu)
+}
+
+/// CPU time of this whole process: the client thread and the servers' worker threads. Other
+/// processes on the shared machine do not add to it, so it is the steadier measure; wall time
+/// is reported too.
+fn process_cpu() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
+/// Requests per wall-second and per CPU-second of this process.
+#[derive(Clone, Copy)]
+struct Rate {
+    wall: f64,
+    cpu: f64,
+}
+
+impl Rate {
+    fn since(n: u64, start: Instant, cpu: Duration) -> Rate {
+        Rate {
+            wall: n as f64 / start.elapsed().as_secs_f64(),
+            cpu: n as f64 / (process_cpu() - cpu).as_secs_f64(),
+        }
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -307,39 +331,73 @@ async fn round_trips(args: &Args, dir: &Path, key: &str, jwks: &str) {
     let server = tokio::spawn(async move { axum::serve(listener, bare).await.unwrap() });
 
     let (rounds, dur) = (args.rounds, Duration::from_secs_f64(args.seconds));
-    let rates = tokio::task::spawn_blocking(move || {
-        let mut r: [Vec<f64>; 4] = Default::default();
-        for _ in 0..rounds {
-            r[0].push(keepalive_rate(&agent_socket, dur, body_len));
-            r[1].push(keepalive_rate(&bare_socket, dur, body_len));
-            r[2].push(new_connection_rate(&agent_socket, dur, body_len));
-            r[3].push(new_connection_rate(&bare_socket, dur, body_len));
+    // Per round, the agent and the bare loop run back to back, in alternating order (a loop
+    // that always ran first or second would carry a bias of the machine's state); the ratio of
+    // each adjacent pair is kept, and the median ratio reported with its range.
+    let rounds_out = tokio::task::spawn_blocking(move || {
+        let mut r: Vec<[Rate; 4]> = Vec::new();
+        for i in 0..rounds {
+            let ka = |s: &Path| keepalive_rate(s, dur, body_len);
+            let (a_ka, b_ka) = if i % 2 == 0 {
+                let a = ka(&agent_socket);
+                (a, ka(&bare_socket))
+            } else {
+                let b = ka(&bare_socket);
+                (ka(&agent_socket), b)
+            };
+            let nc = |s: &Path| new_connection_rate(s, dur, body_len);
+            let (a_nc, b_nc) = if i % 2 == 1 {
+                let a = nc(&agent_socket);
+                (a, nc(&bare_socket))
+            } else {
+                let b = nc(&bare_socket);
+                (nc(&agent_socket), b)
+            };
+            r.push([a_ka, b_ka, a_nc, b_nc]);
         }
-        r.map(median)
+        r
     })
     .await
     .unwrap();
     println!(
         "\n1. Cached GET /token over a Unix socket vs a bare axum round trip ({body_len}-byte body), \
-         median of {rounds} rounds of {:.1} s, requests/s (µs per request)",
+         {rounds} rounds of {:.1} s per loop; requests per second of wall time and per second of \
+         this process's CPU time (client + servers), µs per request in brackets; medians, and the \
+         range of the per-round ratios",
         args.seconds
     );
     println!(
-        "{:<28} {:>18} {:>18} {:>8}",
-        "", "agent", "bare axum", "ratio"
+        "{:<34} {:>18} {:>18} {:>8} {:>14}",
+        "", "agent", "bare axum", "ratio", "ratio range"
     );
-    for (name, a, b) in [
-        ("one keep-alive connection", rates[0], rates[1]),
-        ("new connection per request", rates[2], rates[3]),
+    for (name, i) in [
+        ("one keep-alive connection", 0),
+        ("new connection per request", 2),
     ] {
-        println!(
-            "{name:<28} {:>9.0} ({:>5.1}) {:>9.0} ({:>5.1}) {:>7.2}×",
-            a,
-            1e6 / a,
-            b,
-            1e6 / b,
-            a / b
-        );
+        for (clock, pick) in [
+            ("wall", (|r: &Rate| r.wall) as fn(&Rate) -> f64),
+            ("CPU", |r: &Rate| r.cpu),
+        ] {
+            let a = median(rounds_out.iter().map(|r| pick(&r[i])).collect());
+            let b = median(rounds_out.iter().map(|r| pick(&r[i + 1])).collect());
+            let ratios: Vec<f64> = rounds_out
+                .iter()
+                .map(|r| pick(&r[i]) / pick(&r[i + 1]))
+                .collect();
+            let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = ratios.iter().copied().fold(0.0, f64::max);
+            println!(
+                "{:<34} {:>9.0} ({:>5.1}) {:>9.0} ({:>5.1}) {:>7.2}× {:>6.2}–{:.2}×",
+                format!("{name}, {clock}"),
+                a,
+                1e6 / a,
+                b,
+                1e6 / b,
+                median(ratios),
+                lo,
+                hi
+            );
+        }
     }
     server.abort();
     s.agent.shutdown().await.unwrap();
