@@ -9,7 +9,10 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_pkjwt");
 
 /// A fresh, empty directory for one test.
 pub fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("pkjwt-clitest-{name}-{}", std::process::id()));
+    // Unique per process and call: under `cargo test` tests share one process (threads).
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let d = std::env::temp_dir().join(format!("pkjwt-clitest-{name}-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
