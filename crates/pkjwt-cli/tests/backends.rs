@@ -1,9 +1,12 @@
 //! The `pkjwt` command with keys in real backends: a SoftHSM2 token (a private token directory
 //! from `infra/softhsm/setup.sh`) and AWS KMS (the project's KMS double on 127.0.0.1). The same
-//! `keygen | pubkey | assert | verify | cert` interface as for files.
+//! `keygen | pubkey | assert | verify | cert` interface as for files. Azure Key Vault likewise,
+//! through the project's Key Vault double (HTTPS on 127.0.0.1 with a test CA).
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "../../pkjwt-azure-kv/tests/common/mod.rs"]
+mod azure;
 mod common;
 #[path = "../../pkjwt-aws-kms/tests/common/mod.rs"]
 mod kms;
@@ -400,4 +403,130 @@ async fn kms_keygen_honours_rsa_bits() {
     );
     let o = run(&envs, &["pubkey", "--key", &ec]);
     assert_eq!(o.status.code(), Some(1), "no key was made in KMS");
+}
+
+/// The environment a user of a service principal sets, pointed at the Key Vault double: the
+/// standard `AZURE_*` variables (the authority host is the double's token endpoint) and the
+/// double's test CA.
+fn azure_env(d: &azure::Double) -> Vec<(&'static str, String)> {
+    vec![
+        ("AZURE_TENANT_ID", azure::TENANT.to_string()),
+        ("AZURE_CLIENT_ID", azure::CLIENT_ID.to_string()),
+        ("AZURE_CLIENT_SECRET", azure::CLIENT_SECRET.to_string()),
+        ("AZURE_AUTHORITY_HOST", d.base()),
+        ("PKJWT_AZURE_KV_CREDENTIAL", "environment".to_string()),
+        (
+            "PKJWT_AZURE_KV_CA_FILE",
+            d.ca_file.to_str().unwrap().to_string(),
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_kv_keys_through_the_cli() {
+    let Some(d) = azure::double() else { return };
+    let dir = std::env::temp_dir().join(format!("pkjwt-cli-azure-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let envs = azure_env(d);
+    for alg in ["ES256", "ES384", "PS256", "RS256"] {
+        let name = azure::name(&format!("cli-{alg}").to_lowercase());
+        let uri = format!("azurekv:{}/keys/{name}", d.base());
+        ok(&envs, &["keygen", "--key", &uri, "--alg", alg]);
+        if alg.starts_with("PS") || alg.starts_with("RS") {
+            rsa_verifies_rs256_and_ps256(&envs, &dir, &uri, &format!("azure-{alg}"));
+        }
+        exercise(&envs, &dir, &uri, &format!("azure-{alg}"));
+    }
+
+    // A key with a Key Vault certificate: pubkey publishes it as x5c / x5t#S256, and assert
+    // --x5c sends it, with no --cert file.
+    let name = azure::name("cli-cert");
+    let made = azure::admin(
+        d,
+        "POST",
+        &format!("certificates/{name}"),
+        Some(serde_json::json!({"kty": "EC", "subject": "CN=pkjwt-entra-client"})),
+    )
+    .await;
+    let cer = made["cer"].as_str().unwrap();
+    let der = pkjwt_core::b64::decode_std("cer", cer).unwrap();
+    let uri = format!("azurekv:{}/keys/{name}", d.base());
+    let jwk: serde_json::Value =
+        serde_json::from_str(&ok(&envs, &["pubkey", "--key", &uri])).unwrap();
+    assert_eq!(jwk["x5c"], serde_json::json!([cer]), "{jwk}");
+    assert_eq!(jwk["x5t#S256"], pkjwt_x509::x5t_s256(&der), "{jwk}");
+    let jwt = ok(
+        &envs,
+        &[
+            "assert",
+            "--key",
+            &uri,
+            "--client-id",
+            "cli",
+            "--aud",
+            "https://as.example",
+            "--x5c",
+        ],
+    );
+    let header = jwt.split('.').next().unwrap();
+    let header: serde_json::Value =
+        serde_json::from_slice(&pkjwt_core::b64::decode("header", header).unwrap()).unwrap();
+    assert_eq!(header["x5c"], serde_json::json!([cer]), "{header}");
+
+    // A missing key: exit 1, the operation, the key and the service's code.
+    let missing = format!("azurekv:{}/keys/pkjwt-cli-none", d.base());
+    let o = run(&envs, &["pubkey", "--key", &missing]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.code() == Some(1) && e.contains("KeyNotFound") && e.contains("pkjwt-cli-none"),
+        "{e}"
+    );
+    // The client secret is in no message.
+    assert!(!e.contains(azure::CLIENT_SECRET), "{e}");
+}
+
+/// `keygen --rsa-bits` reaches the Azure Key Vault backend (`key_size` of Create Key).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_kv_keygen_honours_rsa_bits() {
+    let Some(d) = azure::double() else { return };
+    let envs = azure_env(d);
+    let uri = |tag: &str| format!("azurekv:{}/keys/{}", d.base(), azure::name(tag));
+    let sized = uri("cli-rsa-4096");
+    ok(
+        &envs,
+        &[
+            "keygen",
+            "--key",
+            &sized,
+            "--alg",
+            "PS256",
+            "--rsa-bits",
+            "4096",
+        ],
+    );
+    assert_eq!(rsa_bits_of(&envs, &sized), 4096);
+    let default = uri("cli-rsa-default");
+    ok(&envs, &["keygen", "--key", &default, "--alg", "PS384"]);
+    assert_eq!(rsa_bits_of(&envs, &default), 3072);
+    let ec = uri("cli-ec-sized");
+    let o = run(
+        &envs,
+        &[
+            "keygen",
+            "--key",
+            &ec,
+            "--alg",
+            "ES256",
+            "--rsa-bits",
+            "3072",
+        ],
+    );
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.code() == Some(1) && e.contains("rsa_bits") && e.contains("ES256"),
+        "{e}"
+    );
+    let o = run(&envs, &["pubkey", "--key", &ec]);
+    assert_eq!(o.status.code(), Some(1), "no key was made in the vault");
 }
