@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test.
 
+#[path = "../../pkjwt-azure-kv/tests/common/mod.rs"]
+mod azure;
 #[path = "../../pkjwt-aws-kms/tests/common/mod.rs"]
 mod kms;
 
@@ -405,9 +407,10 @@ fn softhsm_keys(dir: &Path) -> Option<(Vec<BackendKey>, Env)> {
     Some((keys, env))
 }
 
-/// The full flow through the CLI with keys in real backends: `pkjwt serve` publishes a
-/// backend's keys, oidc-provider fetches them, `pkjwt token` signs with the backend, and the
-/// access token validates (pkjwt-verify, against the provider's keys) for the API audience only.
+/// The full flow through the CLI with keys in real backends (SoftHSM2, the KMS double, the Azure
+/// Key Vault double): `pkjwt serve` publishes a backend's keys, oidc-provider fetches them,
+/// `pkjwt token` signs with the backend, and the access token validates (pkjwt-verify, against
+/// the provider's keys) for the API audience only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_flow_with_softhsm_and_kms_keys() {
     let dir = tmpdir("backends");
@@ -440,6 +443,37 @@ async fn full_flow_with_softhsm_and_kms_keys() {
             run_with(&dir, &env, &["keygen", "--key", &uri, "--alg", alg]);
             keys.push(BackendKey {
                 name: format!("kms-{alg}"),
+                uri,
+                alg: alg.to_owned(),
+            });
+        }
+        groups.push((keys, env));
+    }
+    if let Some(d) = azure::double() {
+        // A service principal's standard variables, pointed at the Key Vault double.
+        let env = vec![
+            ("AZURE_TENANT_ID".to_owned(), azure::TENANT.to_owned()),
+            ("AZURE_CLIENT_ID".to_owned(), azure::CLIENT_ID.to_owned()),
+            (
+                "AZURE_CLIENT_SECRET".to_owned(),
+                azure::CLIENT_SECRET.to_owned(),
+            ),
+            ("AZURE_AUTHORITY_HOST".to_owned(), d.base()),
+            (
+                "PKJWT_AZURE_KV_CA_FILE".to_owned(),
+                d.ca_file.display().to_string(),
+            ),
+        ];
+        let mut keys = Vec::new();
+        for alg in ["ES256", "PS256", "RS256"] {
+            let uri = format!(
+                "azurekv:{}/keys/{}",
+                d.base(),
+                azure::name(&format!("flow-{alg}").to_lowercase())
+            );
+            run_with(&dir, &env, &["keygen", "--key", &uri, "--alg", alg]);
+            keys.push(BackendKey {
+                name: format!("azure-{alg}"),
                 uri,
                 alg: alg.to_owned(),
             });
