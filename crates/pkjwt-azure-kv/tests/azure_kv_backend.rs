@@ -155,7 +155,7 @@ async fn certificate_of_the_key_feeds_x5c() {
     .await;
     let der = pkjwt_core::b64::decode_std("cer", made["cer"].as_str().unwrap()).unwrap();
     let signer = open(d, &name, None).await.unwrap();
-    assert_eq!(signer.certificate_chain(), &[der.clone()]);
+    assert_eq!(signer.certificate_chain(), std::slice::from_ref(&der));
     pkjwt_x509::check_matches(&der, signer.public_key()).unwrap();
     // Not read when turned off.
     let before = common::calls(d, &name, "get_certificate").await;
