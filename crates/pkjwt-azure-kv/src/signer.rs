@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::AzureKvOptions;
 use crate::error::{AzureKvError, Operation};
-use crate::transport::http_client;
+use crate::transport::{credential_client, http_client};
 use crate::vault::{Call, Vault};
 
 /// A [`Signer`] whose private key is an Azure Key Vault or Managed HSM key.
@@ -248,7 +248,7 @@ impl Signer for AzureKvSigner {
 /// The vault client and credential for `uri`.
 pub(crate) fn connect(uri: &AzureKvUri, options: &AzureKvOptions) -> Result<Vault, AzureKvError> {
     let http = http_client(options)?;
-    let credential = options.build_credential(&uri.vault, &http)?;
+    let credential = options.build_credential(&uri.vault, &credential_client(options)?)?;
     Ok(Vault::new(
         http,
         uri.vault.clone(),
