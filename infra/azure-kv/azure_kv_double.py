@@ -275,6 +275,9 @@ def sign_digest(v, alg, digest):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body leave in two writes: with Nagle's algorithm on, the client's delayed ACK
+    # holds the body back ~40 ms per response on a kept-alive connection.
+    disable_nagle_algorithm = True
     state: State = None  # set by main
 
     def log_message(self, *args):  # quiet
