@@ -28,8 +28,9 @@ Test controls under ``/_admin/`` (no authentication; loopback only):
   version's attributes.
 * ``POST /_admin/faults`` ``{"rules": [...]}`` — a rule matches ``op`` (``token``, ``get_key``,
   ``create_key``, ``sign``, ``get_certificate``) and optionally ``name``; ``times`` (default 1,
-  ``-1`` for ever); it answers ``status`` with ``code``/``inner``/``message`` and an optional
-  ``retry_after`` header, or delays (``delay_ms``), or ``mutate``s the real answer
+  ``-1`` for ever); it answers ``status`` with ``code``/``inner``/``message`` and optional
+  ``retry_after`` / ``www_authenticate`` headers (``{base}`` becomes the double's URL), or
+  delays (``delay_ms``), or ``mutate``s the real answer
   (``"truncate_signature"``, ``"kid"``).
 * ``GET /_admin/calls[?name=N]`` — ``{"sign": n, "get_key": m, …, "unauthenticated": u,
   "unauthenticated_with_body": b}``; ``POST /_admin/reset`` clears rules and counters.
@@ -390,6 +391,8 @@ class Handler(BaseHTTPRequestHandler):
                 headers = {}
                 if rule.get("retry_after") is not None:
                     headers["Retry-After"] = str(rule["retry_after"])
+                if rule.get("www_authenticate") is not None:
+                    headers["WWW-Authenticate"] = rule["www_authenticate"].replace("{base}", st.base)
                 raise KvError(rule["status"], rule.get("code", "Fault"),
                               rule.get("message", "injected fault"), rule.get("inner"), headers)
         body = json.loads(raw) if raw else {}

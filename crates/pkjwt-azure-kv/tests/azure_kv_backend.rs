@@ -586,3 +586,63 @@ async fn debug_output_holds_no_secret() {
     );
     let _ = AzureKvOptions::default();
 }
+
+#[tokio::test]
+async fn challenges_for_another_resource_and_refused_tokens() {
+    let d = require!();
+    let name = common::name("chall");
+    common::create(d, &name, json!({"kty": "EC"})).await;
+    let signer = open(d, &name, None).await.unwrap();
+    let tokens = |v: serde_json::Value| v["token"].as_u64().unwrap_or(0);
+
+    // A 401 asking for a token for another resource: no token is requested for it.
+    common::faults(
+        d,
+        json!([{"op": "sign", "name": name, "status": 401, "code": "Unauthorized",
+                "www_authenticate": "Bearer authorization=\"{base}/t\", resource=\"https://graph.microsoft.com\""}]),
+    )
+    .await;
+    let before = tokens(common::admin(d, "GET", "calls", None).await);
+    let e = signer.try_sign(b"a.b").await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            AzureKvError::Challenge {
+                operation: Operation::Sign,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(
+        e.to_string()
+            .contains("not a Key Vault or Managed HSM resource"),
+        "{e}"
+    );
+    assert_eq!(tokens(common::admin(d, "GET", "calls", None).await), before);
+
+    // A 401 without a challenge.
+    common::faults(
+        d,
+        json!([{"op": "sign", "name": name, "status": 401, "code": "Unauthorized"}]),
+    )
+    .await;
+    let e = signer.try_sign(b"a.b").await.unwrap_err().to_string();
+    assert!(e.contains("401 without a WWW-Authenticate header"), "{e}");
+
+    // The vault refuses the token twice: answered once, then Unauthorized (no loop).
+    common::faults(
+        d,
+        json!([{"op": "sign", "name": name, "status": 401, "code": "Unauthorized", "times": 2,
+                "message": "AKV10032: Invalid issuer.",
+                "www_authenticate": "Bearer authorization=\"{base}/t\", resource=\"https://vault.azure.net\""}]),
+    )
+    .await;
+    let signs = common::calls(d, &name, "sign").await;
+    let e = signer.try_sign(b"a.b").await.unwrap_err();
+    assert!(matches!(e, AzureKvError::Unauthorized { .. }), "{e:?}");
+    assert!(e.to_string().contains("AKV10032"), "{e}");
+    assert_eq!(common::calls(d, &name, "sign").await, signs + 2);
+    // And the signer works again once the vault accepts the token.
+    signer.try_sign(b"a.b").await.unwrap();
+}
