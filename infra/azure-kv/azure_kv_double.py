@@ -9,7 +9,9 @@ behaviours come from the references and which are assumed.
 Served (``BASE`` = ``https://127.0.0.1:PORT``):
 
 * ``POST /{tenant}/oauth2/v2.0/token`` — client credentials (``client_id``, ``client_secret``,
-  ``grant_type=client_credentials``, ``scope=https://vault.azure.net/.default``); answers
+  ``grant_type=client_credentials``, ``scope=https://vault.azure.net/.default``), or instead of
+  the secret a federated token (``client_assertion_type`` jwt-bearer, ``client_assertion``: the
+  fixed test token a workload identity reads from its token file); answers
   ``{"token_type": "Bearer", "expires_in": …, "access_token": …}`` or the OAuth error body.
 * the vault, every call with ``?api-version=``: an unauthenticated request gets 401 with
   ``WWW-Authenticate: Bearer authorization="BASE/{tenant}", resource="https://vault.azure.net"``;
@@ -68,6 +70,8 @@ from cryptography.x509.oid import NameOID
 TENANT = "pkjwt-test-tenant"
 CLIENT_ID = "pkjwt-test-client"
 CLIENT_SECRET = "pkjwt-test-secret"
+FEDERATED_TOKEN = "pkjwt-test-federated-token"
+JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 VAULT_RESOURCE = "https://vault.azure.net"
 TOKEN_LIFETIME = 3599
 
@@ -338,7 +342,14 @@ class Handler(BaseHTTPRequestHandler):
         if form.get("grant_type") != "client_credentials":
             return self.send_json(400, {"error": "unsupported_grant_type",
                                         "error_description": "AADSTS70003: unsupported grant type"})
-        if form.get("client_id") != CLIENT_ID or form.get("client_secret") != CLIENT_SECRET:
+        if "client_assertion" in form:
+            # Workload identity: the federated token from AZURE_FEDERATED_TOKEN_FILE.
+            if (form.get("client_assertion_type") != JWT_BEARER
+                    or form.get("client_id") != CLIENT_ID
+                    or form.get("client_assertion") != FEDERATED_TOKEN):
+                return self.send_json(401, {"error": "invalid_client",
+                                            "error_description": "AADSTS700211: No matching federated identity record found for presented assertion."})
+        elif form.get("client_id") != CLIENT_ID or form.get("client_secret") != CLIENT_SECRET:
             return self.send_json(401, {"error": "invalid_client",
                                         "error_description": "AADSTS7000215: Invalid client secret provided."})
         scope = form.get("scope", "")

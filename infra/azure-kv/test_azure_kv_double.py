@@ -103,6 +103,18 @@ def test_token_endpoint_errors(double):
     assert token(double, scope="https://graph.microsoft.com/.default")[2]["error"] == "invalid_scope"
 
 
+def test_federated_token_for_workload_identity(double):
+    form = {"client_id": CLIENT_ID, "grant_type": "client_credentials",
+            "scope": "https://vault.azure.net/.default",
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": "pkjwt-test-federated-token"}
+    status, _, body = call(double, "POST", f"/{TENANT}/oauth2/v2.0/token", form=form)
+    assert status == 200 and body["access_token"]
+    form["client_assertion"] = "other"
+    status, _, body = call(double, "POST", f"/{TENANT}/oauth2/v2.0/token", form=form)
+    assert status == 401 and "AADSTS700211" in body["error_description"]
+
+
 def test_a_token_for_another_scope_or_none_is_refused(double, tok):
     assert call(double, "GET", "/keys/k?api-version=7.5", token="made-up")[0] == 401
     assert call(double, "GET", "/keys/k", token=tok)[2]["error"]["code"] == "BadParameter"

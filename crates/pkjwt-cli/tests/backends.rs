@@ -530,3 +530,44 @@ async fn azure_kv_keygen_honours_rsa_bits() {
     let o = run(&envs, &["pubkey", "--key", &ec]);
     assert_eq!(o.status.code(), Some(1), "no key was made in the vault");
 }
+
+/// Workload identity as on AKS: no secret, the webhook's `AZURE_FEDERATED_TOKEN_FILE`; the
+/// default credential choice (`auto`) picks it, and a wrong federated token is Entra ID's refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_kv_workload_identity_through_the_cli() {
+    let Some(d) = azure::double() else { return };
+    let dir = std::env::temp_dir().join(format!("pkjwt-cli-azure-wi-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let token_file = dir.join("azure-identity-token");
+    std::fs::write(&token_file, azure::FEDERATED_TOKEN).unwrap();
+    let name = azure::name("cli-wi");
+    azure::create(d, &name, serde_json::json!({"kty": "EC"})).await;
+    let uri = format!("azurekv:{}/keys/{name}", d.base());
+    let pubkey = |file: &Path| {
+        Command::new(BIN)
+            .args(["pubkey", "--key", &uri])
+            .env_remove("AZURE_CLIENT_SECRET")
+            .env_remove("PKJWT_AZURE_KV_CREDENTIAL")
+            .env("AZURE_TENANT_ID", azure::TENANT)
+            .env("AZURE_CLIENT_ID", azure::CLIENT_ID)
+            .env("AZURE_FEDERATED_TOKEN_FILE", file)
+            .env("AZURE_AUTHORITY_HOST", d.base())
+            .env("PKJWT_AZURE_KV_CA_FILE", &d.ca_file)
+            .output()
+            .unwrap()
+    };
+    let o = pubkey(&token_file);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("\"crv\":\"P-256\""));
+    let wrong = dir.join("wrong-token");
+    std::fs::write(&wrong, "not-the-federated-token").unwrap();
+    let o = pubkey(&wrong);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.code() == Some(1)
+            && e.contains("AADSTS700211")
+            && !e.contains("not-the-federated-token"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -26,6 +26,7 @@ use pkjwt_core::uri::AzureKvUri;
 pub const TENANT: &str = "pkjwt-test-tenant";
 pub const CLIENT_ID: &str = "pkjwt-test-client";
 pub const CLIENT_SECRET: &str = "pkjwt-test-secret";
+pub const FEDERATED_TOKEN: &str = "pkjwt-test-federated-token";
 
 /// A running double.
 pub struct Double {
