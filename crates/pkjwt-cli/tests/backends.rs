@@ -571,3 +571,85 @@ async fn azure_kv_workload_identity_through_the_cli() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Managed identity as on App Service: `IDENTITY_ENDPOINT` is plain HTTP on loopback (the
+/// credentials' client allows plain HTTP to such endpoints only). The fake endpoint hands out a
+/// token the Key Vault double issued, and records what it was asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_kv_managed_identity_through_the_cli() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(d) = azure::double() else { return };
+    // A real token from the double's Entra ID endpoint, for the fake identity endpoint to serve.
+    let http = reqwest::Client::builder()
+        .tls_certs_only(reqwest::Certificate::from_pem_bundle(&d.ca_pem).unwrap())
+        .build()
+        .unwrap();
+    let answer: serde_json::Value = serde_json::from_str(
+        &http
+            .post(format!("{}/{}/oauth2/v2.0/token", d.base(), azure::TENANT))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(format!(
+                "client_id={}&client_secret={}&grant_type=client_credentials&scope=https%3A%2F%2Fvault.azure.net%2F.default",
+                azure::CLIENT_ID,
+                azure::CLIENT_SECRET
+            ))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let token = answer["access_token"].as_str().unwrap().to_owned();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let mut buf = vec![0u8; 8192];
+            let n = s.read(&mut buf).await.unwrap_or(0);
+            let _ = tx.send(String::from_utf8_lossy(&buf[..n]).into_owned());
+            let expires = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+                + 3600;
+            let body = format!(
+                r#"{{"access_token":"{token}","expires_on":"{expires}","resource":"https://vault.azure.net","token_type":"Bearer"}}"#
+            );
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = s.write_all(resp.as_bytes()).await;
+        }
+    });
+    let name = azure::name("cli-mi");
+    azure::create(d, &name, serde_json::json!({"kty": "EC"})).await;
+    let uri = format!("azurekv:{}/keys/{name}", d.base());
+    let o = Command::new(BIN)
+        .args(["pubkey", "--key", &uri])
+        .env_remove("AZURE_CLIENT_SECRET")
+        .env_remove("AZURE_FEDERATED_TOKEN_FILE")
+        .env_remove("AZURE_CLIENT_ID")
+        .env("PKJWT_AZURE_KV_CREDENTIAL", "managed-identity")
+        .env(
+            "IDENTITY_ENDPOINT",
+            format!("http://127.0.0.1:{port}/msi/token"),
+        )
+        .env("IDENTITY_HEADER", "pkjwt-identity-header")
+        .env("PKJWT_AZURE_KV_CA_FILE", &d.ca_file)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let asked = rx.recv().await.unwrap();
+    assert!(
+        asked.starts_with("GET /msi/token?")
+            && asked.contains("resource=https%3A%2F%2Fvault.azure.net")
+            && asked
+                .to_ascii_lowercase()
+                .contains("x-identity-header: pkjwt-identity-header"),
+        "{asked}"
+    );
+}
