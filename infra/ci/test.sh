@@ -25,15 +25,18 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 step "clippy (CLI with only the file backend)"
 cargo clippy -p pkjwt-cli --all-targets --no-default-features -- -D warnings
 
-step "feature gating: a PKCS#11-only CLI does not compile the AWS SDK"
-if cargo tree -p pkjwt-cli --no-default-features --features pkcs11 -e normal | grep -E "aws-sdk|aws-config"; then
-  echo "the PKCS#11-only build depends on the AWS SDK" >&2; exit 1
+step "feature gating: PKCS#11-only and file-only CLIs compile neither the AWS nor the Azure SDK"
+if cargo tree -p pkjwt-cli --no-default-features --features pkcs11 -e normal | grep -E "aws-sdk|aws-config|azure_core|azure_identity"; then
+  echo "the PKCS#11-only build depends on the AWS or Azure SDK" >&2; exit 1
+fi
+if cargo tree -p pkjwt-cli --no-default-features -e normal | grep -E "aws-sdk|aws-config|azure_core|azure_identity"; then
+  echo "the file-only build depends on the AWS or Azure SDK" >&2; exit 1
 fi
 # The quick start's own build (its packages and features): no AWS SDK either, counting the
 # features that dev-dependencies unify in when it builds examples.
 read -ra qs <<<"$(infra/quickstart.sh --cargo-selection)"
-if cargo tree "${qs[@]}" -e normal,build | grep -E "aws-sdk|aws-config" ||
-   cargo tree "${qs[@]}" -e features,normal,build,dev -i pkjwt | grep -F 'pkjwt feature "aws-kms"'; then
+if cargo tree "${qs[@]}" -e normal,build | grep -E "aws-sdk|aws-config|azure_core|azure_identity" ||
+   cargo tree "${qs[@]}" -e features,normal,build,dev -i pkjwt | grep -E 'pkjwt feature "(aws-kms|azure-kv)"'; then
   echo "the quick start's build ($(infra/quickstart.sh --cargo-selection)) compiles the AWS SDK" >&2; exit 1
 fi
 
@@ -50,6 +53,9 @@ for fb in $backends; do
     fi
   done
 done
+
+step "the Azure Key Vault double's own tests and the Terraform example's checks"
+.venv/bin/python -m pytest -q -p no:cacheprovider infra/azure-kv infra/terraform/test_azure_kv_module.py
 
 step "tests"
 if cargo nextest --version >/dev/null 2>&1; then

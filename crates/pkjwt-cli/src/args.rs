@@ -117,7 +117,8 @@ pub(crate) async fn open_key(s: &str, options: &OpenOptions) -> Result<Arc<dyn S
 /// Options for opening keys: the algorithm, the file-permission opt-out, and backend tuning
 /// from the environment — `PKJWT_PKCS11_POOL_SIZE`, `PKJWT_PKCS11_MAX_ATTEMPTS`,
 /// `PKJWT_AWS_KMS_MAX_ATTEMPTS`, `PKJWT_AWS_KMS_CONNECT_TIMEOUT` and `PKJWT_AWS_KMS_TIMEOUT`
-/// (seconds per attempt).
+/// (seconds per attempt), `PKJWT_AZURE_KV_CREDENTIAL` (auto, environment, workload-identity,
+/// managed-identity, azure-cli), `PKJWT_AZURE_KV_MAX_ATTEMPTS` and `PKJWT_AZURE_KV_CA_FILE`.
 pub(crate) fn open_options(
     alg: Option<Algorithm>,
     allow_insecure_key_permissions: bool,
@@ -154,11 +155,30 @@ pub(crate) fn open_options(
             o.aws_kms = o.aws_kms.timeouts(attempt, operation);
         }
     }
+    #[cfg(feature = "azure-kv")]
+    {
+        use pkjwt::azure_kv::CredentialSource;
+        if let Ok(name) = std::env::var("PKJWT_AZURE_KV_CREDENTIAL") {
+            let source = CredentialSource::from_name(name.trim())
+                .map_err(|e| format!("PKJWT_AZURE_KV_CREDENTIAL: {e}"))?;
+            o.azure_kv = o.azure_kv.credential(source);
+        }
+        if let Some(n) = env_number("PKJWT_AZURE_KV_MAX_ATTEMPTS", 1, 100)? {
+            o.azure_kv = o.azure_kv.max_attempts(n as u32);
+        }
+        // Extra trust anchors for the vault and Entra ID (a TLS-inspecting proxy, a test double).
+        if let Some(path) = std::env::var_os("PKJWT_AZURE_KV_CA_FILE") {
+            let pem = std::fs::read(&path).map_err(|e| {
+                format!("PKJWT_AZURE_KV_CA_FILE={}: {e}", Path::new(&path).display())
+            })?;
+            o.azure_kv = o.azure_kv.root_certificates_pem(pem);
+        }
+    }
     Ok(o)
 }
 
 /// A whole number from environment variable `name`, within `min..=max`; `None` when unset.
-#[cfg(any(feature = "pkcs11", feature = "aws-kms"))]
+#[cfg(any(feature = "pkcs11", feature = "aws-kms", feature = "azure-kv"))]
 fn env_number(name: &str, min: u64, max: u64) -> Result<Option<u64>, String> {
     let Ok(v) = std::env::var(name) else {
         return Ok(None);

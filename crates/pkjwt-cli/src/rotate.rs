@@ -118,6 +118,10 @@ async fn open_new(k: &NewKey, current: Option<&str>) -> Result<NewEntry, BoxErro
     if k.swap_alias.is_some() {
         return Err("--swap-alias applies to AWS KMS keys only (awskms:…)".into());
     }
+    #[cfg(feature = "azure-kv")]
+    if let KeyUri::AzureKv(az) = &uri {
+        return open_azure(k, az, &o).await;
+    }
     let signer = if k.generate {
         pkjwt::generate(&uri, k.alg.unwrap_or(Algorithm::ES256), &o).await?
     } else {
@@ -126,6 +130,32 @@ async fn open_new(k: &NewKey, current: Option<&str>) -> Result<NewEntry, BoxErro
     // The stored URI is the printable form: it never carries a PIN value.
     Ok(NewEntry {
         uri: uri.to_string(),
+        jwk: Jwk::for_publication(signer.public_key(), k.alg)?,
+        alias: None,
+    })
+}
+
+/// Azure Key Vault: the entry names the key **with its version** (the one opened, or the one
+/// just created), so the state's URI and published JWK stay the same key when a newer version
+/// becomes current in the vault.
+#[cfg(feature = "azure-kv")]
+async fn open_azure(
+    k: &NewKey,
+    az: &pkjwt::uri::AzureKvUri,
+    o: &pkjwt::OpenOptions,
+) -> Result<NewEntry, BoxError> {
+    use pkjwt::Signer;
+    use pkjwt::azure_kv::{AzureKvSigner, generate};
+    let signer = if k.generate {
+        let alg = k.alg.unwrap_or(Algorithm::ES256);
+        let (_, kid) = generate(az, alg, &o.generate, &o.azure_kv).await?;
+        let version = kid.rsplit('/').next().unwrap_or_default();
+        AzureKvSigner::open(&az.with_version(version), Some(alg), &o.azure_kv).await?
+    } else {
+        AzureKvSigner::open(az, k.alg, &o.azure_kv).await?
+    };
+    Ok(NewEntry {
+        uri: KeyUri::AzureKv(signer.pinned_uri().clone()).to_string(),
         jwk: Jwk::for_publication(signer.public_key(), k.alg)?,
         alias: None,
     })

@@ -1,9 +1,12 @@
 //! The `pkjwt` command with keys in real backends: a SoftHSM2 token (a private token directory
 //! from `infra/softhsm/setup.sh`) and AWS KMS (the project's KMS double on 127.0.0.1). The same
-//! `keygen | pubkey | assert | verify | cert` interface as for files.
+//! `keygen | pubkey | assert | verify | cert` interface as for files. Azure Key Vault likewise,
+//! through the project's Key Vault double (HTTPS on 127.0.0.1 with a test CA).
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "../../pkjwt-azure-kv/tests/common/mod.rs"]
+mod azure;
 mod common;
 #[path = "../../pkjwt-aws-kms/tests/common/mod.rs"]
 mod kms;
@@ -400,4 +403,253 @@ async fn kms_keygen_honours_rsa_bits() {
     );
     let o = run(&envs, &["pubkey", "--key", &ec]);
     assert_eq!(o.status.code(), Some(1), "no key was made in KMS");
+}
+
+/// The environment a user of a service principal sets, pointed at the Key Vault double: the
+/// standard `AZURE_*` variables (the authority host is the double's token endpoint) and the
+/// double's test CA.
+fn azure_env(d: &azure::Double) -> Vec<(&'static str, String)> {
+    vec![
+        ("AZURE_TENANT_ID", azure::TENANT.to_string()),
+        ("AZURE_CLIENT_ID", azure::CLIENT_ID.to_string()),
+        ("AZURE_CLIENT_SECRET", azure::CLIENT_SECRET.to_string()),
+        ("AZURE_AUTHORITY_HOST", d.base()),
+        ("PKJWT_AZURE_KV_CREDENTIAL", "environment".to_string()),
+        (
+            "PKJWT_AZURE_KV_CA_FILE",
+            d.ca_file.to_str().unwrap().to_string(),
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_kv_keys_through_the_cli() {
+    let Some(d) = azure::double() else { return };
+    let dir = std::env::temp_dir().join(format!("pkjwt-cli-azure-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let envs = azure_env(d);
+    for alg in ["ES256", "ES384", "PS256", "RS256"] {
+        let name = azure::name(&format!("cli-{alg}").to_lowercase());
+        let uri = format!("azurekv:{}/keys/{name}", d.base());
+        ok(&envs, &["keygen", "--key", &uri, "--alg", alg]);
+        if alg.starts_with("PS") || alg.starts_with("RS") {
+            rsa_verifies_rs256_and_ps256(&envs, &dir, &uri, &format!("azure-{alg}"));
+        }
+        exercise(&envs, &dir, &uri, &format!("azure-{alg}"));
+    }
+
+    // A key with a Key Vault certificate: pubkey publishes it as x5c / x5t#S256, and assert
+    // --x5c sends it, with no --cert file.
+    let name = azure::name("cli-cert");
+    let made = azure::admin(
+        d,
+        "POST",
+        &format!("certificates/{name}"),
+        Some(serde_json::json!({"kty": "EC", "subject": "CN=pkjwt-entra-client"})),
+    )
+    .await;
+    let cer = made["cer"].as_str().unwrap();
+    let der = pkjwt_core::b64::decode_std("cer", cer).unwrap();
+    let uri = format!("azurekv:{}/keys/{name}", d.base());
+    let jwk: serde_json::Value =
+        serde_json::from_str(&ok(&envs, &["pubkey", "--key", &uri])).unwrap();
+    assert_eq!(jwk["x5c"], serde_json::json!([cer]), "{jwk}");
+    assert_eq!(jwk["x5t#S256"], pkjwt_x509::x5t_s256(&der), "{jwk}");
+    let jwt = ok(
+        &envs,
+        &[
+            "assert",
+            "--key",
+            &uri,
+            "--client-id",
+            "cli",
+            "--aud",
+            "https://as.example",
+            "--x5c",
+        ],
+    );
+    let header = jwt.split('.').next().unwrap();
+    let header: serde_json::Value =
+        serde_json::from_slice(&pkjwt_core::b64::decode("header", header).unwrap()).unwrap();
+    assert_eq!(header["x5c"], serde_json::json!([cer]), "{header}");
+
+    // A missing key: exit 1, the operation, the key and the service's code.
+    let missing = format!("azurekv:{}/keys/pkjwt-cli-none", d.base());
+    let o = run(&envs, &["pubkey", "--key", &missing]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.code() == Some(1) && e.contains("KeyNotFound") && e.contains("pkjwt-cli-none"),
+        "{e}"
+    );
+    // The client secret is in no message.
+    assert!(!e.contains(azure::CLIENT_SECRET), "{e}");
+}
+
+/// `keygen --rsa-bits` reaches the Azure Key Vault backend (`key_size` of Create Key).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_kv_keygen_honours_rsa_bits() {
+    let Some(d) = azure::double() else { return };
+    let envs = azure_env(d);
+    let uri = |tag: &str| format!("azurekv:{}/keys/{}", d.base(), azure::name(tag));
+    let sized = uri("cli-rsa-4096");
+    ok(
+        &envs,
+        &[
+            "keygen",
+            "--key",
+            &sized,
+            "--alg",
+            "PS256",
+            "--rsa-bits",
+            "4096",
+        ],
+    );
+    assert_eq!(rsa_bits_of(&envs, &sized), 4096);
+    let default = uri("cli-rsa-default");
+    ok(&envs, &["keygen", "--key", &default, "--alg", "PS384"]);
+    assert_eq!(rsa_bits_of(&envs, &default), 3072);
+    let ec = uri("cli-ec-sized");
+    let o = run(
+        &envs,
+        &[
+            "keygen",
+            "--key",
+            &ec,
+            "--alg",
+            "ES256",
+            "--rsa-bits",
+            "3072",
+        ],
+    );
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.code() == Some(1) && e.contains("rsa_bits") && e.contains("ES256"),
+        "{e}"
+    );
+    let o = run(&envs, &["pubkey", "--key", &ec]);
+    assert_eq!(o.status.code(), Some(1), "no key was made in the vault");
+}
+
+/// Workload identity as on AKS: no secret, the webhook's `AZURE_FEDERATED_TOKEN_FILE`; the
+/// default credential choice (`auto`) picks it, and a wrong federated token is Entra ID's refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_kv_workload_identity_through_the_cli() {
+    let Some(d) = azure::double() else { return };
+    let dir = std::env::temp_dir().join(format!("pkjwt-cli-azure-wi-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let token_file = dir.join("azure-identity-token");
+    std::fs::write(&token_file, azure::FEDERATED_TOKEN).unwrap();
+    let name = azure::name("cli-wi");
+    azure::create(d, &name, serde_json::json!({"kty": "EC"})).await;
+    let uri = format!("azurekv:{}/keys/{name}", d.base());
+    let pubkey = |file: &Path| {
+        Command::new(BIN)
+            .args(["pubkey", "--key", &uri])
+            .env_remove("AZURE_CLIENT_SECRET")
+            .env_remove("PKJWT_AZURE_KV_CREDENTIAL")
+            .env("AZURE_TENANT_ID", azure::TENANT)
+            .env("AZURE_CLIENT_ID", azure::CLIENT_ID)
+            .env("AZURE_FEDERATED_TOKEN_FILE", file)
+            .env("AZURE_AUTHORITY_HOST", d.base())
+            .env("PKJWT_AZURE_KV_CA_FILE", &d.ca_file)
+            .output()
+            .unwrap()
+    };
+    let o = pubkey(&token_file);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("\"crv\":\"P-256\""));
+    let wrong = dir.join("wrong-token");
+    std::fs::write(&wrong, "not-the-federated-token").unwrap();
+    let o = pubkey(&wrong);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.code() == Some(1)
+            && e.contains("AADSTS700211")
+            && !e.contains("not-the-federated-token"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Managed identity as on App Service: `IDENTITY_ENDPOINT` is plain HTTP on loopback (the
+/// credentials' client allows plain HTTP to such endpoints only). The fake endpoint hands out a
+/// token the Key Vault double issued, and records what it was asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_kv_managed_identity_through_the_cli() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(d) = azure::double() else { return };
+    // A real token from the double's Entra ID endpoint, for the fake identity endpoint to serve.
+    let http = reqwest::Client::builder()
+        .tls_certs_only(reqwest::Certificate::from_pem_bundle(&d.ca_pem).unwrap())
+        .build()
+        .unwrap();
+    let answer: serde_json::Value = serde_json::from_str(
+        &http
+            .post(format!("{}/{}/oauth2/v2.0/token", d.base(), azure::TENANT))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(format!(
+                "client_id={}&client_secret={}&grant_type=client_credentials&scope=https%3A%2F%2Fvault.azure.net%2F.default",
+                azure::CLIENT_ID,
+                azure::CLIENT_SECRET
+            ))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let token = answer["access_token"].as_str().unwrap().to_owned();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let mut buf = vec![0u8; 8192];
+            let n = s.read(&mut buf).await.unwrap_or(0);
+            let _ = tx.send(String::from_utf8_lossy(&buf[..n]).into_owned());
+            let expires = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+                + 3600;
+            let body = format!(
+                r#"{{"access_token":"{token}","expires_on":"{expires}","resource":"https://vault.azure.net","token_type":"Bearer"}}"#
+            );
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = s.write_all(resp.as_bytes()).await;
+        }
+    });
+    let name = azure::name("cli-mi");
+    azure::create(d, &name, serde_json::json!({"kty": "EC"})).await;
+    let uri = format!("azurekv:{}/keys/{name}", d.base());
+    let o = Command::new(BIN)
+        .args(["pubkey", "--key", &uri])
+        .env_remove("AZURE_CLIENT_SECRET")
+        .env_remove("AZURE_FEDERATED_TOKEN_FILE")
+        .env_remove("AZURE_CLIENT_ID")
+        .env("PKJWT_AZURE_KV_CREDENTIAL", "managed-identity")
+        .env(
+            "IDENTITY_ENDPOINT",
+            format!("http://127.0.0.1:{port}/msi/token"),
+        )
+        .env("IDENTITY_HEADER", "pkjwt-identity-header")
+        .env("PKJWT_AZURE_KV_CA_FILE", &d.ca_file)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let asked = rx.recv().await.unwrap();
+    assert!(
+        asked.starts_with("GET /msi/token?")
+            && asked.contains("resource=https%3A%2F%2Fvault.azure.net")
+            && asked
+                .to_ascii_lowercase()
+                .contains("x-identity-header: pkjwt-identity-header"),
+        "{asked}"
+    );
 }

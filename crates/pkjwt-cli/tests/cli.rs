@@ -408,6 +408,20 @@ fn backends_left_out_say_so() {
         );
         assert!(e.contains("built without AWS KMS support"), "{e}");
     }
+    if !version.contains("azure-kv") {
+        let e = fails(
+            &dir,
+            &[
+                "pubkey",
+                "--key",
+                "azurekv:https://v.vault.azure.net/keys/k",
+            ],
+        );
+        assert!(
+            e.contains("built without Azure Key Vault support") && e.contains("azure-kv"),
+            "{e}"
+        );
+    }
 }
 
 #[test]

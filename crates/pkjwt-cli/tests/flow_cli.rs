@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test.
 
+#[path = "../../pkjwt-azure-kv/tests/common/mod.rs"]
+mod azure;
 #[path = "../../pkjwt-aws-kms/tests/common/mod.rs"]
 mod kms;
 
@@ -405,9 +407,27 @@ fn softhsm_keys(dir: &Path) -> Option<(Vec<BackendKey>, Env)> {
     Some((keys, env))
 }
 
-/// The full flow through the CLI with keys in real backends: `pkjwt serve` publishes a
-/// backend's keys, oidc-provider fetches them, `pkjwt token` signs with the backend, and the
-/// access token validates (pkjwt-verify, against the provider's keys) for the API audience only.
+/// A service principal's standard variables, pointed at the Azure Key Vault double.
+fn azure_env(d: &azure::Double) -> Env {
+    vec![
+        ("AZURE_TENANT_ID".to_owned(), azure::TENANT.to_owned()),
+        ("AZURE_CLIENT_ID".to_owned(), azure::CLIENT_ID.to_owned()),
+        (
+            "AZURE_CLIENT_SECRET".to_owned(),
+            azure::CLIENT_SECRET.to_owned(),
+        ),
+        ("AZURE_AUTHORITY_HOST".to_owned(), d.base()),
+        (
+            "PKJWT_AZURE_KV_CA_FILE".to_owned(),
+            d.ca_file.display().to_string(),
+        ),
+    ]
+}
+
+/// The full flow through the CLI with keys in real backends (SoftHSM2, the KMS double, the Azure
+/// Key Vault double): `pkjwt serve` publishes a backend's keys, oidc-provider fetches them,
+/// `pkjwt token` signs with the backend, and the access token validates (pkjwt-verify, against
+/// the provider's keys) for the API audience only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_flow_with_softhsm_and_kms_keys() {
     let dir = tmpdir("backends");
@@ -440,6 +460,24 @@ async fn full_flow_with_softhsm_and_kms_keys() {
             run_with(&dir, &env, &["keygen", "--key", &uri, "--alg", alg]);
             keys.push(BackendKey {
                 name: format!("kms-{alg}"),
+                uri,
+                alg: alg.to_owned(),
+            });
+        }
+        groups.push((keys, env));
+    }
+    if let Some(d) = azure::double() {
+        let env = azure_env(d);
+        let mut keys = Vec::new();
+        for alg in ["ES256", "PS256", "RS256"] {
+            let uri = format!(
+                "azurekv:{}/keys/{}",
+                d.base(),
+                azure::name(&format!("flow-{alg}").to_lowercase())
+            );
+            run_with(&dir, &env, &["keygen", "--key", &uri, "--alg", alg]);
+            keys.push(BackendKey {
+                name: format!("azure-{alg}"),
                 uri,
                 alg: alg.to_owned(),
             });
@@ -516,7 +554,8 @@ async fn full_flow_with_softhsm_and_kms_keys() {
 }
 
 /// `pkjwt rotate` generating the next key in the backend: PKCS#11 (a new object on the SoftHSM
-/// token) and AWS KMS (a new key under a new alias), then `pkjwt serve` publishing both.
+/// token), AWS KMS (a new key under a new alias) and Azure Key Vault (a new key, recorded with
+/// its version), then `pkjwt serve` publishing both.
 #[test]
 fn rotate_generates_next_keys_in_softhsm_and_kms() {
     let dir = tmpdir("rotate-backends");
@@ -548,6 +587,10 @@ fn rotate_generates_next_keys_in_softhsm_and_kms() {
             )
         };
         cases.push((uri("rot-1"), uri("rot-2"), env));
+    }
+    if let Some(d) = azure::double() {
+        let uri = |tag: &str| format!("azurekv:{}/keys/{}", d.base(), azure::name(tag));
+        cases.push((uri("rot-1"), uri("rot-2"), azure_env(d)));
     }
     for (i, (first, next, env)) in cases.iter().enumerate() {
         let state = format!("state-{i}.json");
@@ -594,6 +637,18 @@ fn rotate_generates_next_keys_in_softhsm_and_kms() {
                     && entry["alias"].as_str().unwrap().contains("rot-2")),
             "{v}"
         );
+        // Azure Key Vault: the URI names the version created, so a newer current version in
+        // the vault never changes the key behind the published kid.
+        if next.starts_with("azurekv:") {
+            let stored = entry["uri"].as_str().unwrap();
+            let version = stored.rsplit('/').next().unwrap();
+            assert!(
+                stored.starts_with(&format!("{next}/"))
+                    && version.len() == 32
+                    && version.chars().all(|c| c.is_ascii_hexdigit()),
+                "{v}"
+            );
+        }
         let s = Serve::start_with(&dir, &["--state", &state], env);
         assert_eq!(kids(&get(&s.1).2), [kid1, kid2]);
     }

@@ -8,6 +8,7 @@
 //! | `pkcs11:token=T;object=O?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/pin` | PKCS#11 (RFC 7512) |
 //! | `awskms:key-id=alias/name;region=eu-west-1[;profile=P][;endpoint=URL]` | AWS KMS |
 //! | `arn:aws:kms:eu-west-1:111122223333:key/…` or `…:alias/…` | AWS KMS |
+//! | `azurekv:https://VAULT.vault.azure.net/keys/NAME[/VERSION]` (or `….managedhsm.azure.net`) | Azure Key Vault / Managed HSM |
 //!
 //! Secrets are never part of a URI's text when printed: [`KeyUri`]'s `Display` and `Debug`
 //! replace a `pin-value` with `<redacted>`.
@@ -205,6 +206,14 @@ pub const SCHEMES: &[SchemeInfo] = &[
         example: "awskms:key-id=alias/NAME;region=eu-west-1",
         also: "or a KMS key/alias ARN",
     },
+    SchemeInfo {
+        scheme: "azurekv",
+        backend: "Azure Key Vault",
+        id: "azure-kv",
+        feature: Some("azure-kv"),
+        example: "azurekv:https://VAULT.vault.azure.net/keys/NAME",
+        also: "/VERSION to pin a version; or a Managed HSM (https://HSM.managedhsm.azure.net/keys/NAME)",
+    },
 ];
 
 /// The row of [`SCHEMES`] for `scheme` (lower case, no colon).
@@ -222,6 +231,8 @@ pub enum KeyUri {
     Pkcs11(Pkcs11Uri),
     /// An AWS KMS key.
     AwsKms(AwsKmsUri),
+    /// An Azure Key Vault or Managed HSM key.
+    AzureKv(AzureKvUri),
 }
 
 /// `file:` key reference.
@@ -289,6 +300,173 @@ pub struct AwsKmsUri {
     pub profile: Option<String>,
     /// Endpoint URL override (VPC endpoint, local test endpoint).
     pub endpoint: Option<String>,
+}
+
+/// An Azure Key Vault or Managed HSM key reference:
+/// `azurekv:https://VAULT.vault.azure.net/keys/NAME[/VERSION]`.
+///
+/// The vault must be `https://` on a Key Vault or Managed HSM domain of an Azure cloud
+/// ([`AZURE_KV_DOMAINS`]), without a port; or, for local test doubles, `https://` on a loopback
+/// address (`127.0.0.1`, `[::1]`, `localhost`) with a port. Nothing else: a bearer token for the
+/// vault is sent there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AzureKvUri {
+    /// The vault's base URL, `https://HOST[:PORT]`, host in lower case, no trailing slash.
+    pub vault: String,
+    /// The key name (1–127 characters of `0-9a-zA-Z-`).
+    pub name: String,
+    /// The key version (32 hex digits); `None`: the current version, resolved once when the key
+    /// is opened.
+    pub version: Option<String>,
+}
+
+/// Host suffixes of Key Vault (`vault`) and Managed HSM (`managedhsm`) in the Azure clouds
+/// (public, China, US Government), each with the resource a token for it is issued to.
+pub const AZURE_KV_DOMAINS: &[(&str, &str)] = &[
+    (".vault.azure.net", "https://vault.azure.net"),
+    (".vault.azure.cn", "https://vault.azure.cn"),
+    (
+        ".vault.usgovcloudapi.net",
+        "https://vault.usgovcloudapi.net",
+    ),
+    (".managedhsm.azure.net", "https://managedhsm.azure.net"),
+    (".managedhsm.azure.cn", "https://managedhsm.azure.cn"),
+    (
+        ".managedhsm.usgovcloudapi.net",
+        "https://managedhsm.usgovcloudapi.net",
+    ),
+];
+
+impl AzureKvUri {
+    fn parse_body(uri: &str, rest: &str) -> Result<Self> {
+        const FORM: &str = "expected azurekv:https://VAULT.vault.azure.net/keys/NAME[/VERSION]";
+        let Some(after) = rest.strip_prefix("https://") else {
+            let why = if rest.starts_with("http://") {
+                "the vault must be https:// (a bearer token is sent to it)".to_owned()
+            } else {
+                format!("no https:// vault URL; {FORM}")
+            };
+            return Err(uri_err(uri, why));
+        };
+        if after.contains(['?', '#']) {
+            return Err(uri_err(
+                uri,
+                format!("a query or fragment is not part of a key identifier; {FORM}"),
+            ));
+        }
+        let (authority, path) = after.split_once('/').unwrap_or((after, ""));
+        let authority = authority.to_ascii_lowercase();
+        if authority.contains('@') {
+            return Err(uri_err(
+                uri,
+                "user information is not allowed in the vault URL",
+            ));
+        }
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(':') && !p.contains(']') => (h, Some(p)),
+            _ => (authority.as_str(), None),
+        };
+        let loopback = matches!(host, "127.0.0.1" | "[::1]" | "localhost");
+        let known = AZURE_KV_DOMAINS.iter().any(|(suffix, _)| {
+            host.len() > suffix.len()
+                && host.ends_with(suffix)
+                && host[..host.len() - suffix.len()]
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+        if !known && !loopback {
+            return Err(uri_err(
+                uri,
+                format!(
+                    "\"{host}\" is not a Key Vault or Managed HSM host (VAULT.vault.azure.net, \
+                     HSM.managedhsm.azure.net, or their .azure.cn / .usgovcloudapi.net forms; \
+                     loopback for a local test double)"
+                ),
+            ));
+        }
+        match (port, loopback) {
+            (Some(p), true) if p.parse::<u16>().is_ok_and(|p| p > 0) => {}
+            (Some(p), true) => {
+                return Err(uri_err(uri, format!("port \"{p}\" is not a port number")));
+            }
+            (Some(_), false) => {
+                return Err(uri_err(
+                    uri,
+                    "a port is not allowed on a Key Vault host (the service listens on 443 only)",
+                ));
+            }
+            (None, _) => {}
+        }
+        let parts: Vec<&str> = path.split('/').collect();
+        let (name, version) = match parts.as_slice() {
+            ["keys", name] => (*name, None),
+            ["keys", name, version] => (*name, Some(*version)),
+            _ => {
+                return Err(uri_err(
+                    uri,
+                    format!("the path must be /keys/NAME[/VERSION]; {FORM}"),
+                ));
+            }
+        };
+        if name.is_empty()
+            || name.len() > 127
+            || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            return Err(uri_err(
+                uri,
+                format!("key name \"{name}\" must be 1-127 characters of 0-9, a-z, A-Z and -"),
+            ));
+        }
+        if let Some(v) = version
+            && (v.len() != 32 || !v.chars().all(|c| c.is_ascii_hexdigit()))
+        {
+            return Err(uri_err(
+                uri,
+                format!(
+                    "key version \"{v}\" must be 32 hex digits (as in the key identifier the vault shows)"
+                ),
+            ));
+        }
+        Ok(AzureKvUri {
+            vault: format!("https://{authority}"),
+            name: name.to_owned(),
+            version: version.map(str::to_ascii_lowercase),
+        })
+    }
+
+    /// True when the vault is a Managed HSM (`*.managedhsm.*`).
+    pub fn is_managed_hsm(&self) -> bool {
+        self.vault.contains(".managedhsm.")
+    }
+
+    /// True when the vault is a loopback address (a local test double).
+    pub fn is_loopback(&self) -> bool {
+        let authority = self.vault.strip_prefix("https://").unwrap_or("");
+        let host = match authority.split_once(']') {
+            Some((v6, _)) => v6.trim_start_matches('['),
+            None => authority.split(':').next().unwrap_or(""),
+        };
+        matches!(host, "127.0.0.1" | "::1" | "localhost")
+    }
+
+    /// This reference with `version` pinned.
+    pub fn with_version(&self, version: impl Into<String>) -> Self {
+        AzureKvUri {
+            version: Some(version.into()),
+            ..self.clone()
+        }
+    }
+}
+
+impl fmt::Display for AzureKvUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "azurekv:{}/keys/{}", self.vault, self.name)?;
+        if let Some(v) = &self.version {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
+    }
 }
 
 impl FromStr for KeyUri {
@@ -391,6 +569,9 @@ impl KeyUri {
         if s.starts_with("arn:") {
             return AwsKmsUri::parse_arn(s, s).map(KeyUri::AwsKms);
         }
+        if let Some(rest) = s.strip_prefix("azurekv:") {
+            return AzureKvUri::parse_body(s, rest).map(KeyUri::AzureKv);
+        }
         if let Some(rest) = s.strip_prefix("file:") {
             return FileUri::parse_body(s, rest).map(KeyUri::File);
         }
@@ -424,6 +605,7 @@ impl KeyUri {
             KeyUri::File(_) => "file",
             KeyUri::Pkcs11(_) => "pkcs11",
             KeyUri::AwsKms(_) => "awskms",
+            KeyUri::AzureKv(_) => "azurekv",
         };
         // Invariant: every KeyUri variant has its row (test `every_variant_has_a_scheme_row`).
         scheme_info(name).unwrap_or(&SCHEMES[0])
@@ -452,6 +634,7 @@ impl fmt::Display for KeyUri {
             }
             KeyUri::Pkcs11(u) => fmt::Display::fmt(u, f),
             KeyUri::AwsKms(u) => fmt::Display::fmt(u, f),
+            KeyUri::AzureKv(u) => fmt::Display::fmt(u, f),
         }
     }
 }
@@ -992,6 +1175,11 @@ mod tests {
                 "awskms",
                 "AWS KMS",
             ),
+            (
+                "azurekv:https://v.vault.azure.net/keys/k",
+                "azurekv",
+                "Azure Key Vault",
+            ),
         ] {
             let u = KeyUri::parse(uri).unwrap();
             assert_eq!(u.scheme().scheme, scheme, "{uri}");
@@ -1185,6 +1373,85 @@ mod tests {
         };
         assert_eq!(a.region.as_deref(), Some("us-east-1"));
         assert_eq!(a.key_id, arn);
+    }
+
+    #[test]
+    fn azurekv_forms() {
+        let v = "0123456789abcdef0123456789ABCDEF";
+        let KeyUri::AzureKv(a) = KeyUri::parse(&format!(
+            "AZUREKV:https://My-Vault.vault.azure.net/keys/client-1/{v}"
+        ))
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!(a.vault, "https://my-vault.vault.azure.net");
+        assert_eq!(a.name, "client-1");
+        assert_eq!(
+            a.version.as_deref(),
+            Some("0123456789abcdef0123456789abcdef")
+        );
+        assert!(!a.is_managed_hsm() && !a.is_loopback());
+        assert_eq!(
+            a.to_string(),
+            "azurekv:https://my-vault.vault.azure.net/keys/client-1/0123456789abcdef0123456789abcdef"
+        );
+        let KeyUri::AzureKv(h) =
+            KeyUri::parse("azurekv:https://h.managedhsm.azure.net/keys/k").unwrap()
+        else {
+            panic!()
+        };
+        assert!(h.is_managed_hsm() && h.version.is_none());
+        let KeyUri::AzureKv(l) = KeyUri::parse("azurekv:https://127.0.0.1:8443/keys/k").unwrap()
+        else {
+            panic!()
+        };
+        assert!(l.is_loopback());
+        assert_eq!(l.vault, "https://127.0.0.1:8443");
+        for bad in [
+            (
+                "azurekv:http://v.vault.azure.net/keys/k",
+                "must be https://",
+            ),
+            (
+                "azurekv:https://evil.example.com/keys/k",
+                "not a Key Vault or Managed HSM host",
+            ),
+            (
+                "azurekv:https://vault.azure.net.evil.com/keys/k",
+                "not a Key Vault",
+            ),
+            ("azurekv:https://.vault.azure.net/keys/k", "not a Key Vault"),
+            (
+                "azurekv:https://v.vault.azure.net:8443/keys/k",
+                "port is not allowed",
+            ),
+            (
+                "azurekv:https://v.vault.azure.net/secrets/k",
+                "/keys/NAME[/VERSION]",
+            ),
+            ("azurekv:https://v.vault.azure.net/keys/k/", "32 hex digits"),
+            (
+                "azurekv:https://v.vault.azure.net/keys/k/v1",
+                "32 hex digits",
+            ),
+            (
+                "azurekv:https://v.vault.azure.net/keys/a_b",
+                "0-9, a-z, A-Z and -",
+            ),
+            (
+                "azurekv:https://v.vault.azure.net/keys/k?api-version=7.5",
+                "query",
+            ),
+            (
+                "azurekv:https://u@v.vault.azure.net/keys/k",
+                "user information",
+            ),
+            ("azurekv:https://127.0.0.1:0/keys/k", "not a port number"),
+            ("azurekv:v.vault.azure.net/keys/k", "no https:// vault URL"),
+        ] {
+            let e = KeyUri::parse(bad.0).unwrap_err().to_string();
+            assert!(e.contains(bad.1), "{}: {e} (wanted {:?})", bad.0, bad.1);
+        }
     }
 
     #[test]

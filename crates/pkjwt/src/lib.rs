@@ -5,6 +5,9 @@ use std::sync::Arc;
 /// The AWS KMS backend crate (key creation and alias moves for rotation live there).
 #[cfg(feature = "aws-kms")]
 pub use pkjwt_aws_kms as aws_kms;
+/// The Azure Key Vault backend crate (credential choice, key creation).
+#[cfg(feature = "azure-kv")]
+pub use pkjwt_azure_kv as azure_kv;
 pub use pkjwt_core::*;
 pub use pkjwt_file::{FileError, FileOptions, FileSigner, generate_in_memory};
 
@@ -26,6 +29,9 @@ pub struct OpenOptions {
     /// AWS KMS backend options (retries, timeouts, an SDK config).
     #[cfg(feature = "aws-kms")]
     pub aws_kms: pkjwt_aws_kms::AwsKmsOptions,
+    /// Azure Key Vault backend options (credential, retries, trust roots, certificate read).
+    #[cfg(feature = "azure-kv")]
+    pub azure_kv: pkjwt_azure_kv::AzureKvOptions,
 }
 
 impl OpenOptions {
@@ -43,6 +49,7 @@ pub fn is_built(scheme: &SchemeInfo) -> bool {
         None => true,
         Some("pkcs11") => cfg!(feature = "pkcs11"),
         Some("aws-kms") => cfg!(feature = "aws-kms"),
+        Some("azure-kv") => cfg!(feature = "azure-kv"),
         Some(_) => false,
     }
 }
@@ -77,6 +84,10 @@ pub async fn open_uri(uri: &KeyUri, options: &OpenOptions) -> Result<Arc<dyn Sig
         KeyUri::AwsKms(k) => Ok(Arc::new(
             pkjwt_aws_kms::AwsKmsSigner::open(k, options.alg, &options.aws_kms).await?,
         )),
+        #[cfg(feature = "azure-kv")]
+        KeyUri::AzureKv(k) => Ok(Arc::new(
+            pkjwt_azure_kv::AzureKvSigner::open(k, options.alg, &options.azure_kv).await?,
+        )),
         #[allow(unreachable_patterns)]
         _ => Err(not_built(uri)),
     }
@@ -100,6 +111,18 @@ pub async fn generate(
         KeyUri::AwsKms(k) => {
             pkjwt_aws_kms::generate(k, alg, &options.generate, &options.aws_kms).await?;
             open_uri(uri, &options.clone().alg(Some(alg))).await
+        }
+        #[cfg(feature = "azure-kv")]
+        KeyUri::AzureKv(k) => {
+            // Open exactly the version just created, not whatever is current a moment later.
+            let (_, kid) =
+                pkjwt_azure_kv::generate(k, alg, &options.generate, &options.azure_kv).await?;
+            let version = kid.rsplit('/').next().unwrap_or_default();
+            open_uri(
+                &KeyUri::AzureKv(k.with_version(version)),
+                &options.clone().alg(Some(alg)),
+            )
+            .await
         }
         _ => Err(not_built(uri)),
     }
