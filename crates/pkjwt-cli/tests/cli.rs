@@ -346,7 +346,7 @@ fn user_mistakes_get_one_line_errors() {
             "missing.pem: No such file",
         ),
         (
-            vec!["pubkey", "--key", "gcpkms:projects/x"],
+            vec!["pubkey", "--key", "ocikms:projects/x"],
             "unknown scheme",
         ),
         (

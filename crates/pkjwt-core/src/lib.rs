@@ -44,6 +44,6 @@ pub use jwk::{Jwk, JwkSet, published_alg, thumbprint};
 pub use key::{MAX_RSA_BITS, MIN_RSA_BITS, PublicKey};
 pub use signer::{Signature, Signer};
 pub use uri::{
-    AwsKmsUri, FileUri, KeyUri, Pkcs11ObjectType, Pkcs11Uri, SCHEMES, SchemeInfo, SecretSource,
-    scheme_info,
+    AwsKmsUri, FileUri, GcpKmsUri, KeyUri, Pkcs11ObjectType, Pkcs11Uri, SCHEMES, SchemeInfo,
+    SecretSource, scheme_info,
 };

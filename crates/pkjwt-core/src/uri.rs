@@ -9,6 +9,8 @@
 //! | `awskms:key-id=alias/name;region=eu-west-1[;profile=P][;endpoint=URL]` | AWS KMS |
 //! | `arn:aws:kms:eu-west-1:111122223333:key/…` or `…:alias/…` | AWS KMS |
 //! | `azurekv:https://VAULT.vault.azure.net/keys/NAME[/VERSION]` (or `….managedhsm.azure.net`) | Azure Key Vault / Managed HSM |
+//! | `gcpkms:projects/P/locations/L/keyRings/R/cryptoKeys/K/cryptoKeyVersions/V[;endpoint=URL]` | Google Cloud KMS |
+//! | `gcpkms:P/L/R/K/V[;endpoint=URL]` (short form) | Google Cloud KMS |
 //!
 //! Secrets are never part of a URI's text when printed: [`KeyUri`]'s `Display` and `Debug`
 //! replace a `pin-value` with `<redacted>`.
@@ -214,6 +216,14 @@ pub const SCHEMES: &[SchemeInfo] = &[
         example: "azurekv:https://VAULT.vault.azure.net/keys/NAME",
         also: "/VERSION to pin a version; or a Managed HSM (https://HSM.managedhsm.azure.net/keys/NAME)",
     },
+    SchemeInfo {
+        scheme: "gcpkms",
+        backend: "Google Cloud KMS",
+        id: "gcp-kms",
+        feature: Some("gcp-kms"),
+        example: "gcpkms:projects/my-project/locations/europe-west1/keyRings/pkjwt/cryptoKeys/client/cryptoKeyVersions/1",
+        also: "or gcpkms:PROJECT/LOCATION/RING/KEY/VERSION; ;endpoint=URL overrides the API endpoint",
+    },
 ];
 
 /// The row of [`SCHEMES`] for `scheme` (lower case, no colon).
@@ -233,6 +243,8 @@ pub enum KeyUri {
     AwsKms(AwsKmsUri),
     /// An Azure Key Vault or Managed HSM key.
     AzureKv(AzureKvUri),
+    /// A Google Cloud KMS key version.
+    GcpKms(GcpKmsUri),
 }
 
 /// `file:` key reference.
@@ -469,6 +481,30 @@ impl fmt::Display for AzureKvUri {
     }
 }
 
+/// A Google Cloud KMS key version:
+/// `gcpkms:projects/P/locations/L/keyRings/R/cryptoKeys/K/cryptoKeyVersions/V`, or the short form
+/// `gcpkms:P/L/R/K/V`, each optionally followed by `;endpoint=URL`.
+///
+/// The version is required: an asymmetric Cloud KMS key has no primary version, and a signer
+/// must name the exact key (and `kid`) it announces.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GcpKmsUri {
+    /// Project id (`my-project`, or a domain-scoped `example.com:my-project`).
+    pub project: String,
+    /// Location (`global`, `europe-west1`, `us`).
+    pub location: String,
+    /// Key ring id.
+    pub key_ring: String,
+    /// Crypto key id.
+    pub crypto_key: String,
+    /// Crypto key version number (1 or more).
+    pub version: u64,
+    /// API endpoint override (a private endpoint, or a local test endpoint); `None`: the public
+    /// endpoint `https://cloudkms.googleapis.com`.
+    pub endpoint: Option<String>,
+}
+
 impl FromStr for KeyUri {
     type Err = Error;
 
@@ -489,7 +525,7 @@ fn uri_err(uri: &str, reason: impl Into<String>) -> Error {
 ///
 /// The value of a secret ends where the parsers end it, never sooner: before the first `?` a
 /// path attribute ends at `;` (or at that `?`), after it a query attribute ends at `&` only; an
-/// `awskms:` URI or ARN has no query and ends attributes at `;` only. A secret holding `;` in a
+/// `awskms:` URI, ARN or `gcpkms:` URI has no query and ends attributes at `;` only. A secret holding `;` in a
 /// query (`pin-value=12;34`) is therefore hidden whole (issue 12, item 2).
 pub fn redact(uri: &str) -> String {
     // Secret values, and secret *sources* whose value is not a source (someone typed the secret
@@ -497,7 +533,7 @@ pub fn redact(uri: &str) -> String {
     const SECRET: [&str; 3] = ["pin-value=", "passphrase=", "password="];
     const SOURCE: [&str; 3] = ["pin-source=", "passphrase-source=", "password-source="];
     let scheme = uri.split_once(':').map(|(s, _)| s.to_ascii_lowercase());
-    let has_query = !matches!(scheme.as_deref(), Some("awskms" | "arn"));
+    let has_query = !matches!(scheme.as_deref(), Some("awskms" | "arn" | "gcpkms"));
     let mut in_query = false;
     let mut out = String::with_capacity(uri.len());
     let mut rest = uri;
@@ -572,6 +608,9 @@ impl KeyUri {
         if let Some(rest) = s.strip_prefix("azurekv:") {
             return AzureKvUri::parse_body(s, rest).map(KeyUri::AzureKv);
         }
+        if let Some(rest) = s.strip_prefix("gcpkms:") {
+            return GcpKmsUri::parse_body(s, rest).map(KeyUri::GcpKms);
+        }
         if let Some(rest) = s.strip_prefix("file:") {
             return FileUri::parse_body(s, rest).map(KeyUri::File);
         }
@@ -606,6 +645,7 @@ impl KeyUri {
             KeyUri::Pkcs11(_) => "pkcs11",
             KeyUri::AwsKms(_) => "awskms",
             KeyUri::AzureKv(_) => "azurekv",
+            KeyUri::GcpKms(_) => "gcpkms",
         };
         // Invariant: every KeyUri variant has its row (test `every_variant_has_a_scheme_row`).
         scheme_info(name).unwrap_or(&SCHEMES[0])
@@ -635,6 +675,7 @@ impl fmt::Display for KeyUri {
             KeyUri::Pkcs11(u) => fmt::Display::fmt(u, f),
             KeyUri::AwsKms(u) => fmt::Display::fmt(u, f),
             KeyUri::AzureKv(u) => fmt::Display::fmt(u, f),
+            KeyUri::GcpKms(u) => fmt::Display::fmt(u, f),
         }
     }
 }
@@ -1089,6 +1130,164 @@ impl AwsKmsUri {
     }
 }
 
+impl GcpKmsUri {
+    fn parse_body(uri: &str, rest: &str) -> Result<Self> {
+        const FULL: &str = "projects/P/locations/L/keyRings/R/cryptoKeys/K/cryptoKeyVersions/V";
+        let expected = format!("expected gcpkms:{FULL} or gcpkms:P/L/R/K/V");
+        let mut attrs = rest.split(';');
+        let name = attrs.next().unwrap_or("");
+        let mut endpoint = None;
+        for attr in attrs.filter(|a| !a.is_empty()) {
+            let (k, v) = attr
+                .split_once('=')
+                .ok_or_else(|| uri_err(uri, format!("attribute \"{attr}\" has no '='")))?;
+            if k != "endpoint" {
+                return Err(uri_err(
+                    uri,
+                    format!("unknown attribute \"{k}\"; expected endpoint"),
+                ));
+            }
+            if endpoint.is_some() {
+                return Err(uri_err(uri, "attribute \"endpoint\" given twice"));
+            }
+            let v = percent_decode_str(v).map_err(|e| uri_err(uri, e))?;
+            check_kms_endpoint(&v).map_err(|reason| uri_err(uri, reason))?;
+            endpoint = Some(v);
+        }
+        let parts: Vec<&str> = name.split('/').collect();
+        let ids: [&str; 5] = if parts.first() == Some(&"projects") {
+            const LABELS: [&str; 5] = [
+                "projects",
+                "locations",
+                "keyRings",
+                "cryptoKeys",
+                "cryptoKeyVersions",
+            ];
+            if parts.len() == 8 && parts[6] == "cryptoKeys" {
+                return Err(uri_err(
+                    uri,
+                    "names a crypto key without its version; Cloud KMS asymmetric keys have no \
+                     primary version, so add /cryptoKeyVersions/N (pkjwt signs with exactly the \
+                     version named)",
+                ));
+            }
+            if parts.len() != 10 {
+                return Err(uri_err(uri, format!("not a key version name; {expected}")));
+            }
+            for (i, label) in LABELS.iter().enumerate() {
+                if parts[2 * i] != *label {
+                    return Err(uri_err(
+                        uri,
+                        format!(
+                            "segment {} is \"{}\", expected \"{label}\"; {expected}",
+                            2 * i + 1,
+                            parts[2 * i]
+                        ),
+                    ));
+                }
+            }
+            [parts[1], parts[3], parts[5], parts[7], parts[9]]
+        } else if parts.len() == 5 {
+            [parts[0], parts[1], parts[2], parts[3], parts[4]]
+        } else if parts.len() == 4 {
+            return Err(uri_err(
+                uri,
+                "names a crypto key without its version; Cloud KMS asymmetric keys have no \
+                 primary version, so add /VERSION (pkjwt signs with exactly the version named)",
+            ));
+        } else {
+            return Err(uri_err(uri, format!("not a key version name; {expected}")));
+        };
+        let [project, location, key_ring, crypto_key, version] = ids;
+        let check = |what: &str, v: &str, ok: &dyn Fn(char) -> bool, max: usize, form: &str| {
+            if v.is_empty() || v.len() > max || !v.chars().all(ok) {
+                Err(uri_err(
+                    uri,
+                    format!("{what} \"{v}\" is not valid; expected {form}"),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        check(
+            "project",
+            project,
+            &|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.' | ':'),
+            100,
+            "a project id (lower-case letters, digits, '-', optionally domain:)",
+        )?;
+        check(
+            "location",
+            location,
+            &|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-',
+            63,
+            "a location such as global or europe-west1",
+        )?;
+        let id = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+        let id_form = "1 to 63 letters, digits, '-' or '_'";
+        check("key ring", key_ring, &id, 63, id_form)?;
+        check("crypto key", crypto_key, &id, 63, id_form)?;
+        let version = version
+            .parse::<u64>()
+            .ok()
+            .filter(|v| *v >= 1 && version.chars().all(|c| c.is_ascii_digit()))
+            .ok_or_else(|| {
+                uri_err(
+                    uri,
+                    format!("key version \"{version}\" is not a version number (1, 2, …)"),
+                )
+            })?;
+        Ok(GcpKmsUri {
+            project: project.to_owned(),
+            location: location.to_owned(),
+            key_ring: key_ring.to_owned(),
+            crypto_key: crypto_key.to_owned(),
+            version,
+            endpoint,
+        })
+    }
+
+    /// The key ring's resource name: `projects/P/locations/L/keyRings/R`.
+    pub fn key_ring_name(&self) -> String {
+        format!(
+            "projects/{}/locations/{}/keyRings/{}",
+            self.project, self.location, self.key_ring
+        )
+    }
+
+    /// The crypto key's resource name: `projects/P/locations/L/keyRings/R/cryptoKeys/K`.
+    pub fn crypto_key_name(&self) -> String {
+        format!("{}/cryptoKeys/{}", self.key_ring_name(), self.crypto_key)
+    }
+
+    /// The key version's resource name, as the API names it:
+    /// `projects/P/locations/L/keyRings/R/cryptoKeys/K/cryptoKeyVersions/V`.
+    pub fn version_name(&self) -> String {
+        format!(
+            "{}/cryptoKeyVersions/{}",
+            self.crypto_key_name(),
+            self.version
+        )
+    }
+}
+
+impl fmt::Display for GcpKmsUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "gcpkms:{}", self.version_name())?;
+        if let Some(e) = &self.endpoint {
+            write!(f, ";endpoint={e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for GcpKmsUri {
+    // Hand-written so that it reads as the URI (a GCP key name holds no secret).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "GcpKmsUri({self})")
+    }
+}
+
 fn validate_region(uri: &str, r: &str) -> Result<()> {
     if r.is_empty()
         || !r
@@ -1180,6 +1379,7 @@ mod tests {
                 "azurekv",
                 "Azure Key Vault",
             ),
+            ("gcpkms:p/global/r/k/1", "gcpkms", "Google Cloud KMS"),
         ] {
             let u = KeyUri::parse(uri).unwrap();
             assert_eq!(u.scheme().scheme, scheme, "{uri}");
@@ -1455,6 +1655,60 @@ mod tests {
     }
 
     #[test]
+    fn gcpkms_forms() {
+        let full = "gcpkms:projects/my-proj/locations/europe-west1/keyRings/ring-1/cryptoKeys/client_key/cryptoKeyVersions/3";
+        let KeyUri::GcpKms(g) = KeyUri::parse(full).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (
+                g.project.as_str(),
+                g.location.as_str(),
+                g.key_ring.as_str(),
+                g.crypto_key.as_str(),
+                g.version
+            ),
+            ("my-proj", "europe-west1", "ring-1", "client_key", 3)
+        );
+        assert_eq!(g.to_string(), full);
+        let short = KeyUri::parse("GCPKMS:my-proj/europe-west1/ring-1/client_key/3").unwrap();
+        assert_eq!(short, KeyUri::GcpKms(g.clone()));
+        assert_eq!(short.backend_name(), "Google Cloud KMS");
+        let KeyUri::GcpKms(e) =
+            KeyUri::parse("gcpkms:p/global/r/k/1;endpoint=http://127.0.0.1:8080").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(e.endpoint.as_deref(), Some("http://127.0.0.1:8080"));
+        assert_eq!(
+            e.version_name(),
+            "projects/p/locations/global/keyRings/r/cryptoKeys/k/cryptoKeyVersions/1"
+        );
+        assert_eq!(KeyUri::parse(&e.to_string()).unwrap(), KeyUri::GcpKms(e));
+        for (bad, why) in [
+            (
+                "gcpkms:projects/p/locations/l/keyRings/r/cryptoKeys/k",
+                "without its version",
+            ),
+            ("gcpkms:p/l/r/k", "without its version"),
+            ("gcpkms:p/l/r/k/0", "not a version number"),
+            ("gcpkms:p/l/r/k/v1", "not a version number"),
+            ("gcpkms:p/l/r/k/1/2", "not a key version name"),
+            (
+                "gcpkms:projects/p/regions/l/keyRings/r/cryptoKeys/k/cryptoKeyVersions/1",
+                "expected \"locations\"",
+            ),
+            ("gcpkms:P/l/r/k/1", "project \"P\""),
+            ("gcpkms:p/l/r r/k/1", "key ring \"r r\""),
+            ("gcpkms:p/l/r/k/1;endpoint=http://10.0.0.1", "not loopback"),
+            ("gcpkms:p/l/r/k/1;region=x", "unknown attribute \"region\""),
+        ] {
+            let e = KeyUri::parse(bad).unwrap_err().to_string();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn bad_uris_are_specific() {
         let cases = [
             ("", "empty"),
@@ -1477,7 +1731,7 @@ mod tests {
                 "awskms:key-id=arn:aws:kms:us-east-1:123456789012:key/x;region=eu-west-1",
                 "contradicts",
             ),
-            ("gcpkms:projects/x", "unknown scheme"),
+            ("ocikms:projects/x", "unknown scheme"),
             ("file:k.pem?passphrase=hunter2", "would put a secret"),
             (
                 "file:k.pem?passphrase-source=hunter2",
