@@ -29,7 +29,8 @@ in the message as Cloud KMS does.
 Tokens:
 
 * ``POST /token``: the JWT-bearer grant (RFC 7523) of a service account key this double issued;
-  the assertion's signature, ``iss``, ``aud`` (this URL), ``scope`` and times are checked;
+  the assertion's signature, ``iss``, ``aud`` (this URL), ``scope`` and times are checked (its
+  calls are counted, and faults matched, under the name of the assertion's ``iss``);
 * ``POST /sts/v1/token``: the token exchange (RFC 8693) of workload identity federation, with a
   subject token this double issued;
 * ``POST /iam/v1/projects/-/serviceAccounts/EMAIL:generateAccessToken``: impersonation.
@@ -275,8 +276,9 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _body(self) -> bytes:
-        n = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(n) if n else b""
+        # Read once, up front in _dispatch: an answer sent before the body was read (an injected
+        # fault) would leave it in a kept-alive connection, to be parsed as the next request.
+        return self._raw_body
 
     def _json_body(self) -> dict:
         raw = self._body()
@@ -300,6 +302,8 @@ class Handler(BaseHTTPRequestHandler):
         self._dispatch("PATCH")
 
     def _dispatch(self, method: str) -> None:
+        n = int(self.headers.get("Content-Length") or 0)
+        self._raw_body = self.rfile.read(n) if n else b""
         url = urlsplit(self.path)
         path = unquote(url.path)
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
@@ -307,7 +311,10 @@ class Handler(BaseHTTPRequestHandler):
             if path.startswith("/_pkjwt/"):
                 return self._control(method, path, query)
             if path == "/token" and method == "POST":
-                return self._with_faults("token", "token", lambda: self._token())
+                form = self._form()
+                # Counted and faulted per service account (the assertion's iss), so that tests
+                # running in parallel with their own accounts do not see each other's grants.
+                return self._with_faults("token", self._assertion_iss(form), lambda: self._token(form))
             if path == "/sts/v1/token" and method == "POST":
                 return self._with_faults("sts", "sts", lambda: self._sts())
             if path.startswith("/iam/v1/projects/-/serviceAccounts/") and path.endswith(":generateAccessToken"):
@@ -362,8 +369,14 @@ class Handler(BaseHTTPRequestHandler):
     def _grant_error(self, error: str, description: str):
         return 400, {"error": error, "error_description": description}
 
-    def _token(self):
-        form = self._form()
+    @staticmethod
+    def _assertion_iss(form: dict) -> str:
+        try:
+            return str(json.loads(b64url_decode(form.get("assertion", "").split(".")[1])).get("iss", "-"))
+        except (ValueError, IndexError, AttributeError):
+            return "-"
+
+    def _token(self, form: dict):
         if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer":
             return self._grant_error("unsupported_grant_type", "Invalid grant_type.")
         parts = form.get("assertion", "").split(".")
@@ -596,8 +609,8 @@ class Handler(BaseHTTPRequestHandler):
                     "versionTemplate": {"algorithm": body["algorithm"],
                                         "protectionLevel": body.get("protectionLevel", "SOFTWARE")}})
                 vname = key["name"] + "/cryptoKeyVersions/1"
-                if body.get("state"):
-                    st.versions[vname]["state"] = body["state"]
+                # Keys made here are ready at once unless a state is asked for.
+                st.versions[vname]["state"] = body.get("state", "ENABLED")
             return self._send(200, {"name": vname})
         if path == "/_pkjwt/key-ring" and method == "POST":
             st.key_rings.add(self._json_body()["name"])

@@ -259,3 +259,21 @@ def test_workload_identity_federation(srv, tmp_path):
         "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange", "audience": cfg["audience"],
         "requested_token_type": "urn:ietf:params:oauth:token-type:access_token", "subject_token": "forged"})
     assert code == 400 and out["error"] == "invalid_grant"
+
+
+def test_keep_alive_survives_a_fault_answered_before_the_body(srv):
+    """A fault answered without reading the request body must not corrupt the connection."""
+    import http.client
+    token, _, _ = service_token(srv)
+    name = new_key(srv, f"{RING}/cryptoKeys/keepalive/cryptoKeyVersions/1", "EC_SIGN_P256_SHA256")
+    call(srv, "POST", "/_pkjwt/faults", {"rules": [{"op": "asymmetricSign", "name": name, "times": 1,
+        "error": {"code": 503, "status": "UNAVAILABLE", "message": "down"}}]})
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port)
+    body = json.dumps(sign_body(bytes(32)))
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    for want in (503, 200):
+        conn.request("POST", f"/v1/{name}:asymmetricSign", body, headers)
+        r = conn.getresponse()
+        r.read()
+        assert r.status == want
+    conn.close()
