@@ -247,7 +247,7 @@ async fn throttling_is_retried_then_reported() {
     );
     assert!(
         e.to_string()
-            .contains("RESOURCE_EXHAUSTED on all 4 attempts")
+            .contains("throttled (RESOURCE_EXHAUSTED) on all 4 attempts")
             && e.to_string().contains("Quota exceeded"),
         "{e}"
     );
