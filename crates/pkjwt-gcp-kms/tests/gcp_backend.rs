@@ -492,7 +492,10 @@ async fn workload_identity_federation_with_impersonation() {
     .await
     .unwrap();
     signer.sign(b"m").await.unwrap();
-    assert_eq!(count(d, "sts", "sts"), count(d, "sts", "sts").max(1));
+    assert!(
+        count(d, "sts", "sts") >= 1,
+        "the subject token was exchanged at STS"
+    );
     assert_eq!(count(d, email, "generateAccessToken"), 1);
 }
 
@@ -609,10 +612,7 @@ async fn generate_refusals() {
         "{e:?}"
     );
     assert_eq!(
-        calls(
-            d,
-            Some(&v1.rsplit_once("/cryptoKeyVersions").unwrap().0.to_owned())
-        ),
+        calls(d, Some(v1.rsplit_once("/cryptoKeyVersions").unwrap().0)),
         json!({}),
         "nothing sent"
     );
