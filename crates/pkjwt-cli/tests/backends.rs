@@ -1,13 +1,16 @@
 //! The `pkjwt` command with keys in real backends: a SoftHSM2 token (a private token directory
 //! from `infra/softhsm/setup.sh`) and AWS KMS (the project's KMS double on 127.0.0.1). The same
 //! `keygen | pubkey | assert | verify | cert` interface as for files. Azure Key Vault likewise,
-//! through the project's Key Vault double (HTTPS on 127.0.0.1 with a test CA).
+//! through the project's Key Vault double (HTTPS on 127.0.0.1 with a test CA), and Google Cloud
+//! KMS through its double (127.0.0.1).
 
 #![allow(clippy::unwrap_used)]
 
 #[path = "../../pkjwt-azure-kv/tests/common/mod.rs"]
 mod azure;
 mod common;
+#[path = "../../pkjwt-gcp-kms/tests/common/mod.rs"]
+mod gcp;
 #[path = "../../pkjwt-aws-kms/tests/common/mod.rs"]
 mod kms;
 
@@ -652,4 +655,132 @@ async fn azure_kv_managed_identity_through_the_cli() {
                 .contains("x-identity-header: pkjwt-identity-header"),
         "{asked}"
     );
+}
+
+/// Environment for Cloud KMS through the CLI: Application Default Credentials from
+/// `GOOGLE_APPLICATION_CREDENTIALS`, a service account key file whose `token_uri` is the double
+/// (nothing walks to the metadata server).
+fn gcp_env(d: &gcp::Double) -> [(&'static str, String); 1] {
+    [(
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        d.service_account.display().to_string(),
+    )]
+}
+
+/// A key version URI in a key ring that exists in the double.
+fn gcp_uri(d: &gcp::Double, tag: &str) -> String {
+    let ring = "projects/pkjwt-cli/locations/global/keyRings/cli";
+    gcp::control(
+        d,
+        "POST",
+        "/_pkjwt/key-ring",
+        Some(serde_json::json!({ "name": ring })),
+    );
+    format!(
+        "gcpkms:{ring}/cryptoKeys/{}/cryptoKeyVersions/1;endpoint={}",
+        gcp::key_id(tag),
+        d.endpoint()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gcp_kms_keys_through_the_cli() {
+    let Some(d) = gcp::double() else { return };
+    let dir = std::env::temp_dir().join(format!("pkjwt-cli-gcp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let envs = gcp_env(d);
+    for alg in ["ES256", "ES384", "PS256", "RS256", "EdDSA"] {
+        let uri = gcp_uri(d, &format!("cli-{alg}").to_lowercase());
+        let jwk = ok(&envs, &["keygen", "--key", &uri, "--alg", alg]);
+        assert!(jwk.contains("\"kty\""), "{jwk}");
+        exercise(&envs, &dir, &uri, &format!("gcp-{alg}"));
+        // The version's one algorithm is what assert signs with, without --alg.
+        let jwt = ok(
+            &envs,
+            &[
+                "assert",
+                "--key",
+                &uri,
+                "--client-id",
+                "c",
+                "--aud",
+                "https://as.example",
+            ],
+        );
+        let header = pkjwt_core::b64::decode("header", jwt.split('.').next().unwrap()).unwrap();
+        let header: serde_json::Value = serde_json::from_slice(&header).unwrap();
+        assert_eq!(header["alg"], alg, "{uri}");
+    }
+    // The short form names the same key.
+    let long = gcp_uri(d, "cli-short");
+    ok(&envs, &["keygen", "--key", &long, "--alg", "ES256"]);
+    let short = long
+        .replacen("gcpkms:projects/", "gcpkms:", 1)
+        .replacen("/locations/", "/", 1)
+        .replacen("/keyRings/", "/", 1)
+        .replacen("/cryptoKeys/", "/", 1)
+        .replacen("/cryptoKeyVersions/", "/", 1);
+    assert_eq!(
+        ok(&envs, &["pubkey", "--key", &long]),
+        ok(&envs, &["pubkey", "--key", &short])
+    );
+    // A version that does not exist: exit 1, the message names the key and NOT_FOUND.
+    let missing = gcp_uri(d, "cli-none");
+    let o = run(&envs, &["pubkey", "--key", &missing]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.code() == Some(1) && e.contains("NOT_FOUND") && e.contains("cli-none"),
+        "{e}"
+    );
+    // Asking for an algorithm the version does not produce.
+    let o = run(&envs, &["pubkey", "--key", &long, "--alg", "ES384"]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.code() == Some(1) && e.contains("signs ES256 only"),
+        "{e}"
+    );
+}
+
+/// `keygen --rsa-bits` reaches the Cloud KMS backend: the algorithm created follows the flag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gcp_kms_keygen_honours_rsa_bits() {
+    let Some(d) = gcp::double() else { return };
+    let envs = gcp_env(d);
+    let sized = gcp_uri(d, "cli-rsa-4096");
+    ok(
+        &envs,
+        &[
+            "keygen",
+            "--key",
+            &sized,
+            "--alg",
+            "PS256",
+            "--rsa-bits",
+            "4096",
+        ],
+    );
+    assert_eq!(rsa_bits_of(&envs, &sized), 4096);
+    // No flag: 2048 bits, as for files and PKCS#11.
+    let default = gcp_uri(d, "cli-rsa-default");
+    ok(&envs, &["keygen", "--key", &default, "--alg", "RS256"]);
+    assert_eq!(rsa_bits_of(&envs, &default), 2048);
+    // A size Cloud KMS does not make, and a size for an EC key: refused, nothing created.
+    for (alg, bits, want) in [
+        ("PS512", "2048", "makes RSA keys of 4096 bits"),
+        ("ES256", "3072", "rsa_bits"),
+    ] {
+        let uri = gcp_uri(d, "cli-refused");
+        let o = run(
+            &envs,
+            &["keygen", "--key", &uri, "--alg", alg, "--rsa-bits", bits],
+        );
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            o.status.code() == Some(1) && e.contains(want),
+            "{alg} {bits}: {e}"
+        );
+        let o = run(&envs, &["pubkey", "--key", &uri]);
+        assert_eq!(o.status.code(), Some(1), "no key was made in Cloud KMS");
+    }
 }

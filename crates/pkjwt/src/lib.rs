@@ -8,6 +8,9 @@ pub use pkjwt_aws_kms as aws_kms;
 /// The Azure Key Vault backend crate (credential choice, key creation).
 #[cfg(feature = "azure-kv")]
 pub use pkjwt_azure_kv as azure_kv;
+/// The Google Cloud KMS backend crate (its options, credentials and key creation).
+#[cfg(feature = "gcp-kms")]
+pub use pkjwt_gcp_kms as gcp_kms;
 pub use pkjwt_core::*;
 pub use pkjwt_file::{FileError, FileOptions, FileSigner, generate_in_memory};
 
@@ -32,6 +35,9 @@ pub struct OpenOptions {
     /// Azure Key Vault backend options (credential, retries, trust roots, certificate read).
     #[cfg(feature = "azure-kv")]
     pub azure_kv: pkjwt_azure_kv::AzureKvOptions,
+    /// Google Cloud KMS backend options (retries, timeouts, credentials, protection level).
+    #[cfg(feature = "gcp-kms")]
+    pub gcp_kms: pkjwt_gcp_kms::GcpKmsOptions,
 }
 
 impl OpenOptions {
@@ -50,6 +56,7 @@ pub fn is_built(scheme: &SchemeInfo) -> bool {
         Some("pkcs11") => cfg!(feature = "pkcs11"),
         Some("aws-kms") => cfg!(feature = "aws-kms"),
         Some("azure-kv") => cfg!(feature = "azure-kv"),
+        Some("gcp-kms") => cfg!(feature = "gcp-kms"),
         Some(_) => false,
     }
 }
@@ -88,6 +95,10 @@ pub async fn open_uri(uri: &KeyUri, options: &OpenOptions) -> Result<Arc<dyn Sig
         KeyUri::AzureKv(k) => Ok(Arc::new(
             pkjwt_azure_kv::AzureKvSigner::open(k, options.alg, &options.azure_kv).await?,
         )),
+        #[cfg(feature = "gcp-kms")]
+        KeyUri::GcpKms(k) => Ok(Arc::new(
+            pkjwt_gcp_kms::GcpKmsSigner::open(k, options.alg, &options.gcp_kms).await?,
+        )),
         #[allow(unreachable_patterns)]
         _ => Err(not_built(uri)),
     }
@@ -124,6 +135,10 @@ pub async fn generate(
             )
             .await
         }
+        #[cfg(feature = "gcp-kms")]
+        KeyUri::GcpKms(k) => Ok(Arc::new(
+            pkjwt_gcp_kms::generate(k, alg, &options.generate, &options.gcp_kms).await?,
+        )),
         _ => Err(not_built(uri)),
     }
 }
