@@ -86,8 +86,10 @@ fn help_of_every_subcommand_matches_its_snapshot() {
     // build: its snapshot is of the full build (the default features).
     let version = Command::new(BIN).arg("--version").output().unwrap();
     let version = String::from_utf8_lossy(&version.stdout);
-    let full_build =
-        version.contains("pkcs11") && version.contains("aws-kms") && version.contains("azure-kv");
+    let full_build = version.contains("pkcs11")
+        && version.contains("aws-kms")
+        && version.contains("azure-kv")
+        && version.contains("gcp-kms");
     let mut failures = Vec::new();
     for args in COMMANDS {
         if args.is_empty() && !full_build {
