@@ -6,6 +6,8 @@
 
 #[path = "../../pkjwt-azure-kv/tests/common/mod.rs"]
 mod azure;
+#[path = "../../pkjwt-gcp-kms/tests/common/mod.rs"]
+mod gcp;
 #[path = "../../pkjwt-aws-kms/tests/common/mod.rs"]
 mod kms;
 
@@ -425,7 +427,7 @@ fn azure_env(d: &azure::Double) -> Env {
 }
 
 /// The full flow through the CLI with keys in real backends (SoftHSM2, the KMS double, the Azure
-/// Key Vault double): `pkjwt serve` publishes a backend's keys, oidc-provider fetches them,
+/// Key Vault double, the Cloud KMS double): `pkjwt serve` publishes a backend's keys, oidc-provider fetches them,
 /// `pkjwt token` signs with the backend, and the access token validates (pkjwt-verify, against
 /// the provider's keys) for the API audience only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -478,6 +480,31 @@ async fn full_flow_with_softhsm_and_kms_keys() {
             run_with(&dir, &env, &["keygen", "--key", &uri, "--alg", alg]);
             keys.push(BackendKey {
                 name: format!("azure-{alg}"),
+                uri,
+                alg: alg.to_owned(),
+            });
+        }
+        groups.push((keys, env));
+    }
+    if let Some(d) = gcp::double() {
+        // Application Default Credentials: a service account key file whose token_uri is the
+        // double's token endpoint.
+        let env = vec![(
+            "GOOGLE_APPLICATION_CREDENTIALS".to_owned(),
+            d.service_account.display().to_string(),
+        )];
+        let ring = "projects/pkjwt-flow/locations/global/keyRings/flow";
+        gcp::control(d, "POST", "/_pkjwt/key-ring", Some(json!({ "name": ring })));
+        let mut keys = Vec::new();
+        for alg in ["ES256", "ES384", "PS256", "RS256", "EdDSA"] {
+            let uri = format!(
+                "gcpkms:{ring}/cryptoKeys/{}/cryptoKeyVersions/1;endpoint={}",
+                gcp::key_id(&format!("flow-{alg}").to_lowercase()),
+                d.endpoint()
+            );
+            run_with(&dir, &env, &["keygen", "--key", &uri, "--alg", alg]);
+            keys.push(BackendKey {
+                name: format!("gcp-{alg}"),
                 uri,
                 alg: alg.to_owned(),
             });
