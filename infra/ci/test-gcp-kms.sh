@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Everything the Google Cloud KMS backend's own checks run: the double's tests, the Terraform
-# module's static checks, fmt, clippy and the crate's tests against the double. The double needs
+# module's static checks (both also run by `cargo test -p pkjwt-tests --test python_suites`),
+# fmt, clippy and the crate's tests against the double. The double needs
 # nothing beyond infra/ci/setup.sh's .venv (requirements-gcp-kms.txt), so infra/ci/test.sh does
 # not call this script: its workspace test step runs the same tests.
 #

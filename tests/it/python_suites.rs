@@ -1,8 +1,9 @@
 //! The project's Python suites, run from `cargo test` with the project's `.venv` (pytest; made by
 //! `infra/ci/setup.sh`, or `infra/kms/start.sh venv`; `PKJWT_KMS_PYTHON` names another Python):
 //! the KMS double's own tests against the KMS API reference (`infra/kms/test_kms_double.py`),
-//! the static checks of the Terraform module (`infra/terraform/test_aws_kms_module.py`,
-//! python-hcl2), and `infra/softhsm/pty_pin.py` (how the SoftHSM and OpenSC tools get PINs
+//! the Cloud KMS double's against the Cloud KMS REST reference
+//! (`infra/gcp-kms/test_gcp_kms_double.py`), the static checks of the Terraform modules
+//! (`infra/terraform/test_*_module.py`, python-hcl2), and `infra/softhsm/pty_pin.py` (how the SoftHSM and OpenSC tools get PINs
 //! without an argument list) against stand-in tools. Without the venv they fail under
 //! `PKJWT_REQUIRE_PEERS=1` and are skipped loudly otherwise.
 
@@ -51,6 +52,11 @@ fn run_pytest(suite: &str) -> Option<String> {
 #[test]
 fn kms_double_matches_the_kms_api_reference() {
     run_pytest("infra/kms");
+}
+
+#[test]
+fn gcp_kms_double_matches_the_cloud_kms_api_reference() {
+    run_pytest("infra/gcp-kms");
 }
 
 #[test]
