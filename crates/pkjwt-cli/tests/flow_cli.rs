@@ -581,8 +581,8 @@ async fn full_flow_with_softhsm_and_kms_keys() {
 }
 
 /// `pkjwt rotate` generating the next key in the backend: PKCS#11 (a new object on the SoftHSM
-/// token), AWS KMS (a new key under a new alias) and Azure Key Vault (a new key, recorded with
-/// its version), then `pkjwt serve` publishing both.
+/// token), AWS KMS (a new key under a new alias), Azure Key Vault (a new key, recorded with
+/// its version) and Cloud KMS (a new key in the key ring), then `pkjwt serve` publishing both.
 #[test]
 fn rotate_generates_next_keys_in_softhsm_and_kms() {
     let dir = tmpdir("rotate-backends");
@@ -618,6 +618,23 @@ fn rotate_generates_next_keys_in_softhsm_and_kms() {
     if let Some(d) = azure::double() {
         let uri = |tag: &str| format!("azurekv:{}/keys/{}", d.base(), azure::name(tag));
         cases.push((uri("rot-1"), uri("rot-2"), azure_env(d)));
+    }
+    if let Some(d) = gcp::double() {
+        // Cloud KMS: the next key is a new crypto key (its version 1) in the same key ring.
+        let env = vec![(
+            "GOOGLE_APPLICATION_CREDENTIALS".to_owned(),
+            d.service_account.display().to_string(),
+        )];
+        let ring = "projects/pkjwt-flow/locations/global/keyRings/rotate";
+        gcp::control(d, "POST", "/_pkjwt/key-ring", Some(json!({ "name": ring })));
+        let uri = |tag: &str| {
+            format!(
+                "gcpkms:{ring}/cryptoKeys/{}/cryptoKeyVersions/1;endpoint={}",
+                gcp::key_id(tag),
+                d.endpoint()
+            )
+        };
+        cases.push((uri("rot-1"), uri("rot-2"), env));
     }
     for (i, (first, next, env)) in cases.iter().enumerate() {
         let state = format!("state-{i}.json");
