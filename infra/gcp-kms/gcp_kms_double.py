@@ -43,6 +43,9 @@ Control API for tests, under ``/_pkjwt/`` (no auth):
   "subject_token"}``;
 * ``POST /_pkjwt/keys`` ``{"name": version name, "algorithm", "purpose"?, "protectionLevel"?,
   "state"?}`` creates key ring, key and version directly;
+* ``POST /_pkjwt/token`` ``{"principal"?}`` -> an access token without a grant (for a bare
+  REST client in benchmarks); ``POST /_pkjwt/key-ring`` ``{"name"}``; ``POST /_pkjwt/state``
+  ``{"name", "state"}`` sets a version's state;
 * ``POST /_pkjwt/deny`` ``{"permission", "resource"}`` (resource prefix; ``principal``
   optional); ``POST /_pkjwt/faults`` ``{"rules": [...]}``: a rule matches ``op`` (``token``,
   ``getPublicKey``, ``asymmetricSign``, ``createCryptoKey``, ``getCryptoKeyVersion``, ...) and
@@ -63,6 +66,7 @@ import argparse
 import base64
 import json
 import secrets
+import socket
 import sys
 import threading
 import time
@@ -265,6 +269,12 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, fmt, *args):  # quiet
         pass
+
+    def setup(self):
+        super().setup()
+        # Headers and body leave in separate writes; without TCP_NODELAY, Nagle's algorithm and
+        # the client's delayed ACK hold each answer on a kept-alive connection for ~40 ms.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     # --- plumbing ---
     def _send(self, code: int, obj) -> None:
@@ -612,6 +622,10 @@ class Handler(BaseHTTPRequestHandler):
                 # Keys made here are ready at once unless a state is asked for.
                 st.versions[vname]["state"] = body.get("state", "ENABLED")
             return self._send(200, {"name": vname})
+        if path == "/_pkjwt/token" and method == "POST":
+            # An access token without a grant, for a bare REST client in benchmarks.
+            principal = self._json_body().get("principal", "bench@pkjwt-test.iam.gserviceaccount.com")
+            return self._send(200, self._issue(principal))
         if path == "/_pkjwt/key-ring" and method == "POST":
             st.key_rings.add(self._json_body()["name"])
             return self._send(200, {})

@@ -1,0 +1,219 @@
+//! Overhead of the Cloud KMS backend: a full client assertion through [`GcpKmsSigner`] versus a
+//! bare REST `asymmetricSign` (precomputed digest and CRC32C, a ready access token, the same
+//! connection pool settings, the same key), against the local Cloud KMS double, in the same run.
+//!
+//! As the AWS KMS bench: criterion's per-iteration times; an interleaved A/B loop (alternating
+//! batches, median of the per-round ratios), which cancels slow drift of a shared machine; and
+//! the backend's CPU work without the network (assertion assembly, hash, DER to `r || s`, with a
+//! signer that replays a real signature), which is the overhead by construction.
+//!
+//! Run: `cargo bench -p pkjwt-gcp-kms --bench gcp_sign` (needs `.venv`, infra/ci/setup.sh).
+
+#![allow(missing_docs)]
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::Criterion;
+use pkjwt_core::{AssertionOptions, ClientAssertion, HashAlg, Signer, b64};
+use pkjwt_gcp_kms::GcpKmsSigner;
+
+/// Returns a fixed, real Cloud KMS signature: the assertion pipeline minus the network.
+#[derive(Debug)]
+struct Replay {
+    public_key: pkjwt_core::PublicKey,
+    der: Vec<u8>,
+}
+
+#[async_trait::async_trait]
+impl Signer for Replay {
+    fn algorithm(&self) -> pkjwt_core::Algorithm {
+        pkjwt_core::Algorithm::ES256
+    }
+    fn public_key(&self) -> &pkjwt_core::PublicKey {
+        &self.public_key
+    }
+    async fn sign(&self, message: &[u8]) -> pkjwt_core::Result<pkjwt_core::Signature> {
+        // The local work GcpKmsSigner does besides the HTTP call: hash, CRC32C of the digest and
+        // of the signature, the request JSON.
+        let digest = HashAlg::Sha256.digest(message);
+        std::hint::black_box(pkjwt_gcp_kms::crc32c(&digest));
+        std::hint::black_box(pkjwt_gcp_kms::crc32c(&self.der));
+        std::hint::black_box(
+            serde_json::json!({"digest": {"sha256": b64::encode_std(&digest)}}).to_string(),
+        );
+        Ok(pkjwt_core::Signature::new(self.der.clone()))
+    }
+}
+
+struct Setup {
+    replay: ClientAssertion,
+    assertion: ClientAssertion,
+    http: reqwest::Client,
+    url: String,
+    token: String,
+    body: String,
+}
+
+async fn setup(d: &common::Double) -> Setup {
+    let name = common::create_key(d, "bench", "EC_SIGN_P256_SHA256", serde_json::json!({}));
+    let signer = GcpKmsSigner::open(&common::uri(d, &name), None, &common::options(d))
+        .await
+        .expect("open");
+    let der = signer
+        .sign(b"sample.input")
+        .await
+        .expect("sample")
+        .into_vec();
+    let replay = ClientAssertion::new(
+        Arc::new(Replay {
+            public_key: signer.public_key().clone(),
+            der,
+        }),
+        AssertionOptions::new("bench-client", "https://as.example.com"),
+    )
+    .expect("options");
+    let signer: Arc<dyn Signer> = Arc::new(signer);
+    let assertion = ClientAssertion::new(
+        signer,
+        AssertionOptions::new("bench-client", "https://as.example.com"),
+    )
+    .expect("options");
+    // A signing input of the size a real assertion has.
+    let sample = assertion.sign().await.expect("sign");
+    let input = sample.rsplit_once('.').map(|(a, _)| a).unwrap_or(&sample);
+    let digest = HashAlg::Sha256.digest(input.as_bytes());
+    let body = serde_json::json!({
+        "digest": {"sha256": b64::encode_std(&digest)},
+        "digestCrc32c": pkjwt_gcp_kms::crc32c(&digest).to_string(),
+    })
+    .to_string();
+    let token =
+        common::control(d, "POST", "/_pkjwt/token", Some(serde_json::json!({})))["access_token"]
+            .as_str()
+            .expect("token")
+            .to_owned();
+    Setup {
+        replay,
+        assertion,
+        http: reqwest::Client::builder().build().expect("client"),
+        url: format!("{}/v1/{name}:asymmetricSign", d.endpoint()),
+        token,
+        body,
+    }
+}
+
+/// The least a caller of the REST API does per signature: POST, read the JSON answer, decode
+/// the signature.
+async fn bare_sign(s: &Setup) {
+    let resp = s
+        .http
+        .post(&s.url)
+        .bearer_auth(&s.token)
+        .header("content-type", "application/json")
+        .body(s.body.clone())
+        .send()
+        .await
+        .expect("bare asymmetricSign");
+    assert!(resp.status().is_success());
+    let v: serde_json::Value =
+        serde_json::from_slice(&resp.bytes().await.expect("body")).expect("JSON");
+    let sig =
+        b64::decode_std("signature", v["signature"].as_str().expect("signature")).expect("base64");
+    std::hint::black_box(sig.len());
+}
+
+async fn backend_assertion(s: &Setup) {
+    std::hint::black_box(s.assertion.sign().await.expect("assertion"));
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// The backend's CPU work per assertion, without the network; returns microseconds.
+fn local_work(rt: &tokio::runtime::Runtime, s: &Setup) -> f64 {
+    const N: u32 = 20_000;
+    rt.block_on(async {
+        for _ in 0..1000 {
+            std::hint::black_box(s.replay.sign().await.expect("replay"));
+        }
+        let start = Instant::now();
+        for _ in 0..N {
+            std::hint::black_box(s.replay.sign().await.expect("replay"));
+        }
+        start.elapsed().as_secs_f64() * 1e6 / f64::from(N)
+    })
+}
+
+/// Alternating batches of each; per round the ratio of mean times; the median over rounds.
+fn interleaved(rt: &tokio::runtime::Runtime, s: &Setup) -> (f64, f64, f64) {
+    const ROUNDS: usize = 60;
+    const BATCH: usize = 40;
+    let mut ratios = Vec::with_capacity(ROUNDS);
+    let (mut bare_all, mut backend_all) = (Vec::new(), Vec::new());
+    rt.block_on(async {
+        for _ in 0..50 {
+            bare_sign(s).await;
+            backend_assertion(s).await;
+        }
+        for round in 0..ROUNDS {
+            let mut t = [Duration::ZERO; 2];
+            for which in [round % 2, 1 - round % 2] {
+                let start = Instant::now();
+                for _ in 0..BATCH {
+                    if which == 0 {
+                        bare_sign(s).await;
+                    } else {
+                        backend_assertion(s).await;
+                    }
+                }
+                t[which] = start.elapsed();
+            }
+            let bare = t[0].as_secs_f64() * 1e6 / BATCH as f64;
+            let backend = t[1].as_secs_f64() * 1e6 / BATCH as f64;
+            bare_all.push(bare);
+            backend_all.push(backend);
+            ratios.push(backend / bare);
+        }
+    });
+    (median(bare_all), median(backend_all), median(ratios))
+}
+
+fn main() {
+    let Some(d) = common::double() else {
+        eprintln!("Cloud KMS double unavailable: nothing measured");
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let s = rt.block_on(setup(d));
+    let mut c = Criterion::default()
+        .sample_size(60)
+        .measurement_time(Duration::from_secs(8))
+        .configure_from_args();
+    c.bench_function("bare REST asymmetricSign", |b| {
+        b.to_async(&rt).iter(|| bare_sign(&s))
+    });
+    c.bench_function("backend assertion (GcpKmsSigner)", |b| {
+        b.to_async(&rt).iter(|| backend_assertion(&s))
+    });
+    c.final_summary();
+    let (bare, backend, ratio) = interleaved(&rt, &s);
+    println!(
+        "interleaved A/B (60 rounds of 40): bare median {bare:.0} µs, backend median {backend:.0} µs, overhead (median of per-round ratios) {:+.1} %",
+        (ratio - 1.0) * 100.0
+    );
+    let local = local_work(&rt, &s);
+    println!(
+        "backend CPU work per assertion without the network: {local:.2} µs ({:.3} % of the bare round trip)",
+        local / bare * 100.0
+    );
+}
