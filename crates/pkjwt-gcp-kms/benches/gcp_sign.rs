@@ -3,7 +3,7 @@
 //! connection pool settings, the same key), against the local Cloud KMS double, in the same run.
 //!
 //! As the AWS KMS bench: criterion's per-iteration times; an interleaved A/B loop (alternating
-//! batches, median of the per-round ratios), which cancels slow drift of a shared machine; and
+//! short batches, median and quartiles of the per-round ratios), which cancels slow drift of a shared machine; and
 //! the backend's CPU work without the network (assertion assembly, hash, DER to `r || s`, with a
 //! signer that replays a real signature), which is the overhead by construction.
 //!
@@ -150,10 +150,13 @@ fn local_work(rt: &tokio::runtime::Runtime, s: &Setup) -> f64 {
     })
 }
 
-/// Alternating batches of each; per round the ratio of mean times; the median over rounds.
-fn interleaved(rt: &tokio::runtime::Runtime, s: &Setup) -> (f64, f64, f64) {
-    const ROUNDS: usize = 60;
-    const BATCH: usize = 40;
+/// Alternating batches of each; per round the ratio of mean times; the median over rounds, and
+/// the quartiles of the ratios (how far a single round can be trusted on this machine).
+fn interleaved(rt: &tokio::runtime::Runtime, s: &Setup) -> (f64, f64, f64, f64, f64) {
+    // Many short rounds: a Python endpoint on a loaded 2-core machine stalls for milliseconds at
+    // a time, and a stall inside one long batch skews that round's ratio.
+    const ROUNDS: usize = 300;
+    const BATCH: usize = 10;
     let mut ratios = Vec::with_capacity(ROUNDS);
     let (mut bare_all, mut backend_all) = (Vec::new(), Vec::new());
     rt.block_on(async {
@@ -181,7 +184,16 @@ fn interleaved(rt: &tokio::runtime::Runtime, s: &Setup) -> (f64, f64, f64) {
             ratios.push(backend / bare);
         }
     });
-    (median(bare_all), median(backend_all), median(ratios))
+    let mut sorted = ratios.clone();
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    let (q1, q3) = (sorted[sorted.len() / 4], sorted[sorted.len() * 3 / 4]);
+    (
+        median(bare_all),
+        median(backend_all),
+        median(ratios),
+        q1,
+        q3,
+    )
 }
 
 fn main() {
@@ -206,10 +218,12 @@ fn main() {
         b.to_async(&rt).iter(|| backend_assertion(&s))
     });
     c.final_summary();
-    let (bare, backend, ratio) = interleaved(&rt, &s);
+    let (bare, backend, ratio, q1, q3) = interleaved(&rt, &s);
     println!(
-        "interleaved A/B (60 rounds of 40): bare median {bare:.0} µs, backend median {backend:.0} µs, overhead (median of per-round ratios) {:+.1} %",
-        (ratio - 1.0) * 100.0
+        "interleaved A/B (300 rounds of 10): bare median {bare:.0} µs, backend median {backend:.0} µs, overhead (median of per-round ratios) {:+.1} % (quartiles {:+.1} % … {:+.1} %)",
+        (ratio - 1.0) * 100.0,
+        (q1 - 1.0) * 100.0,
+        (q3 - 1.0) * 100.0
     );
     let local = local_work(&rt, &s);
     println!(
