@@ -341,9 +341,26 @@ impl GcpKmsError {
     }
 }
 
+impl GcpKmsError {
+    /// The kind of failure, as [`pkjwt_core::Error::kind`] names it (metrics, retry decisions).
+    pub fn kind(&self) -> &'static str {
+        use GcpKmsError::*;
+        match self {
+            Throttled { .. } => "throttled",
+            PermissionDenied { .. } => "access_denied",
+            NotFound { .. } | KeyRingNotFound { .. } => "not_found",
+            VersionNotEnabled { .. } | GenerationNotReady { .. } => "key_unavailable",
+            Unavailable { .. } => "unavailable",
+            Credentials { .. } | Unauthenticated { .. } => "credentials",
+            InvalidResponse { .. } | Integrity { .. } => "invalid_response",
+            _ => "other",
+        }
+    }
+}
+
 impl From<GcpKmsError> for pkjwt_core::Error {
     fn from(e: GcpKmsError) -> Self {
-        pkjwt_core::Error::backend("Google Cloud KMS", e)
+        pkjwt_core::Error::backend_kind("Google Cloud KMS", e.kind(), e)
     }
 }
 

@@ -617,3 +617,63 @@ async fn generate_refusals() {
         "nothing sent"
     );
 }
+
+#[tokio::test]
+async fn error_kinds_survive_the_signer_interface() {
+    let d = require!();
+    // Through `Signer::sign` (what the facade and pkjwt agent see) the kind is kept, for metrics.
+    let kind_of_sign = |rules: serde_json::Value, tag: &'static str| async move {
+        let name = create_key(d, tag, "EC_SIGN_P256_SHA256", json!({}));
+        let signer = open(d, &name).await.unwrap();
+        let mut rules = rules;
+        for r in rules.as_array_mut().unwrap() {
+            r["name"] = json!(name);
+        }
+        faults(d, rules);
+        signer.sign(b"m").await.unwrap_err().kind()
+    };
+    let err = |code: u16, status: &str| {
+        json!([{"op": "asymmetricSign", "times": -1,
+        "error": {"code": code, "status": status, "message": "x"}}])
+    };
+    assert_eq!(
+        kind_of_sign(err(429, "RESOURCE_EXHAUSTED"), "kind").await,
+        "throttled"
+    );
+    assert_eq!(
+        kind_of_sign(err(503, "UNAVAILABLE"), "kind").await,
+        "unavailable"
+    );
+    assert_eq!(
+        kind_of_sign(err(403, "PERMISSION_DENIED"), "kind").await,
+        "access_denied"
+    );
+    assert_eq!(
+        kind_of_sign(err(404, "NOT_FOUND"), "kind").await,
+        "not_found"
+    );
+    assert_eq!(
+        kind_of_sign(err(400, "FAILED_PRECONDITION"), "kind").await,
+        "key_unavailable"
+    );
+    assert_eq!(
+        kind_of_sign(
+            json!([{"op": "asymmetricSign", "times": -1, "corrupt": "signatureCrc32c"}]),
+            "kind"
+        )
+        .await,
+        "invalid_response"
+    );
+    assert_eq!(
+        kind_of_sign(err(400, "INVALID_ARGUMENT"), "kind").await,
+        "other"
+    );
+    let e = GcpKmsSigner::open(
+        &uri(d, &create_key(d, "kind", "EC_SIGN_P256_SHA256", json!({}))),
+        None,
+        &options(d).credentials(Credentials::File("/nonexistent/sa.json".into())),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(pkjwt_core::Error::from(e).kind(), "credentials");
+}
