@@ -28,7 +28,8 @@ in the message as Cloud KMS does.
 
 Tokens:
 
-* ``POST /token``: the JWT-bearer grant (RFC 7523) of a service account key this double issued;
+* ``POST /token``: the refresh-token grant of user credentials it issued, and the JWT-bearer
+  grant (RFC 7523) of a service account key this double issued;
   the assertion's signature, ``iss``, ``aud`` (this URL), ``scope`` and times are checked (its
   calls are counted, and faults matched, under the name of the assertion's ``iss``);
 * ``POST /sts/v1/token``: the token exchange (RFC 8693) of workload identity federation, with a
@@ -39,6 +40,8 @@ Control API for tests, under ``/_pkjwt/`` (no auth):
 
 * ``POST /_pkjwt/service-account`` ``{"email"?}`` -> a service account key file (JSON) whose
   ``token_uri`` is this double;
+* ``POST /_pkjwt/authorized-user`` -> a gcloud user credentials file (refresh-token grant at
+  this double's ``/token``);
 * ``POST /_pkjwt/external-account`` ``{"subject_token_file", "impersonate"?}`` -> ``{"config",
   "subject_token"}``;
 * ``POST /_pkjwt/keys`` ``{"name": version name, "algorithm", "purpose"?, "protectionLevel"?,
@@ -158,6 +161,7 @@ class State:
         self.accounts: dict[str, object] = {}  # email -> public key
         self.subject_tokens: dict[str, str] = {}  # subject token -> email
         self.tokens: dict[str, str] = {}  # access token -> principal
+        self.users: dict[str, tuple[str, str]] = {}  # client id -> (secret, refresh token)
         self.reset()
 
     def reset(self) -> None:
@@ -381,12 +385,22 @@ class Handler(BaseHTTPRequestHandler):
 
     @staticmethod
     def _assertion_iss(form: dict) -> str:
+        if form.get("grant_type") == "refresh_token":
+            return form.get("client_id", "-")
         try:
             return str(json.loads(b64url_decode(form.get("assertion", "").split(".")[1])).get("iss", "-"))
         except (ValueError, IndexError, AttributeError):
             return "-"
 
     def _token(self, form: dict):
+        if form.get("grant_type") == "refresh_token":
+            # gcloud user credentials (authorized_user): client id, secret and refresh token.
+            user = self.state.users.get(form.get("client_id", ""))
+            if user is None or not secrets.compare_digest(user[0], form.get("client_secret", "")):
+                return 401, {"error": "invalid_client", "error_description": "The OAuth client was not found."}
+            if not secrets.compare_digest(user[1], form.get("refresh_token", "")):
+                return self._grant_error("invalid_grant", "Token has been expired or revoked.")
+            return 200, self._issue("user:" + form["client_id"])
         if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer":
             return self._grant_error("unsupported_grant_type", "Invalid grant_type.")
         parts = form.get("assertion", "").split(".")
@@ -590,6 +604,14 @@ class Handler(BaseHTTPRequestHandler):
                 "client_email": email, "client_id": str(secrets.randbits(60)),
                 "auth_uri": f"http://127.0.0.1:{st.port}/auth",
                 "token_uri": f"http://127.0.0.1:{st.port}/token",
+            })
+        if path == "/_pkjwt/authorized-user" and method == "POST":
+            client_id = f"{secrets.token_hex(6)}.apps.googleusercontent.com"
+            secret, refresh = secrets.token_urlsafe(18), "1//" + secrets.token_urlsafe(30)
+            st.users[client_id] = (secret, refresh)
+            return self._send(200, {
+                "type": "authorized_user", "client_id": client_id, "client_secret": secret,
+                "refresh_token": refresh, "token_uri": f"http://127.0.0.1:{st.port}/token",
             })
         if path == "/_pkjwt/external-account" and method == "POST":
             body = self._json_body()

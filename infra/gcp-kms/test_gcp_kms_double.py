@@ -277,3 +277,15 @@ def test_keep_alive_survives_a_fault_answered_before_the_body(srv):
         r.read()
         assert r.status == want
     conn.close()
+
+
+def test_refresh_token_grant_of_user_credentials(srv):
+    _, user = call(srv, "POST", "/_pkjwt/authorized-user", {})
+    form = {"grant_type": "refresh_token", "client_id": user["client_id"],
+            "client_secret": user["client_secret"], "refresh_token": user["refresh_token"]}
+    code, out = call(srv, "POST", "/token", form=form)
+    assert code == 200 and out["access_token"].startswith("ya29.")
+    code, out = call(srv, "POST", "/token", form={**form, "refresh_token": "1//revoked"})
+    assert code == 400 and out["error"] == "invalid_grant"
+    code, out = call(srv, "POST", "/token", form={**form, "client_secret": "wrong"})
+    assert code == 401 and out["error"] == "invalid_client"

@@ -677,3 +677,42 @@ async fn error_kinds_survive_the_signer_interface() {
     .unwrap_err();
     assert_eq!(pkjwt_core::Error::from(e).kind(), "credentials");
 }
+
+#[tokio::test]
+async fn gcloud_user_credentials_refresh_token_grant() {
+    let d = require!();
+    let user = control(d, "POST", "/_pkjwt/authorized-user", Some(json!({})));
+    let file = common::scratch().join("authorized-user.json");
+    std::fs::write(&file, user.to_string()).unwrap();
+    let name = create_key(d, "user", "EC_SIGN_P256_SHA256", json!({}));
+    let signer = GcpKmsSigner::open(
+        &uri(d, &name),
+        None,
+        &options(d).credentials(Credentials::File(file.clone())),
+    )
+    .await
+    .unwrap();
+    signer.sign(b"m").await.unwrap();
+    let client_id = user["client_id"].as_str().unwrap();
+    assert_eq!(count(d, client_id, "token"), 1);
+    // A revoked refresh token: the grant's error, never the secret or the refresh token.
+    let mut revoked = user.clone();
+    revoked["refresh_token"] = json!("1//revoked-refresh-token");
+    std::fs::write(&file, revoked.to_string()).unwrap();
+    let e = GcpKmsSigner::open(
+        &uri(d, &name),
+        None,
+        &options(d).credentials(Credentials::File(file)),
+    )
+    .await
+    .unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("invalid_grant: Token has been expired or revoked."),
+        "{msg}"
+    );
+    assert!(
+        !msg.contains("1//revoked") && !msg.contains(user["client_secret"].as_str().unwrap()),
+        "{msg}"
+    );
+}
