@@ -37,6 +37,7 @@ pub fn algorithm_for(
         Algorithm::PS512 | Algorithm::RS512 => RSA_SHA512_SIZES,
         _ => RSA_SHA256_SIZES,
     };
+    // sizes[0]: both size lists are non-empty constants; their first entry is the default.
     let bits = generate
         .rsa_bits_for(alg, "Google Cloud KMS", sizes[0], RsaSizes::OneOf(sizes))
         .map_err(|e| refuse(e.to_string()))?;

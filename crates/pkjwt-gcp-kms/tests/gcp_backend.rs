@@ -716,3 +716,53 @@ async fn gcloud_user_credentials_refresh_token_grant() {
         "{msg}"
     );
 }
+
+#[tokio::test]
+async fn generate_reports_a_version_not_ready_and_destroys_an_unusable_one() {
+    let d = require!();
+    let ring = "projects/pkjwt-test/locations/europe-west1/keyRings/gen-faults";
+    control(d, "POST", "/_pkjwt/key-ring", Some(json!({"name": ring})));
+    // HSM versions stay PENDING_GENERATION for 300 ms in the double: a 50 ms budget runs out.
+    let name = format!(
+        "{ring}/cryptoKeys/{}/cryptoKeyVersions/1",
+        common::key_id("slow")
+    );
+    let e = pkjwt_gcp_kms::generate(
+        &uri(d, &name),
+        Algorithm::ES256,
+        &GenerateOptions::default(),
+        &options(d).generation_timeout(std::time::Duration::from_millis(50)),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(e, GcpKmsError::GenerationNotReady { .. }), "{e:?}");
+    assert!(
+        e.to_string().contains("PENDING_GENERATION")
+            && e.to_string().contains("generation_timeout"),
+        "{e}"
+    );
+    // The new version cannot be opened: it is scheduled for destruction, and the error says so.
+    let name = format!(
+        "{ring}/cryptoKeys/{}/cryptoKeyVersions/1",
+        common::key_id("bad")
+    );
+    faults(
+        d,
+        json!([{"op": "getPublicKey", "name": name, "times": -1,
+        "error": {"code": 403, "status": "PERMISSION_DENIED", "message": "no viewPublicKey"}}]),
+    );
+    let e = pkjwt_gcp_kms::generate(
+        &uri(d, &name),
+        Algorithm::ES256,
+        &GenerateOptions::default(),
+        &options(d),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&e, GcpKmsError::CreatedKeyNotUsable { cause, .. } if matches!(**cause, GcpKmsError::PermissionDenied { .. })),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("scheduled for destruction"), "{e}");
+    assert_eq!(count(d, &name, "destroy"), 1);
+}
