@@ -8,11 +8,11 @@ pub use pkjwt_aws_kms as aws_kms;
 /// The Azure Key Vault backend crate (credential choice, key creation).
 #[cfg(feature = "azure-kv")]
 pub use pkjwt_azure_kv as azure_kv;
+pub use pkjwt_core::*;
+pub use pkjwt_file::{FileError, FileOptions, FileSigner, generate_in_memory};
 /// The Google Cloud KMS backend crate (its options, credentials and key creation).
 #[cfg(feature = "gcp-kms")]
 pub use pkjwt_gcp_kms as gcp_kms;
-pub use pkjwt_core::*;
-pub use pkjwt_file::{FileError, FileOptions, FileSigner, generate_in_memory};
 
 /// Options for [`open`] and [`generate`].
 #[derive(Clone, Debug, Default)]
