@@ -19,6 +19,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use pkjwt_core::private_file::{Exposure, PrivateFileError, read_private_text};
 use pkjwt_core::{Algorithm, Signer, b64};
 use pkjwt_file::FileSigner;
 use serde_json::Value;
@@ -487,14 +488,40 @@ fn adc() -> Result<(Kind, String), GcpKmsError> {
     Ok(metadata())
 }
 
+/// Reads a credentials file through pkjwt's private-file rules (owner, mode, directory): every
+/// type must not be writable by others (it says where tokens are fetched from); the types that
+/// hold a secret (`service_account`: a private key; `authorized_user`: a refresh token) must not
+/// be readable by others either, as pkjwt's own key files (0600 or 0400).
+fn read_credentials(path: &Path, origin: &str) -> Result<Value, GcpKmsError> {
+    let read = |exposure| {
+        let text = read_private_text(path, exposure).map_err(|e| {
+            cred_err(
+                origin,
+                match e {
+                    PrivateFileError::Io { source, .. } => format!("cannot read it: {source}"),
+                    other => other.to_string(),
+                },
+            )
+        })?;
+        // serde_json's error names a line and column, never the text.
+        serde_json::from_str::<Value>(&text).map_err(|e| cred_err(origin, format!("not JSON: {e}")))
+    };
+    let v = read(Exposure::Trusted)?;
+    match v.get("type").and_then(Value::as_str) {
+        Some("service_account" | "authorized_user") => {
+            // Read again under the secret rule; this content is the one used.
+            let again = read(Exposure::Secret)?;
+            if again.get("type") != v.get("type") {
+                return Err(cred_err(origin, "the file changed while it was read"));
+            }
+            Ok(again)
+        }
+        _ => Ok(v),
+    }
+}
+
 fn from_file(path: &Path, origin: &str) -> Result<Kind, GcpKmsError> {
-    let text = Zeroizing::new(
-        std::fs::read_to_string(path)
-            .map_err(|e| cred_err(origin, format!("cannot read it: {e}")))?,
-    );
-    // serde_json's error names a line and column, never the text.
-    let v: Value =
-        serde_json::from_str(&text).map_err(|e| cred_err(origin, format!("not JSON: {e}")))?;
+    let v = read_credentials(path, origin)?;
     match v.get("type").and_then(Value::as_str) {
         Some("service_account") => {
             let email = str_field(&v, origin, "client_email")?.to_owned();
@@ -672,6 +699,8 @@ mod tests {
         for (i, (text, want)) in cases.iter().enumerate() {
             let path = dir.join(format!("{i}.json"));
             std::fs::write(&path, text).unwrap();
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .unwrap();
             let e = match TokenSource::new(&Credentials::File(path.clone()), reqwest::Client::new())
             {
                 Ok(_) => panic!("{text}: accepted"),

@@ -683,7 +683,7 @@ async fn gcloud_user_credentials_refresh_token_grant() {
     let d = require!();
     let user = control(d, "POST", "/_pkjwt/authorized-user", Some(json!({})));
     let file = common::scratch().join("authorized-user.json");
-    std::fs::write(&file, user.to_string()).unwrap();
+    common::write_secret(&file, &user.to_string());
     let name = create_key(d, "user", "EC_SIGN_P256_SHA256", json!({}));
     let signer = GcpKmsSigner::open(
         &uri(d, &name),
@@ -698,7 +698,7 @@ async fn gcloud_user_credentials_refresh_token_grant() {
     // A revoked refresh token: the grant's error, never the secret or the refresh token.
     let mut revoked = user.clone();
     revoked["refresh_token"] = json!("1//revoked-refresh-token");
-    std::fs::write(&file, revoked.to_string()).unwrap();
+    common::write_secret(&file, &revoked.to_string());
     let e = GcpKmsSigner::open(
         &uri(d, &name),
         None,
@@ -765,4 +765,66 @@ async fn generate_reports_a_version_not_ready_and_destroys_an_unusable_one() {
     );
     assert!(e.to_string().contains("scheduled for destruction"), "{e}");
     assert_eq!(count(d, &name, "destroy"), 1);
+}
+
+#[tokio::test]
+async fn secret_credentials_files_must_be_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = require!();
+    let name = create_key(d, "perm", "EC_SIGN_P256_SHA256", json!({}));
+    // A service account key readable by others is refused, like a key file of pkjwt's own, and
+    // no grant is attempted.
+    let sa = common::service_account_file(d, "sa-0644.json");
+    let email: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&sa).unwrap()).unwrap();
+    let email = email["client_email"].as_str().unwrap().to_owned();
+    std::fs::set_permissions(&sa, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let e = GcpKmsSigner::open(
+        &uri(d, &name),
+        None,
+        &options(d).credentials(Credentials::File(sa.clone())),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(e, GcpKmsError::Credentials { .. }), "{e:?}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&sa.display().to_string())
+            && msg.contains("0644")
+            && msg.contains("0600 or 0400"),
+        "{msg}"
+    );
+    assert_eq!(count(d, &email, "token"), 0);
+    // 0400 is accepted.
+    std::fs::set_permissions(&sa, std::fs::Permissions::from_mode(0o400)).unwrap();
+    GcpKmsSigner::open(
+        &uri(d, &name),
+        None,
+        &options(d).credentials(Credentials::File(sa)),
+    )
+    .await
+    .unwrap();
+    // A workload identity configuration holds no secret: others may read it (the WIF test uses
+    // 0644), but not write it.
+    let dir = common::scratch();
+    let cfg = dir.join("wif-0666.json");
+    let out = control(
+        d,
+        "POST",
+        "/_pkjwt/external-account",
+        Some(json!({"subject_token_file": dir.join("t").display().to_string()})),
+    );
+    std::fs::write(&cfg, out["config"].to_string()).unwrap();
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let e = GcpKmsSigner::open(
+        &uri(d, &name),
+        None,
+        &options(d).credentials(Credentials::File(cfg)),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(e, GcpKmsError::Credentials { .. }) && e.to_string().contains("0666"),
+        "{e}"
+    );
 }

@@ -110,7 +110,8 @@ pub fn double() -> Option<&'static Double> {
     }
 }
 
-/// Writes a new service account key file the double issued; returns its path.
+/// Writes a new service account key file the double issued (mode 0600, as a key file must be);
+/// returns its path.
 pub fn service_account_file(d: &Double, file: &str) -> PathBuf {
     let sa = control(
         d,
@@ -119,8 +120,15 @@ pub fn service_account_file(d: &Double, file: &str) -> PathBuf {
         Some(serde_json::json!({})),
     );
     let path = scratch().join(file);
-    std::fs::write(&path, sa.to_string()).expect("write the service account file");
+    write_secret(&path, &sa.to_string());
     path
+}
+
+/// Writes a file that holds a secret with mode 0600.
+pub fn write_secret(path: &std::path::Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).expect("write the file");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod 0600");
 }
 
 /// Options for the backend under test: the double's service account, fast backoff.
