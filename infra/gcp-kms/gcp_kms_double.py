@@ -48,7 +48,7 @@ Control API for tests, under ``/_pkjwt/`` (no auth):
   "state"?}`` creates key ring, key and version directly;
 * ``POST /_pkjwt/token`` ``{"principal"?}`` -> an access token without a grant (for a bare
   REST client in benchmarks); ``POST /_pkjwt/key-ring`` ``{"name"}``; ``POST /_pkjwt/state``
-  ``{"name", "state"}`` sets a version's state;
+  ``{"name", "state"}`` sets a version's state; ``GET /_pkjwt/version?name=N`` reads one;
 * ``POST /_pkjwt/deny`` ``{"permission", "resource"}`` (resource prefix; ``principal``
   optional); ``POST /_pkjwt/faults`` ``{"rules": [...]}``: a rule matches ``op`` (``token``,
   ``getPublicKey``, ``asymmetricSign``, ``createCryptoKey``, ``getCryptoKeyVersion``, ...) and
@@ -662,6 +662,8 @@ class Handler(BaseHTTPRequestHandler):
             with st.lock:
                 st.rules.extend(self._json_body().get("rules", []))
             return self._send(200, {})
+        if path == "/_pkjwt/version" and method == "GET":
+            return self._send(200, st.version_json(st.version(query.get("name", ""))))
         if path == "/_pkjwt/calls" and method == "GET":
             return self._send(200, st.counts(query.get("name")))
         if path == "/_pkjwt/reset" and method == "POST":

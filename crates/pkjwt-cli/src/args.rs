@@ -118,7 +118,9 @@ pub(crate) async fn open_key(s: &str, options: &OpenOptions) -> Result<Arc<dyn S
 /// from the environment — `PKJWT_PKCS11_POOL_SIZE`, `PKJWT_PKCS11_MAX_ATTEMPTS`,
 /// `PKJWT_AWS_KMS_MAX_ATTEMPTS`, `PKJWT_AWS_KMS_CONNECT_TIMEOUT` and `PKJWT_AWS_KMS_TIMEOUT`
 /// (seconds per attempt), `PKJWT_AZURE_KV_CREDENTIAL` (auto, environment, workload-identity,
-/// managed-identity, azure-cli), `PKJWT_AZURE_KV_MAX_ATTEMPTS` and `PKJWT_AZURE_KV_CA_FILE`.
+/// managed-identity, azure-cli), `PKJWT_AZURE_KV_MAX_ATTEMPTS`, `PKJWT_AZURE_KV_CA_FILE`,
+/// `PKJWT_GCP_KMS_MAX_ATTEMPTS`, `PKJWT_GCP_KMS_TIMEOUT` (seconds per attempt) and
+/// `PKJWT_GCP_KMS_PROTECTION_LEVEL` (`HSM` or `SOFTWARE`, for keygen).
 pub(crate) fn open_options(
     alg: Option<Algorithm>,
     allow_insecure_key_permissions: bool,
@@ -174,11 +176,38 @@ pub(crate) fn open_options(
             o.azure_kv = o.azure_kv.root_certificates_pem(pem);
         }
     }
+    #[cfg(feature = "gcp-kms")]
+    {
+        use pkjwt::gcp_kms::ProtectionLevel;
+        if let Some(n) = env_number("PKJWT_GCP_KMS_MAX_ATTEMPTS", 1, 100)? {
+            o.gcp_kms = o.gcp_kms.max_attempts(n as u32);
+        }
+        if let Some(n) = env_number("PKJWT_GCP_KMS_TIMEOUT", 1, 600)? {
+            o.gcp_kms = o.gcp_kms.attempt_timeout(std::time::Duration::from_secs(n));
+        }
+        if let Ok(v) = std::env::var("PKJWT_GCP_KMS_PROTECTION_LEVEL") {
+            let level = match v.trim().to_ascii_uppercase().as_str() {
+                "HSM" => ProtectionLevel::Hsm,
+                "SOFTWARE" => ProtectionLevel::Software,
+                _ => {
+                    return Err(format!(
+                        "PKJWT_GCP_KMS_PROTECTION_LEVEL={v:?}: expected HSM or SOFTWARE"
+                    ));
+                }
+            };
+            o.gcp_kms = o.gcp_kms.protection_level(level);
+        }
+    }
     Ok(o)
 }
 
 /// A whole number from environment variable `name`, within `min..=max`; `None` when unset.
-#[cfg(any(feature = "pkcs11", feature = "aws-kms", feature = "azure-kv"))]
+#[cfg(any(
+    feature = "pkcs11",
+    feature = "aws-kms",
+    feature = "azure-kv",
+    feature = "gcp-kms"
+))]
 fn env_number(name: &str, min: u64, max: u64) -> Result<Option<u64>, String> {
     let Ok(v) = std::env::var(name) else {
         return Ok(None);

@@ -784,3 +784,51 @@ async fn gcp_kms_keygen_honours_rsa_bits() {
         assert_eq!(o.status.code(), Some(1), "no key was made in Cloud KMS");
     }
 }
+
+/// `PKJWT_GCP_KMS_PROTECTION_LEVEL` reaches keygen (HSM by default), and bad tuning values are
+/// refused with the variable's name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gcp_kms_keygen_protection_level_from_the_environment() {
+    let Some(d) = gcp::double() else { return };
+    let level = |uri: &str| {
+        let name = uri
+            .strip_prefix("gcpkms:")
+            .and_then(|u| u.split(';').next())
+            .unwrap()
+            .replace('/', "%2F");
+        gcp::control(d, "GET", &format!("/_pkjwt/version?name={name}"), None)["protectionLevel"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let hsm = gcp_uri(d, "cli-level-hsm");
+    ok(&gcp_env(d), &["keygen", "--key", &hsm, "--alg", "ES256"]);
+    assert_eq!(level(&hsm), "HSM");
+    let mut envs = gcp_env(d).to_vec();
+    envs.push(("PKJWT_GCP_KMS_PROTECTION_LEVEL", "software".to_owned()));
+    let soft = gcp_uri(d, "cli-level-soft");
+    ok(&envs, &["keygen", "--key", &soft, "--alg", "ES256"]);
+    assert_eq!(level(&soft), "SOFTWARE");
+    for (var, value, want) in [
+        (
+            "PKJWT_GCP_KMS_PROTECTION_LEVEL",
+            "EXTERNAL",
+            "expected HSM or SOFTWARE",
+        ),
+        (
+            "PKJWT_GCP_KMS_MAX_ATTEMPTS",
+            "0",
+            "PKJWT_GCP_KMS_MAX_ATTEMPTS",
+        ),
+        ("PKJWT_GCP_KMS_TIMEOUT", "x", "PKJWT_GCP_KMS_TIMEOUT"),
+    ] {
+        let mut envs = gcp_env(d).to_vec();
+        envs.push((var, value.to_owned()));
+        let o = run(&envs, &["pubkey", "--key", &soft]);
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            o.status.code() == Some(1) && e.contains(want),
+            "{var}={value}: {e}"
+        );
+    }
+}
