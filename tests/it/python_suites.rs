@@ -2,7 +2,8 @@
 //! `infra/ci/setup.sh`, or `infra/kms/start.sh venv`; `PKJWT_KMS_PYTHON` names another Python):
 //! the KMS double's own tests against the KMS API reference (`infra/kms/test_kms_double.py`),
 //! the Cloud KMS double's against the Cloud KMS REST reference
-//! (`infra/gcp-kms/test_gcp_kms_double.py`), the static checks of the Terraform modules
+//! (`infra/gcp-kms/test_gcp_kms_double.py`), the Key Vault double's against the Key Vault REST
+//! reference (`infra/azure-kv/test_azure_kv_double.py`), the static checks of the Terraform modules
 //! (`infra/terraform/test_*_module.py`, python-hcl2), and `infra/softhsm/pty_pin.py` (how the SoftHSM and OpenSC tools get PINs
 //! without an argument list) against stand-in tools. Without the venv they fail under
 //! `PKJWT_REQUIRE_PEERS=1` and are skipped loudly otherwise.
@@ -57,6 +58,11 @@ fn kms_double_matches_the_kms_api_reference() {
 #[test]
 fn gcp_kms_double_matches_the_cloud_kms_api_reference() {
     run_pytest("infra/gcp-kms");
+}
+
+#[test]
+fn azure_kv_double_matches_the_key_vault_api_reference() {
+    run_pytest("infra/azure-kv");
 }
 
 #[test]
