@@ -27,13 +27,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use pkjwt::{Algorithm, Jwk, KeyUri, OpenOptions};
 use pkjwt_agent::client::{self, AgentClientError};
 use pkjwt_agent::{Agent, AgentConfig};
+use pkjwt_conformance::double::PythonDouble;
 use pkjwt_conformance::oidc_provider::{OidcProvider, client_metadata, missing_peer};
 use pkjwt_jwks::{JwksService, ServeOptions};
 use pkjwt_verify::{AccessTokenPolicy, AccessTokenValidator, FetchPolicy};
@@ -220,9 +221,8 @@ fn runtime() -> tokio::runtime::Runtime {
 
 struct KmsDouble {
     port: u16,
-    child: Child,
-    // Held open: the double exits when its stdin closes.
-    _stdin: ChildStdin,
+    // Held for the test's lifetime: dropping it stops the double.
+    _process: PythonDouble,
 }
 
 impl KmsDouble {
@@ -236,35 +236,17 @@ impl KmsDouble {
                 python.display()
             ))?;
         }
-        let mut child = Command::new(&python)
+        let mut command = Command::new(&python);
+        command
             .arg(repo_root().join("infra/kms/kms_double.py"))
             .args(["--host", "127.0.0.1", "--port", "0"])
             .env("AWS_EC2_METADATA_DISABLED", "true")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the KMS double");
-        let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(120))
-            .expect("the KMS double reports READY");
-        let port = line
-            .trim()
-            .strip_prefix("READY ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line from the KMS double: {line:?}"));
+            .stderr(Stdio::null());
+        let process = PythonDouble::start(command, "KMS double", Duration::from_secs(120))
+            .unwrap_or_else(|e| panic!("{e}"));
         Some(KmsDouble {
-            port,
-            child,
-            _stdin: stdin,
+            port: process.port,
+            _process: process,
         })
     }
 
@@ -304,13 +286,6 @@ impl KmsDouble {
 
     fn clear_faults(&self) {
         self.control("POST", "/_pkjwt/reset", None);
-    }
-}
-
-impl Drop for KmsDouble {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

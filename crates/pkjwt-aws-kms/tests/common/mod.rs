@@ -12,7 +12,7 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -23,6 +23,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_kms::config::{Credentials, SharedCredentialsProvider};
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
 use pkjwt_aws_kms::AwsKmsOptions;
+use pkjwt_conformance::double::PythonDouble;
 use pkjwt_core::AwsKmsUri;
 
 pub const REGION: &str = "us-east-1";
@@ -30,9 +31,14 @@ pub const REGION: &str = "us-east-1";
 /// A running double.
 pub struct Double {
     pub port: u16,
-    // Held so that the pipe stays open for the process's lifetime; its closing stops the double.
-    _stdin: Mutex<ChildStdin>,
-    _child: Mutex<Child>,
+    // Held for the process's lifetime: dropping it stops the double.
+    _process: Process,
+}
+
+enum Process {
+    Double(PythonDouble),
+    // `PKJWT_KMS_STOCK_MOTO=1`: the pipe stays open for the process's lifetime.
+    StockMoto(Mutex<ChildStdin>, Mutex<Child>),
 }
 
 impl Double {
@@ -59,35 +65,16 @@ fn start() -> Result<Double, String> {
     if std::env::var("PKJWT_KMS_STOCK_MOTO").as_deref() == Ok("1") {
         return start_stock_moto(&python);
     }
-    let mut child = Command::new(&python)
+    let mut command = Command::new(&python);
+    command
         .arg(root.join("infra/kms/kms_double.py"))
         .args(["--host", "127.0.0.1", "--port", "0"])
         .env("AWS_EC2_METADATA_DISABLED", "true")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", python.display()))?;
-    let stdout = child.stdout.take().ok_or("no stdout pipe")?;
-    let stdin = child.stdin.take().ok_or("no stdin pipe")?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(60))
-        .map_err(|_| "the KMS double did not report READY within 60 s".to_string())?;
-    let port = line
-        .trim()
-        .strip_prefix("READY ")
-        .and_then(|p| p.parse().ok())
-        .ok_or_else(|| format!("unexpected first line from the KMS double: {line:?}"))?;
+        .stderr(Stdio::null());
+    let d = PythonDouble::start(command, "KMS double", Duration::from_secs(60))?;
     Ok(Double {
-        port,
-        _stdin: Mutex::new(stdin),
-        _child: Mutex::new(child),
+        port: d.port,
+        _process: Process::Double(d),
     })
 }
 
@@ -116,8 +103,7 @@ fn start_stock_moto(python: &std::path::Path) -> Result<Double, String> {
             );
             return Ok(Double {
                 port,
-                _stdin: Mutex::new(stdin),
-                _child: Mutex::new(child),
+                _process: Process::StockMoto(Mutex::new(stdin), Mutex::new(child)),
             });
         }
         std::thread::sleep(Duration::from_millis(100));

@@ -13,13 +13,13 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use pkjwt_azure_kv::{AzureKvOptions, CredentialSource};
+use pkjwt_conformance::double::PythonDouble;
 use pkjwt_core::uri::AzureKvUri;
 
 /// The double's fixed test identity (see the double's module docs).
@@ -35,8 +35,8 @@ pub struct Double {
     pub ca_pem: Vec<u8>,
     /// Where `ca.pem` lives (for child processes).
     pub ca_file: PathBuf,
-    _stdin: Mutex<ChildStdin>,
-    _child: Mutex<Child>,
+    // Held for the process's lifetime: dropping it stops the double.
+    _process: PythonDouble,
 }
 
 impl Double {
@@ -62,41 +62,20 @@ fn start() -> Result<Double, String> {
         ));
     }
     let ca_dir = std::env::temp_dir().join(format!("pkjwt-azure-kv-double-{}", std::process::id()));
-    let mut child = Command::new(&python)
+    let mut command = Command::new(&python);
+    command
         .arg(root.join("infra/azure-kv/azure_kv_double.py"))
         .args(["--host", "127.0.0.1", "--port", "0", "--ca-dir"])
         .arg(&ca_dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", python.display()))?;
-    let stdout = child.stdout.take().ok_or("no stdout pipe")?;
-    let stdin = child.stdin.take().ok_or("no stdin pipe")?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(60))
-        .map_err(|_| "the Azure Key Vault double did not report READY within 60 s".to_string())?;
-    let port = line
-        .trim()
-        .strip_prefix("READY ")
-        .and_then(|p| p.parse().ok())
-        .ok_or_else(|| {
-            format!("unexpected first line from the Azure Key Vault double: {line:?}")
-        })?;
+        .stderr(Stdio::inherit());
+    let process = PythonDouble::start(command, "Azure Key Vault double", Duration::from_secs(60))?;
     let ca_file = ca_dir.join("ca.pem");
     let ca_pem = std::fs::read(&ca_file).map_err(|e| format!("{}: {e}", ca_file.display()))?;
     Ok(Double {
-        port,
+        port: process.port,
         ca_pem,
         ca_file,
-        _stdin: Mutex::new(stdin),
-        _child: Mutex::new(child),
+        _process: process,
     })
 }
 

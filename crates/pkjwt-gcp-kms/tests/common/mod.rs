@@ -11,22 +11,22 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::time::Duration;
 
+use pkjwt_conformance::double::PythonDouble;
 use pkjwt_core::GcpKmsUri;
 use pkjwt_gcp_kms::{Credentials, GcpKmsOptions};
 
 /// A running double.
 pub struct Double {
     pub port: u16,
-    // Held so that the pipe stays open for the process's lifetime; its closing stops the double.
-    _stdin: Mutex<ChildStdin>,
-    _child: Mutex<Child>,
+    // Held for the process's lifetime: dropping it stops the double.
+    _process: PythonDouble,
     /// A service account key file (JSON) the double issued, with its token endpoint.
     pub service_account: PathBuf,
 }
@@ -59,34 +59,15 @@ fn start() -> Result<Double, String> {
             python.display()
         ));
     }
-    let mut child = Command::new(&python)
+    let mut command = Command::new(&python);
+    command
         .arg(root.join("infra/gcp-kms/gcp_kms_double.py"))
         .args(["--port", "0", "--pending-ms", "300"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", python.display()))?;
-    let stdout = child.stdout.take().ok_or("no stdout pipe")?;
-    let stdin = child.stdin.take().ok_or("no stdin pipe")?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(60))
-        .map_err(|_| "the Cloud KMS double did not report READY within 60 s".to_string())?;
-    let port = line
-        .trim()
-        .strip_prefix("READY ")
-        .and_then(|p| p.parse().ok())
-        .ok_or_else(|| format!("unexpected first line from the Cloud KMS double: {line:?}"))?;
+        .stderr(Stdio::null());
+    let process = PythonDouble::start(command, "Cloud KMS double", Duration::from_secs(60))?;
     let mut d = Double {
-        port,
-        _stdin: Mutex::new(stdin),
-        _child: Mutex::new(child),
+        port: process.port,
+        _process: process,
         service_account: PathBuf::new(),
     };
     d.service_account = service_account_file(&d, "sa.json");
