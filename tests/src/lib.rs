@@ -15,6 +15,7 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed check.
 
+pub mod bench;
 pub mod double;
 pub mod oidc_provider;
 

@@ -13,6 +13,8 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use pkjwt_conformance::bench::interleaved;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -110,11 +112,6 @@ async fn backend_assertion(s: &Setup) {
     std::hint::black_box(s.assertion.sign().await.expect("assertion"));
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
 /// The backend's CPU work per assertion, without the network; returns microseconds.
 fn local_work(rt: &tokio::runtime::Runtime, s: &Setup) -> f64 {
     const N: u32 = 20_000;
@@ -128,48 +125,6 @@ fn local_work(rt: &tokio::runtime::Runtime, s: &Setup) -> f64 {
         }
         start.elapsed().as_secs_f64() * 1e6 / f64::from(N)
     })
-}
-
-/// Alternating batches of each; per round the ratio of mean times; the median over rounds.
-fn interleaved(rt: &tokio::runtime::Runtime, s: &Setup) -> f64 {
-    const ROUNDS: usize = 60;
-    const BATCH: usize = 40;
-    let mut ratios = Vec::with_capacity(ROUNDS);
-    let (mut bare_all, mut backend_all) = (Vec::new(), Vec::new());
-    rt.block_on(async {
-        for _ in 0..50 {
-            bare_sign(s).await;
-            backend_assertion(s).await;
-        }
-        for round in 0..ROUNDS {
-            let mut t = [Duration::ZERO; 2];
-            for which in [round % 2, 1 - round % 2] {
-                let start = Instant::now();
-                for _ in 0..BATCH {
-                    if which == 0 {
-                        bare_sign(s).await;
-                    } else {
-                        backend_assertion(s).await;
-                    }
-                }
-                t[which] = start.elapsed() / BATCH as u32;
-            }
-            bare_all.push(t[0].as_secs_f64() * 1e6);
-            backend_all.push(t[1].as_secs_f64() * 1e6);
-            ratios.push(t[1].as_secs_f64() / t[0].as_secs_f64());
-        }
-    });
-    let ratio = median(ratios);
-    let bare = median(bare_all.clone());
-    println!(
-        "interleaved A/B ({ROUNDS} rounds x {BATCH} calls each): bare SDK Sign median {:.0} us, \
-         backend assertion median {:.0} us, overhead (median of per-round ratios) {:+.1}% \
-         (goal <= 5%)",
-        bare,
-        median(backend_all),
-        (ratio - 1.0) * 100.0
-    );
-    bare
 }
 
 fn main() {
@@ -192,7 +147,16 @@ fn main() {
         });
         g.finish();
     }
-    let bare_us = interleaved(&rt, &s);
+    let r = interleaved(&rt, 60, 40, 50, || bare_sign(&s), || backend_assertion(&s));
+    println!(
+        "interleaved A/B (60 rounds x 40 calls each): bare SDK Sign median {:.0} us, \
+         backend assertion median {:.0} us, overhead (median of per-round ratios) {:+.1}% \
+         (goal <= 5%)",
+        r.a_us,
+        r.b_us,
+        (r.ratio - 1.0) * 100.0
+    );
+    let bare_us = r.a_us;
     let local_us = local_work(&rt, &s);
     println!(
         "backend CPU work per assertion without the network (hash + JSON + base64 + jti + DER to \

@@ -15,6 +15,8 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use pkjwt_conformance::bench::{AbResult, interleaved};
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -139,11 +141,6 @@ async fn backend_assertion(s: &Setup) {
     std::hint::black_box(s.assertion.sign().await.expect("assertion"));
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
 /// The backend's CPU work per assertion, without the network; returns microseconds.
 fn local_work(rt: &tokio::runtime::Runtime, s: &Setup) -> f64 {
     const N: u32 = 20_000;
@@ -157,52 +154,6 @@ fn local_work(rt: &tokio::runtime::Runtime, s: &Setup) -> f64 {
         }
         start.elapsed().as_secs_f64() * 1e6 / f64::from(N)
     })
-}
-
-/// Alternating batches of each; per round the ratio of mean times; the median over rounds, and
-/// the quartiles of the ratios (how far a single round can be trusted on this machine).
-fn interleaved(rt: &tokio::runtime::Runtime, s: &Setup) -> (f64, f64, f64, f64, f64) {
-    // Many short rounds: a Python endpoint on a loaded 2-core machine stalls for milliseconds at
-    // a time, and a stall inside one long batch skews that round's ratio.
-    const ROUNDS: usize = 300;
-    const BATCH: usize = 10;
-    let mut ratios = Vec::with_capacity(ROUNDS);
-    let (mut bare_all, mut backend_all) = (Vec::new(), Vec::new());
-    rt.block_on(async {
-        for _ in 0..50 {
-            bare_sign(s).await;
-            backend_assertion(s).await;
-        }
-        for round in 0..ROUNDS {
-            let mut t = [Duration::ZERO; 2];
-            for which in [round % 2, 1 - round % 2] {
-                let start = Instant::now();
-                for _ in 0..BATCH {
-                    if which == 0 {
-                        bare_sign(s).await;
-                    } else {
-                        backend_assertion(s).await;
-                    }
-                }
-                t[which] = start.elapsed();
-            }
-            let bare = t[0].as_secs_f64() * 1e6 / BATCH as f64;
-            let backend = t[1].as_secs_f64() * 1e6 / BATCH as f64;
-            bare_all.push(bare);
-            backend_all.push(backend);
-            ratios.push(backend / bare);
-        }
-    });
-    let mut sorted = ratios.clone();
-    sorted.sort_by(|a, b| a.total_cmp(b));
-    let (q1, q3) = (sorted[sorted.len() / 4], sorted[sorted.len() * 3 / 4]);
-    (
-        median(bare_all),
-        median(backend_all),
-        median(ratios),
-        q1,
-        q3,
-    )
 }
 
 fn main() {
@@ -227,7 +178,15 @@ fn main() {
         b.to_async(&rt).iter(|| backend_assertion(&s))
     });
     c.final_summary();
-    let (bare, backend, ratio, q1, q3) = interleaved(&rt, &s);
+    // Many short rounds: a Python endpoint on a loaded 2-core machine stalls for milliseconds at
+    // a time, and a stall inside one long batch skews that round's ratio.
+    let AbResult {
+        a_us: bare,
+        b_us: backend,
+        ratio,
+        q1,
+        q3,
+    } = interleaved(&rt, 300, 10, 50, || bare_sign(&s), || backend_assertion(&s));
     println!(
         "interleaved A/B (300 rounds of 10): bare median {bare:.0} µs, backend median {backend:.0} µs, overhead (median of per-round ratios) {:+.1} % (quartiles {:+.1} % … {:+.1} %)",
         (ratio - 1.0) * 100.0,
