@@ -85,6 +85,36 @@ impl PythonDouble {
     }
 }
 
+/// A plain HTTP/1.0 request to a double's control API (`/_pkjwt/…`) on 127.0.0.1:`port`;
+/// panics unless it answers 200, and returns the JSON body.
+pub fn control(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to the double");
+    s.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write control request");
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).expect("read control response");
+    let (head, json) = resp.split_once("\r\n\r\n").expect("HTTP response");
+    assert!(
+        head.starts_with("HTTP/1.") && head.contains(" 200 "),
+        "control {path}: {head}\n{json}"
+    );
+    serde_json::from_str(json).expect("JSON from the double")
+}
+
 impl Drop for PythonDouble {
     fn drop(&mut self) {
         // Closing stdin would stop it too; killing does not wait for the double to notice.

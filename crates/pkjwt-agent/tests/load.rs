@@ -256,21 +256,7 @@ impl KmsDouble {
 
     /// A request to the double's control API (`/_pkjwt/…`); the JSON answer.
     fn control(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        s.set_read_timeout(Some(T)).unwrap();
-        write!(
-            s,
-            "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut resp = String::new();
-        s.read_to_string(&mut resp).unwrap();
-        let (head, json) = resp.split_once("\r\n\r\n").unwrap();
-        assert!(head.contains(" 200 "), "control {path}: {head}\n{json}");
-        serde_json::from_str(json).unwrap()
+        pkjwt_conformance::double::control(self.port, method, path, body)
     }
 
     /// `Sign` calls the double received, for every key (the double is this test's alone).

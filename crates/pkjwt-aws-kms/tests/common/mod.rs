@@ -12,7 +12,6 @@
 
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -218,31 +217,14 @@ pub async fn create_key(
     (alias, arn)
 }
 
-/// A plain HTTP/1.0 request to the double's control API; returns the JSON body.
+/// A request to the double's control API; returns the JSON body.
 pub fn control(
     d: &Double,
     method: &str,
     path: &str,
     body: Option<serde_json::Value>,
 ) -> serde_json::Value {
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let mut s = TcpStream::connect(("127.0.0.1", d.port)).expect("connect to the double");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    write!(
-        s,
-        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("write control request");
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).expect("read control response");
-    let (head, json) = resp.split_once("\r\n\r\n").expect("HTTP response");
-    assert!(
-        head.starts_with("HTTP/1.") && head.contains(" 200 "),
-        "control {path}: {head}\n{json}"
-    );
-    serde_json::from_str(json).expect("JSON from the double")
+    pkjwt_conformance::double::control(d.port, method, path, body)
 }
 
 /// Adds fault rules.
