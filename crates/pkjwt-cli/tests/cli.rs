@@ -392,14 +392,32 @@ fn backends_left_out_say_so() {
     let dir = tmpdir("nb");
     let version = ok(&dir, &["--version"]);
     if !version.contains("pkcs11") {
-        let e = fails(
+        // The pin-value warning comes first, so not `fails` (one line): the error is the last
+        // line, and the PIN is on none of them.
+        let o = run(
             &dir,
             &["pubkey", "--key", "pkcs11:token=t;object=o?pin-value=1234"],
+            &[],
         );
+        let e = String::from_utf8(o.stderr).unwrap();
+        assert_eq!(o.status.code(), Some(1), "{e}");
+        let last = e.lines().last().unwrap_or("");
         assert!(
-            e.contains("built without PKCS#11 support") && !e.contains("1234"),
+            last.starts_with("pkjwt: error: ") && last.contains("built without PKCS#11 support"),
             "{e}"
         );
+        assert!(!e.contains("1234"), "{e}");
+    }
+    if !version.contains("gcp-kms") {
+        let e = fails(
+            &dir,
+            &[
+                "pubkey",
+                "--key",
+                "gcpkms:projects/p/locations/l/keyRings/r/cryptoKeys/k/cryptoKeyVersions/1",
+            ],
+        );
+        assert!(e.contains("built without") && e.contains("gcp-kms"), "{e}");
     }
     if !version.contains("aws-kms") {
         let e = fails(
