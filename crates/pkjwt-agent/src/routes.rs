@@ -106,6 +106,13 @@ fn select(shared: &Shared, q: &Select) -> Result<Arc<ProfileRt>, Response> {
             "name the profile: ?profile=NAME, or ?audience=URI and/or ?scope=SCOPE".into(),
         ));
     }
+    // The common case, by name alone: one map lookup on the cached-token path.
+    if let (Some(name), None, None) = (&q.profile, &q.audience, &q.scope) {
+        return profiles
+            .get(name)
+            .cloned()
+            .ok_or_else(|| unknown(format!("no profile {:?}", pkjwt::escape_controls(name))));
+    }
     let matching: Vec<&Arc<ProfileRt>> = profiles
         .values()
         .filter(|p| q.profile.as_ref().is_none_or(|n| *n == p.name))
