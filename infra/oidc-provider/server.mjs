@@ -14,7 +14,9 @@
 //     "defaultResource": "https://api.example.com",
 //     "accessTokenTTL": 300,           // seconds
 //     "initialAccessToken": "secret",  // protects /reg; false = open registration
-//     "idTokenSigningAlgValues": ["HS256", "ES256"]  // enabledJWA for ID tokens (default: oidc-provider's)
+//     "idTokenSigningAlgValues": ["HS256", "ES256"], // enabledJWA for ID tokens (default: oidc-provider's)
+//     "stallOnceMarker": "/tmp/m"      // harness test: the first start (marker absent) creates the
+//                                      // marker and never listens; later starts run normally
 //   }
 // On readiness it prints one JSON line on stdout: {"event":"ready","issuer":"http://127.0.0.1:P",
 // "port":P}. Every grant error is one JSON line on stdout with oidc-provider's internal reason
@@ -41,7 +43,7 @@
 // token is issued like client_credentials issues its own (scope limited to the client's and the
 // resource's, audience = the resource indicator or defaultResource, JWT format), but with
 // sub = the assertion's sub rather than the client_id, and client_id = the client.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { generateKeyPairSync } from 'node:crypto';
 import { compactVerify, decodeJwt, decodeProtectedHeader } from 'jose';
@@ -51,6 +53,11 @@ import Provider, { errors } from 'oidc-provider';
 // client_credentials does. Not oidc-provider's public API: this deep import holds because
 // package.json pins oidc-provider to one exact version.
 import * as grantHelpers from 'oidc-provider/lib/helpers/grants.js';
+
+// Start-up stages on stderr, with milliseconds since the process started: a start that hangs on a
+// loaded CI machine then shows where it stopped (the harness prints this stderr when it gives up).
+const stage = (what) => process.stderr.write(`server.mjs: ${what} at ${Math.round(performance.now())} ms\n`);
+stage('modules loaded');
 
 const configPath = process.argv[2] || process.env.PKJWT_OP_CONFIG;
 const config = configPath ? JSON.parse(readFileSync(configPath, 'utf8')) : {};
@@ -264,9 +271,18 @@ const providerKeys = [
   privateJwk('rsa', { modulusLength: 2048 }, 'RS256'),
 ];
 
+stage('provider keys generated');
+
 const server = createServer();
-server.listen(config.port || 0, host, () => {
+// The harness's own test of a stalled start (see stallOnceMarker above).
+const stall = config.stallOnceMarker && !existsSync(config.stallOnceMarker);
+if (stall) {
+  writeFileSync(config.stallOnceMarker, '');
+  stage('stalling on purpose (stallOnceMarker)');
+}
+if (!stall) server.listen(config.port || 0, host, () => {
   const { port } = server.address();
+  stage(`listening on port ${port}`);
   const issuer = `http://${host}:${port}`;
 
   const provider = new Provider(issuer, {

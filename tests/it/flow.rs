@@ -687,3 +687,34 @@ fn a_provider_that_dies_at_start_is_reported_with_its_stderr() {
         "node's error is missing: {text}"
     );
 }
+
+/// A start that stalls (node alive, no ready line) is killed and tried again, and the stall is
+/// reported with the server's stderr; the provider from the second start serves discovery.
+#[tokio::test]
+async fn a_stalled_provider_start_is_retried() {
+    if !pkjwt_conformance::oidc_provider::provider_dir()
+        .join("node_modules/oidc-provider")
+        .is_dir()
+        && pkjwt_conformance::oidc_provider::missing_peer("oidc-provider is not installed")
+            .is_none()
+    {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("pkjwt-stall-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let marker = dir.join("stalled-once");
+    let op = OidcProvider::start_within(
+        &json!({ "stallOnceMarker": marker }),
+        std::time::Duration::from_secs(5),
+    )
+    .expect("provider");
+    assert!(marker.exists(), "the first start did not stall");
+    let body = reqwest::get(format!("{}/.well-known/openid-configuration", op.issuer))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(body.contains(&op.issuer), "{body}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -33,12 +33,22 @@ pub fn missing_peer(what: &str) -> Option<std::convert::Infallible> {
     None
 }
 
-/// How long a starting provider may take before the harness gives up. Normally under a second;
-/// generous because a 2-core CI machine runs many peers and test processes at once.
-const READY_WITHIN: Duration = Duration::from_secs(120);
+/// How long one start of the provider may take before the harness kills it and starts another.
+/// Normally under a second; generous because a 2-core CI machine runs many peers and test
+/// processes at once.
+const READY_WITHIN: Duration = Duration::from_secs(40);
+
+/// Starts tried before the harness gives up. CI runs have twice seen one start in about a hundred
+/// stall before `new Provider` (node alive, no error, no ready line); a fresh process then starts
+/// normally, so a stalled start is retried, with its stderr printed as a note. An exit before
+/// ready is a real error and is not retried.
+const ATTEMPTS: usize = 3;
 
 /// Lines of the provider's stderr kept for a failure message.
 const STDERR_LINES: usize = 40;
+
+/// A started provider: the child, its ready line, and the log its reader thread collects.
+type Started = (Child, Value, Arc<Mutex<Vec<Value>>>);
 
 /// A running oidc-provider.
 pub struct OidcProvider {
@@ -66,6 +76,12 @@ impl OidcProvider {
     /// Starts a provider with `config` (see `server.mjs` for the fields: `clients`, `resources`,
     /// `accessTokenTTL`, …). `None` when the peer is missing and not required.
     pub fn start(config: &Value) -> Option<Self> {
+        Self::start_within(config, READY_WITHIN)
+    }
+
+    /// [`OidcProvider::start`] with another wait per start than [`READY_WITHIN`] (the harness's
+    /// own test of a stalled start).
+    pub fn start_within(config: &Value, ready_within: Duration) -> Option<Self> {
         let dir = provider_dir();
         if !dir.join("node_modules/oidc-provider").is_dir() {
             missing_peer(&format!(
@@ -78,10 +94,41 @@ impl OidcProvider {
             std::env::temp_dir().join(format!("pkjwt-op-{}-{}.json", std::process::id(), unique()));
         std::fs::write(&path, config.to_string()).expect("write provider config");
         let temp = tempfile_path::TempPath(path.clone());
-        let spawned = Command::new(&node)
+        let mut stalls = Vec::new();
+        let (child, ready, log) = loop {
+            match Self::spawn_once(&node, &dir, &path, ready_within)? {
+                Ok(started) => break started,
+                Err(stall) => {
+                    eprintln!("note: {stall}; starting it again");
+                    stalls.push(stall);
+                    if stalls.len() == ATTEMPTS {
+                        panic!("oidc-provider never started:\n{}", stalls.join("\n"));
+                    }
+                }
+            }
+        };
+        Some(OidcProvider {
+            child,
+            issuer: ready["issuer"].as_str().expect("issuer").to_owned(),
+            port: u16::try_from(ready["port"].as_u64().expect("port")).expect("port"),
+            log,
+            _config: temp,
+        })
+    }
+
+    /// One start: the running child, its ready line and its log; `Err` with a description
+    /// (stderr included) when it did not report ready within `ready_within` (it is killed);
+    /// a panic when it exited before ready; `None` for a missing peer.
+    fn spawn_once(
+        node: &str,
+        dir: &std::path::Path,
+        config: &std::path::Path,
+        ready_within: Duration,
+    ) -> Option<Result<Started, String>> {
+        let spawned = Command::new(node)
             .arg(dir.join("server.mjs"))
-            .arg(&path)
-            .current_dir(&dir)
+            .arg(config)
+            .current_dir(dir)
             // server.mjs exits when this pipe closes: no server outlives a killed test process.
             .env("PKJWT_EXIT_ON_STDIN_CLOSE", "1")
             .stdin(Stdio::piped())
@@ -129,7 +176,7 @@ impl OidcProvider {
             errors.lock().map(|g| g.join("\n")).unwrap_or_default()
         };
         let started = std::time::Instant::now();
-        let ready = match rx.recv_timeout(READY_WITHIN) {
+        let ready = match rx.recv_timeout(ready_within) {
             Ok(v) => v,
             // The reader thread ended: stdout closed before a ready line, so node exited.
             Err(mpsc::RecvTimeoutError::Disconnected) => {
@@ -142,11 +189,11 @@ impl OidcProvider {
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!(
+                return Some(Err(format!(
                     "oidc-provider did not report ready within {} s; its stderr:\n{}",
-                    READY_WITHIN.as_secs(),
+                    ready_within.as_secs(),
                     stderr_tail()
-                );
+                )));
             }
         };
         let took = started.elapsed();
@@ -154,13 +201,7 @@ impl OidcProvider {
             // Not a failure (the machine may be busy), but worth seeing in a slow CI log.
             eprintln!("note: oidc-provider took {took:.1?} to report ready");
         }
-        Some(OidcProvider {
-            child,
-            issuer: ready["issuer"].as_str().expect("issuer").to_owned(),
-            port: u16::try_from(ready["port"].as_u64().expect("port")).expect("port"),
-            log,
-            _config: temp,
-        })
+        Some(Ok((child, ready, log)))
     }
 
     /// Every JSON line logged so far.
