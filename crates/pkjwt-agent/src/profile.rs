@@ -6,7 +6,6 @@
 //! back-off (1 s doubling to 60 s), so an AS that is down when the agent starts does not stop
 //! the agent, and the profile serves as soon as the server answers.
 
-use std::path::Path;
 use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -79,7 +78,14 @@ impl ProfileRt {
         let wanted =
             config.certificate.is_some() || profile.require_x5t_s256 || profile.require_x5t_sha1;
         let leaf = if wanted {
-            certificate_leaf(config.certificate.as_deref(), inner.as_ref()).map_err(cert_err)?
+            pkjwt_x509::key_chain(config.certificate.as_deref(), inner.as_ref())
+                .map_err(|e| match e {
+                    pkjwt_x509::X509Error::NoStoredMatch { .. } => {
+                        cert_err(format!("{e} (certificate = \"/path/cert.pem\")"))
+                    }
+                    e => cert_err(e.to_string()),
+                })?
+                .and_then(|chain| chain.into_iter().next())
         } else {
             None
         };
@@ -232,25 +238,4 @@ pub(crate) async fn connect_or_retry(p: &Arc<ProfileRt>) {
             wait = (wait * 2).min(DISCOVERY_BACKOFF.1);
         }
     });
-}
-
-/// The certificate that holds the key: the first of `path` (checked against the key), or of
-/// the chain kept with the key, the one holding its public key; `None` when neither exists.
-fn certificate_leaf(path: Option<&Path>, signer: &dyn Signer) -> Result<Option<Vec<u8>>, String> {
-    if let Some(path) = path {
-        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let chain = pkjwt_x509::read_certificates(&bytes)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        let Some(leaf) = chain.into_iter().next() else {
-            return Err(format!("{}: holds no certificate", path.display()));
-        };
-        pkjwt_x509::check_matches(&leaf, signer.public_key())
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        return Ok(Some(leaf));
-    }
-    Ok(signer
-        .certificate_chain()
-        .iter()
-        .find(|c| pkjwt_x509::check_matches(c, signer.public_key()).is_ok())
-        .cloned())
 }

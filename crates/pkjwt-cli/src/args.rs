@@ -220,47 +220,16 @@ fn env_number(name: &str, min: u64, max: u64) -> Result<Option<u64>, String> {
     }
 }
 
-/// Certificates from a PEM or DER file, leaf first, after checking that the leaf holds
-/// `signer`'s public key.
-fn load_chain(path: &Path, signer: &dyn Signer) -> Result<Vec<Vec<u8>>, BoxError> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let chain =
-        pkjwt_x509::read_certificates(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-    pkjwt_x509::check_matches(&chain[0], signer.public_key())
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(chain)
-}
-
-/// The key's certificate chain: from `--cert FILE` (checked against the key), else the one the
-/// backend holds next to the key (a PKCS#12 keystore, PKCS#11 certificate objects), led by the
-/// certificate that holds the key; `None` when neither exists.
+/// The key's certificate chain, leaf first: from `--cert FILE` (checked against the key), else
+/// the one the backend keeps with the key ([`pkjwt_x509::key_chain`]); `None` when neither exists.
 pub(crate) fn chain_for(
     cert: Option<&Path>,
     signer: &dyn Signer,
 ) -> Result<Option<Vec<Vec<u8>>>, BoxError> {
-    if let Some(path) = cert {
-        return load_chain(path, signer).map(Some);
-    }
-    let stored = signer.certificate_chain();
-    if stored.is_empty() {
-        return Ok(None);
-    }
-    // The leaf is the certificate of this key (a token may hold several with the key's id, in
-    // no particular order); the others follow.
-    let Some(i) = stored
-        .iter()
-        .position(|c| pkjwt_x509::check_matches(c, signer.public_key()).is_ok())
-    else {
-        return Err(
-            "none of the certificates kept with the key holds its public key; give the right \
-             one with --cert FILE"
-                .into(),
-        );
-    };
-    let mut chain = stored.to_vec();
-    let leaf = chain.remove(i);
-    chain.insert(0, leaf);
-    Ok(Some(chain))
+    pkjwt_x509::key_chain(cert, signer).map_err(|e| match e {
+        pkjwt_x509::X509Error::NoStoredMatch { .. } => format!("{e} (--cert FILE)").into(),
+        e => e.into(),
+    })
 }
 
 /// Adds `x5c` (the chain) and `x5t#S256` (of the leaf) to a JWK.

@@ -60,6 +60,16 @@ fn flag_hint(e: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
         if let Some(pkjwt::Error::NoCertificateStorage { .. }) = c.downcast_ref() {
             return Some("pass the certificate file with --cert where it is needed");
         }
+        if let Some(pkjwt_x509::X509Error::NoStoredMatch { .. }) = c.downcast_ref() {
+            return Some("give the key's certificate with --cert FILE");
+        }
+        if let Some(pkjwt_verify::JwksError::ForbiddenAddress {
+            option: "allow_private_addresses",
+            ..
+        }) = c.downcast_ref()
+        {
+            return Some("if the JWKS host is on your own network, pass --allow-private-jwks-host");
+        }
         if let Some(ce) = c.downcast_ref::<ClientError>() {
             match ce {
                 ClientError::ThumbprintRequired {

@@ -24,6 +24,11 @@ pub(crate) struct VerifyArgs {
     /// The client's keys: a JWKS file, or an https:// URL (http:// only for loopback).
     #[arg(long, env = "PKJWT_JWKS", value_name = "FILE|URL")]
     jwks: String,
+    /// Allow a JWKS URL whose host is, or resolves to, a private, link-local or otherwise
+    /// non-public address (a host on your own network). Refused by default, as a server that
+    /// fetches client-registered jwks_uri values must.
+    #[arg(long)]
+    allow_private_jwks_host: bool,
     /// The client_id the assertion must be issued by (iss = sub).
     #[arg(long, env = "PKJWT_CLIENT_ID")]
     client_id: String,
@@ -61,7 +66,9 @@ pub(crate) async fn run(a: VerifyArgs) -> CmdResult {
     } else {
         a.jwt.clone()
     };
-    let keys = pkjwt_verify::load_jwks(&a.jwks).await?;
+    let mut fetch = pkjwt_verify::FetchPolicy::default();
+    fetch.allow_private_addresses = a.allow_private_jwks_host;
+    let keys = pkjwt_verify::load_jwks_with(&a.jwks, &fetch).await?;
     let mut policy = VerifyPolicy::default();
     if !a.algs.is_empty() {
         policy.algorithms = a.algs.clone();

@@ -1009,13 +1009,22 @@ fn verify_survives_extreme_timestamps() {
 fn backend_tuning_variables_are_checked() {
     let dir = tmpdir("tuning");
     ok(&dir, &["keygen", "--key", "k.pem"]);
-    for (var, bad, range) in [
-        ("PKJWT_PKCS11_POOL_SIZE", "0", "from 1 to 1024"),
-        ("PKJWT_PKCS11_MAX_ATTEMPTS", "many", "from 1 to 100"),
-        ("PKJWT_AWS_KMS_MAX_ATTEMPTS", "-1", "from 1 to 100"),
-        ("PKJWT_AWS_KMS_TIMEOUT", "0", "from 1 to 600"),
-        ("PKJWT_AWS_KMS_CONNECT_TIMEOUT", "9999", "from 1 to 600"),
-    ] {
+    // A backend's variables are read where that backend is built in.
+    let mut cases = Vec::new();
+    if cfg!(feature = "pkcs11") {
+        cases.extend([
+            ("PKJWT_PKCS11_POOL_SIZE", "0", "from 1 to 1024"),
+            ("PKJWT_PKCS11_MAX_ATTEMPTS", "many", "from 1 to 100"),
+        ]);
+    }
+    if cfg!(feature = "aws-kms") {
+        cases.extend([
+            ("PKJWT_AWS_KMS_MAX_ATTEMPTS", "-1", "from 1 to 100"),
+            ("PKJWT_AWS_KMS_TIMEOUT", "0", "from 1 to 600"),
+            ("PKJWT_AWS_KMS_CONNECT_TIMEOUT", "9999", "from 1 to 600"),
+        ]);
+    }
+    for (var, bad, range) in cases {
         let o = Command::new(BIN)
             .args(["pubkey", "--key", "k.pem", "--format", "thumbprint"])
             .current_dir(&dir)
@@ -1101,4 +1110,32 @@ fn every_key_taking_command_warns_about_pin_value() {
         );
         assert!(!err.contains("8642"), "pkjwt {}: {err}", args[0]);
     }
+}
+
+/// A JWKS URL on a private address is refused before any connection, and the error names the
+/// flag that allows it (the library's message names only `FetchPolicy::allow_private_addresses`).
+/// With the flag the address check no longer refuses it; that path is not run here, as it would
+/// send traffic to a non-loopback address (the library's address tests cover it).
+#[test]
+fn verify_refuses_a_private_jwks_host_and_names_the_flag() {
+    let dir = tmpdir("verify-private");
+    let e = fails(
+        &dir,
+        &[
+            "verify",
+            "--jwks",
+            "https://10.1.2.3/jwks",
+            "--client-id",
+            "c",
+            "--aud",
+            "https://as.example",
+            "a.b.c",
+        ],
+    );
+    assert!(
+        e.contains("refusing https://10.1.2.3/jwks")
+            && e.contains("RFC 1918")
+            && e.contains("pass --allow-private-jwks-host"),
+        "{e}"
+    );
 }

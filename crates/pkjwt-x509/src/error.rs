@@ -50,6 +50,26 @@ pub enum X509Error {
     /// The builder refused.
     #[error("cannot build the certificate: {0}")]
     Build(String),
+    /// Bytes that hold no certificate (the reason says what they hold instead).
+    #[error("{0}")]
+    NotCertificates(String),
+    /// A certificate file that cannot be read or used (the reason names what was wrong).
+    #[error("certificate file {path}: {reason}")]
+    File {
+        /// The file as given.
+        path: String,
+        /// What was wrong: the I/O error, the parse error, or the key mismatch.
+        reason: String,
+    },
+    /// The backend keeps certificates with the key, but none of them holds its public key.
+    #[error(
+        "none of the {count} certificate(s) kept with the key holds its public key; give the \
+         key's certificate as a file"
+    )]
+    NoStoredMatch {
+        /// How many certificates the backend holds for the key.
+        count: usize,
+    },
 }
 
 impl From<X509Error> for pkjwt_core::Error {

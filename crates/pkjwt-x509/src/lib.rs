@@ -317,6 +317,50 @@ pub fn check_matches(cert_der: &[u8], key: &PublicKey) -> Result<(), X509Error> 
     Ok(())
 }
 
+/// The certificate chain of `signer`'s key, leaf (the certificate holding the key) first.
+///
+/// From `file` (PEM with one or more certificates, or one DER certificate) when given: its first
+/// certificate must hold the signer's public key. Otherwise from the chain the backend keeps
+/// next to the key (a PKCS#12 keystore, PKCS#11 certificate objects, a Key Vault certificate),
+/// which may list the key's certificate anywhere: it is moved to the front. `None` when neither
+/// exists; [`X509Error::NoStoredMatch`] when the backend keeps certificates but none is this
+/// key's (a stale or mislabelled object must not be published as the key's).
+pub fn key_chain(
+    file: Option<&std::path::Path>,
+    signer: &dyn Signer,
+) -> Result<Option<Vec<Vec<u8>>>, X509Error> {
+    if let Some(path) = file {
+        let in_file = |reason: String| X509Error::File {
+            path: path.display().to_string(),
+            reason,
+        };
+        let bytes = std::fs::read(path).map_err(|e| in_file(e.to_string()))?;
+        let chain = read_certificates(&bytes).map_err(|e| in_file(e.to_string()))?;
+        // read_certificates returns at least one certificate or an error.
+        let leaf = chain
+            .first()
+            .ok_or_else(|| in_file("no certificate".into()))?;
+        check_matches(leaf, signer.public_key()).map_err(|e| in_file(e.to_string()))?;
+        return Ok(Some(chain));
+    }
+    let stored = signer.certificate_chain();
+    if stored.is_empty() {
+        return Ok(None);
+    }
+    let Some(i) = stored
+        .iter()
+        .position(|c| check_matches(c, signer.public_key()).is_ok())
+    else {
+        return Err(X509Error::NoStoredMatch {
+            count: stored.len(),
+        });
+    };
+    let mut chain = stored.to_vec();
+    let leaf = chain.remove(i);
+    chain.insert(0, leaf);
+    Ok(Some(chain))
+}
+
 /// `x5t#S256`: base64url SHA-256 of the DER certificate (RFC 7517 §4.9, RFC 7515 §4.1.8).
 pub fn x5t_s256(cert_der: &[u8]) -> String {
     b64::encode(sha2::Sha256::digest(cert_der))
@@ -342,22 +386,28 @@ pub fn pem(label: &str, der: &[u8]) -> String {
 /// bytes.
 pub fn read_certificates(bytes: &[u8]) -> Result<Vec<Vec<u8>>, X509Error> {
     if bytes.first() == Some(&0x30) {
-        x509_cert::Certificate::from_der(bytes).map_err(X509Error::der("certificate"))?;
+        x509_cert::Certificate::from_der(bytes).map_err(X509Error::der("DER certificate"))?;
         return Ok(vec![bytes.to_vec()]);
     }
     let text = std::str::from_utf8(bytes)
-        .map_err(|_| X509Error::Build("neither PEM text nor a DER certificate".into()))?;
-    let blocks = pkjwt_core::pem::decode_all(text)
-        .map_err(|e| X509Error::Build(format!("certificate file: {e}")))?;
+        .map_err(|_| X509Error::NotCertificates("neither PEM text nor a DER certificate".into()))?;
+    let blocks = pkjwt_core::pem::decode_all(text).map_err(|e| match e {
+        pkjwt_core::pem::PemError::NoBlock => X509Error::NotCertificates(
+            "no PEM block found (expected \"-----BEGIN CERTIFICATE-----\")".into(),
+        ),
+        e => X509Error::NotCertificates(e.to_string()),
+    })?;
     let certs: Vec<Vec<u8>> = blocks
         .iter()
         .filter(|b| b.label == "CERTIFICATE")
         .map(|b| b.der.clone())
         .collect();
     if certs.is_empty() {
-        return Err(X509Error::Build(
-            "no CERTIFICATE block found in the certificate file".into(),
-        ));
+        let labels: Vec<&str> = blocks.iter().map(|b| b.label.as_str()).collect();
+        return Err(X509Error::NotCertificates(format!(
+            "no CERTIFICATE block (found: {})",
+            labels.join(", ")
+        )));
     }
     for c in &certs {
         x509_cert::Certificate::from_der(c).map_err(X509Error::der("certificate"))?;
