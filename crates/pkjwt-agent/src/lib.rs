@@ -118,6 +118,10 @@ pub struct ReloadReport {
     pub added: Vec<String>,
     /// Profiles no longer configured.
     pub removed: Vec<String>,
+    /// Of the added and rebuilt, those whose server could not be discovered: they answer 503
+    /// and retry in the background, as at start. Only a profile that was not serving can
+    /// become pending; a serving one whose new server cannot be discovered refuses the reload.
+    pub pending: Vec<String>,
 }
 
 pub(crate) struct Shared {
@@ -191,6 +195,7 @@ impl Shared {
                 tokens_kept = ?r.tokens_kept,
                 added = ?r.added,
                 removed = ?r.removed,
+                pending = ?r.pending,
                 "configuration reloaded"
             ),
             Err(e) => tracing::warn!(
@@ -230,6 +235,7 @@ impl Shared {
         let old = self.profiles();
         let now = unix_now_i64();
         let mut next = Profiles::new();
+        let mut pending = Vec::new();
         let mut report = ReloadReport {
             at: unix_now(),
             ok: true,
@@ -258,15 +264,30 @@ impl Shared {
             let same = previous.filter(|p| p.config.same_token_as(pc));
             let old_cache = same.and_then(|p| p.cache().ok());
             let metadata = old_cache.as_ref().map(|c| c.client().metadata().clone());
-            let cache = rt.connect(metadata).await.map_err(|e| AgentError::Server {
-                profile: name.clone(),
-                issuer: pc.issuer.clone(),
-                source: Box::new(e),
-            })?;
-            if let Some(old_cache) = old_cache
-                && cache.take_over(&old_cache)
-            {
-                report.tokens_kept.push(name.clone());
+            // A profile that serves now is not replaced by one that cannot: the reload is
+            // refused and the running one keeps its token. One that does not serve (new, or
+            // pending since start) becomes pending, as at start, so a server that is down
+            // does not block the rest of the reload (another profile's rotation, say).
+            let serving = previous.is_some_and(|p| p.cache().is_ok());
+            match rt.connect(metadata).await {
+                Ok(cache) => {
+                    if let Some(old_cache) = old_cache
+                        && cache.take_over(&old_cache)
+                    {
+                        report.tokens_kept.push(name.clone());
+                    }
+                }
+                Err(e) if !serving => {
+                    report.pending.push(name.clone());
+                    pending.push((rt.clone(), e));
+                }
+                Err(e) => {
+                    return Err(AgentError::Server {
+                        profile: name.clone(),
+                        issuer: pc.issuer.clone(),
+                        source: Box::new(e),
+                    });
+                }
             }
             if previous.is_some() {
                 report.rebuilt.push(name.clone());
@@ -293,6 +314,10 @@ impl Shared {
         *self.profiles.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
         *self.allowed_uids.write().unwrap_or_else(|p| p.into_inner()) = new.allowed_uids.clone();
         *self.settings.lock().unwrap_or_else(|p| p.into_inner()) = new.clone();
+        // Retries start only once the reload is applied: a refused one leaves no task behind.
+        for (rt, e) in &pending {
+            profile::retry_in_background(rt, e);
+        }
         Ok(report)
     }
 

@@ -203,14 +203,19 @@ impl ProfileRt {
     }
 }
 
-/// Discovery at start: ready at once when the server answers; otherwise pending, with a task
-/// that retries until it does or the profile is replaced (reload) or the agent stops (the task
-/// holds only a weak reference).
+/// Discovery at start: ready at once when the server answers; otherwise pending (see
+/// [`retry_in_background`]).
 pub(crate) async fn connect_or_retry(p: &Arc<ProfileRt>) {
-    let Err(e) = p.connect(None).await else {
-        return;
-    };
-    let text = pkjwt::display_chain(&e);
+    if let Err(e) = p.connect(None).await {
+        retry_in_background(p, &e);
+    }
+}
+
+/// Marks `p` pending with the discovery error `e` and starts a task that retries until the
+/// server answers, the profile is replaced (reload) or the agent stops (the task holds only a
+/// weak reference).
+pub(crate) fn retry_in_background(p: &Arc<ProfileRt>, e: &ClientError) {
+    let text = pkjwt::display_chain(e);
     tracing::warn!(
         profile = %p.name,
         kind = e.kind(),

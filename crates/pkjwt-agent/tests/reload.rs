@@ -647,3 +647,112 @@ async fn a_certificate_profile_puts_its_thumbprint_in_assertions() {
     assert!(token.is_ok(), "{token:?}; {:?}", op.grant_errors());
     handle.shutdown().await.unwrap();
 }
+
+/// A reload that adds a profile whose server is down applies, with that profile pending and
+/// retried in the background (as at start), so a server that is down blocks nothing else; a
+/// serving profile is never replaced by one whose server cannot be discovered: that reload is
+/// refused and the profile keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_adds_a_profile_whose_server_is_down_as_pending() {
+    let k = keys("pend", 2).await;
+    let Some(op) = provider(&["c-one"], &k.jwks_uri, 0) else {
+        return;
+    };
+    // A port nothing listens on yet (bound and released; a server takes it later).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let down = format!("http://127.0.0.1:{port}");
+    let socket = k.dir.join("a.sock");
+    let one =
+        |key: &str, issuer: &str| profile("one", &format!("key = {key:?}"), issuer, "c-one", API);
+    let late = profile(
+        "late",
+        &format!("key = {:?}", k.keys[0].0),
+        &down,
+        "c-late",
+        API,
+    );
+    let text0 = format!(
+        "{}{}",
+        agent_table(&socket, ""),
+        one(&k.keys[0].0, &op.issuer)
+    );
+    let handle = Agent::start(AgentConfig::parse(&text0, "a.toml").unwrap())
+        .await
+        .unwrap();
+    let s = socket.clone();
+    let t1 = blocking(move || client::token(&s, "one", T).unwrap()).await;
+
+    // Added with its server down, together with a new key for "one": both applied.
+    let text1 = format!(
+        "{}{}{late}",
+        agent_table(&socket, ""),
+        one(&k.keys[1].0, &op.issuer)
+    );
+    let r = handle
+        .reload(AgentConfig::parse(&text1, "a.toml").unwrap())
+        .await
+        .expect("a new profile whose server is down does not refuse the reload");
+    assert_eq!(r.added, ["late"]);
+    assert_eq!(r.pending, ["late"]);
+    assert_eq!(r.rebuilt, ["one"]);
+    let s = socket.clone();
+    let (late_err, t1_again, status) = blocking(move || {
+        (
+            client::token(&s, "late", T).unwrap_err(),
+            client::token(&s, "one", T).unwrap(),
+            client::status(&s, T).unwrap(),
+        )
+    })
+    .await;
+    assert!(
+        matches!(&late_err, AgentClientError::Refused { status: 503, description, .. } if description.contains("not discovered yet")),
+        "{late_err}"
+    );
+    assert_eq!(t1_again, t1);
+    assert_eq!(status["profiles"]["late"]["state"], "pending");
+    assert_eq!(status["profiles"]["one"]["key"]["kid"], kid(&k.keys[1].1));
+    assert_eq!(status["last_reload"]["pending"], json!(["late"]));
+
+    // "one" moved to the server that is down: refused, and "one" keeps serving its token.
+    let text2 = format!(
+        "{}{}{late}",
+        agent_table(&socket, ""),
+        one(&k.keys[1].0, &down)
+    );
+    let e = handle
+        .reload(AgentConfig::parse(&text2, "a.toml").unwrap())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, AgentError::Server { profile, .. } if profile == "one"),
+        "{e}"
+    );
+    let s = socket.clone();
+    assert_eq!(
+        blocking(move || client::token(&s, "one", T).unwrap()).await,
+        t1
+    );
+
+    // The server comes up: the pending profile serves without another reload.
+    let Some(op2) = provider(&["c-late"], &k.jwks_uri, port) else {
+        return;
+    };
+    assert_eq!(op2.issuer, down);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = socket.clone();
+        match blocking(move || client::token(&s, "late", T)).await {
+            Ok(t) => {
+                assert!(!t.is_empty());
+                break;
+            }
+            Err(e) => assert!(Instant::now() < deadline, "never served: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    handle.shutdown().await.unwrap();
+}
