@@ -79,7 +79,7 @@ impl OidcProvider {
         Self::start_within(config, READY_WITHIN)
     }
 
-    /// [`OidcProvider::start`] with another wait per start than [`READY_WITHIN`] (the harness's
+    /// [`OidcProvider::start`] with another wait per start than `READY_WITHIN` (the harness's
     /// own test of a stalled start).
     pub fn start_within(config: &Value, ready_within: Duration) -> Option<Self> {
         let dir = provider_dir();

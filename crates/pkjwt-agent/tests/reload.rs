@@ -513,6 +513,31 @@ async fn tokens_by_audience_and_scope() {
     handle.shutdown().await.unwrap();
 }
 
+/// A port nothing listens on yet (bound and released; a server takes it later).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until the pending `profile` serves a token (its server came up), at most 30 s.
+async fn served_within_30s(socket: &Path, profile: &'static str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = socket.to_owned();
+        match blocking(move || client::token(&s, profile, T)).await {
+            Ok(t) => {
+                assert!(!t.is_empty());
+                return;
+            }
+            Err(e) => assert!(Instant::now() < deadline, "never served: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// An authorization server that is down when the agent starts leaves the profile pending (503
 /// naming discovery, status "pending") instead of stopping the agent; once the server is up the
 /// profile serves without a restart.
@@ -527,12 +552,7 @@ async fn a_server_down_at_start_is_retried_in_the_background() {
         return;
     }
     let k = keys("retry", 1).await;
-    // A port nothing listens on yet (bound and released; the server takes it later).
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let issuer = format!("http://127.0.0.1:{port}");
     let socket = k.dir.join("a.sock");
     let text = format!(
@@ -566,18 +586,7 @@ async fn a_server_down_at_start_is_retried_in_the_background() {
         return;
     };
     assert_eq!(op.issuer, issuer);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let s = socket.clone();
-        match blocking(move || client::token(&s, "late", T)).await {
-            Ok(t) => {
-                assert!(!t.is_empty());
-                break;
-            }
-            Err(e) => assert!(Instant::now() < deadline, "never served: {e}"),
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    served_within_30s(&socket, "late").await;
     let m = String::from_utf8(client::get(&socket, "/metrics", T).unwrap().body).unwrap();
     assert!(
         m.contains("pkjwt_agent_profile_ready{profile=\"late\"} 1"),
@@ -658,12 +667,7 @@ async fn a_reload_adds_a_profile_whose_server_is_down_as_pending() {
     let Some(op) = provider(&["c-one"], &k.jwks_uri, 0) else {
         return;
     };
-    // A port nothing listens on yet (bound and released; a server takes it later).
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let down = format!("http://127.0.0.1:{port}");
     let socket = k.dir.join("a.sock");
     let one =
@@ -742,17 +746,6 @@ async fn a_reload_adds_a_profile_whose_server_is_down_as_pending() {
         return;
     };
     assert_eq!(op2.issuer, down);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let s = socket.clone();
-        match blocking(move || client::token(&s, "late", T)).await {
-            Ok(t) => {
-                assert!(!t.is_empty());
-                break;
-            }
-            Err(e) => assert!(Instant::now() < deadline, "never served: {e}"),
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    served_within_30s(&socket, "late").await;
     handle.shutdown().await.unwrap();
 }

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use pkjwt_core::private_file::{Exposure, PrivateFileError, read_private_text};
+use pkjwt_core::wipe::WipedJson;
 use pkjwt_core::{Algorithm, Signer, b64};
 use pkjwt_file::FileSigner;
 use serde_json::Value;
@@ -313,7 +314,9 @@ impl TokenSource {
     ) -> Result<(Zeroizing<String>, Duration), GcpKmsError> {
         let status = resp.status();
         let body = Zeroizing::new(resp.bytes().await.map(|b| b.to_vec()).unwrap_or_default());
-        let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        // Wiped on drop: a successful answer holds the access token.
+        let parsed = WipedJson(serde_json::from_slice(&body).unwrap_or(Value::Null));
+        let v = &parsed.0;
         if !status.is_success() {
             // OAuth errors: {"error": "invalid_grant", "error_description": "…"}; STS and the
             // metadata server may answer a google.rpc.Status or plain text instead.
@@ -393,7 +396,8 @@ impl TokenSource {
             None => raw.trim().to_owned(),
             Some(f) => serde_json::from_str::<Value>(&raw)
                 .ok()
-                .and_then(|v| v.get(f).and_then(Value::as_str).map(str::to_owned))
+                .map(WipedJson)
+                .and_then(|v| v.0.get(f).and_then(Value::as_str).map(str::to_owned))
                 .ok_or_else(|| {
                     cred_err(
                         &self.origin,
@@ -491,8 +495,10 @@ fn adc() -> Result<(Kind, String), GcpKmsError> {
 /// Reads a credentials file through pkjwt's private-file rules (owner, mode, directory): every
 /// type must not be writable by others (it says where tokens are fetched from); the types that
 /// hold a secret (`service_account`: a private key; `authorized_user`: a refresh token) must not
-/// be readable by others either, as pkjwt's own key files (0600 or 0400).
-fn read_credentials(path: &Path, origin: &str) -> Result<Value, GcpKmsError> {
+/// be readable by others either, as pkjwt's own key files (0600 or 0400). The parsed JSON is
+/// wiped when dropped (it holds the private key or refresh token); what is kept of it is moved
+/// into `Zeroizing` values.
+fn read_credentials(path: &Path, origin: &str) -> Result<WipedJson, GcpKmsError> {
     let read = |exposure| {
         let text = read_private_text(path, exposure).map_err(|e| {
             cred_err(
@@ -504,14 +510,16 @@ fn read_credentials(path: &Path, origin: &str) -> Result<Value, GcpKmsError> {
             )
         })?;
         // serde_json's error names a line and column, never the text.
-        serde_json::from_str::<Value>(&text).map_err(|e| cred_err(origin, format!("not JSON: {e}")))
+        serde_json::from_str::<Value>(&text)
+            .map(WipedJson)
+            .map_err(|e| cred_err(origin, format!("not JSON: {e}")))
     };
     let v = read(Exposure::Trusted)?;
-    match v.get("type").and_then(Value::as_str) {
+    match v.0.get("type").and_then(Value::as_str) {
         Some("service_account" | "authorized_user") => {
             // Read again under the secret rule; this content is the one used.
             let again = read(Exposure::Secret)?;
-            if again.get("type") != v.get("type") {
+            if again.0.get("type") != v.0.get("type") {
                 return Err(cred_err(origin, "the file changed while it was read"));
             }
             Ok(again)
@@ -521,10 +529,11 @@ fn read_credentials(path: &Path, origin: &str) -> Result<Value, GcpKmsError> {
 }
 
 fn from_file(path: &Path, origin: &str) -> Result<Kind, GcpKmsError> {
-    let v = read_credentials(path, origin)?;
+    let wiped = read_credentials(path, origin)?;
+    let v = &wiped.0;
     match v.get("type").and_then(Value::as_str) {
         Some("service_account") => {
-            let email = str_field(&v, origin, "client_email")?.to_owned();
+            let email = str_field(v, origin, "client_email")?.to_owned();
             let key_id = v
                 .get("private_key_id")
                 .and_then(Value::as_str)
@@ -536,7 +545,7 @@ fn from_file(path: &Path, origin: &str) -> Result<Kind, GcpKmsError> {
                 .unwrap_or("https://oauth2.googleapis.com/token")
                 .to_owned();
             check_token_url(origin, "token_uri", &token_uri)?;
-            let pem = Zeroizing::new(str_field(&v, origin, "private_key")?.to_owned());
+            let pem = Zeroizing::new(str_field(v, origin, "private_key")?.to_owned());
             let signer = FileSigner::from_bytes(pem.as_bytes(), None, Some(Algorithm::RS256))
                 .map_err(|e| {
                     cred_err(
@@ -559,14 +568,14 @@ fn from_file(path: &Path, origin: &str) -> Result<Kind, GcpKmsError> {
                 .to_owned();
             check_token_url(origin, "token_uri", &token_uri)?;
             Ok(Kind::AuthorizedUser {
-                client_id: str_field(&v, origin, "client_id")?.to_owned(),
-                client_secret: Zeroizing::new(str_field(&v, origin, "client_secret")?.to_owned()),
-                refresh_token: Zeroizing::new(str_field(&v, origin, "refresh_token")?.to_owned()),
+                client_id: str_field(v, origin, "client_id")?.to_owned(),
+                client_secret: Zeroizing::new(str_field(v, origin, "client_secret")?.to_owned()),
+                refresh_token: Zeroizing::new(str_field(v, origin, "refresh_token")?.to_owned()),
                 token_uri,
             })
         }
         Some("external_account") => {
-            let token_url = str_field(&v, origin, "token_url")?.to_owned();
+            let token_url = str_field(v, origin, "token_url")?.to_owned();
             check_token_url(origin, "token_url", &token_url)?;
             let impersonation_url = v
                 .get("service_account_impersonation_url")
@@ -621,8 +630,8 @@ fn from_file(path: &Path, origin: &str) -> Result<Kind, GcpKmsError> {
                 ));
             };
             Ok(Kind::ExternalAccount {
-                audience: str_field(&v, origin, "audience")?.to_owned(),
-                subject_token_type: str_field(&v, origin, "subject_token_type")?.to_owned(),
+                audience: str_field(v, origin, "audience")?.to_owned(),
+                subject_token_type: str_field(v, origin, "subject_token_type")?.to_owned(),
                 token_url,
                 source,
                 impersonation_url,
