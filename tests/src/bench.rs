@@ -1,6 +1,7 @@
 //! Same-run A/B timing for the backends' benches (`kms_sign`, `gcp_sign`, `kv_sign`): a bare
 //! client call against pkjwt's whole assertion through the backend, in alternating batches, so
-//! that the load of a shared machine lands on both sides alike.
+//! that the load of a shared machine lands on both sides alike; and the backend's own CPU work
+//! without the network ([`Replay`], [`per_call_us`]), which is its overhead by construction.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -85,6 +86,71 @@ where
     }
 }
 
+impl AbResult {
+    /// One line: both medians and the overhead of `b` over `a` with its quartiles, against
+    /// `goal_pct`.
+    pub fn overhead_line(&self, bare: &str, rounds: usize, batch: usize, goal_pct: f64) -> String {
+        let pct = |r: f64| (r - 1.0) * 100.0;
+        format!(
+            "interleaved A/B ({rounds} rounds of {batch}): {bare} median {:.0} µs, backend \
+             assertion median {:.0} µs, overhead (median of per-round ratios) {:+.1} % \
+             (quartiles {:+.1} % … {:+.1} %; goal ≤ {goal_pct} %)",
+            self.a_us,
+            self.b_us,
+            pct(self.ratio),
+            pct(self.q1),
+            pct(self.q3),
+        )
+    }
+}
+
+/// Microseconds per call of `f` over `n` calls, after `warmup` calls.
+pub fn per_call_us<F, Fut, T>(rt: &tokio::runtime::Runtime, warmup: u32, n: u32, mut f: F) -> f64
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = T>,
+{
+    rt.block_on(async {
+        for _ in 0..warmup {
+            std::hint::black_box(f().await);
+        }
+        let start = Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(f().await);
+        }
+        start.elapsed().as_secs_f64() * 1e6 / f64::from(n.max(1))
+    })
+}
+
+/// A signer that answers with one real signature of a backend after doing the CPU work that
+/// backend does around its request (`local`: given the message and the stored signature, it
+/// returns the signature in the `Signer` contract's form): the assertion pipeline minus the
+/// network.
+#[derive(Debug)]
+pub struct Replay {
+    /// The backend key's public key.
+    pub public_key: pkjwt_core::PublicKey,
+    /// Its algorithm.
+    pub algorithm: pkjwt_core::Algorithm,
+    /// A signature the backend made, as it returned it.
+    pub signature: Vec<u8>,
+    /// The backend's local work for one signature.
+    pub local: fn(&[u8], &[u8]) -> pkjwt_core::Result<Vec<u8>>,
+}
+
+#[async_trait::async_trait]
+impl pkjwt_core::Signer for Replay {
+    fn algorithm(&self) -> pkjwt_core::Algorithm {
+        self.algorithm
+    }
+    fn public_key(&self) -> &pkjwt_core::PublicKey {
+        &self.public_key
+    }
+    async fn sign(&self, message: &[u8]) -> pkjwt_core::Result<pkjwt_core::Signature> {
+        (self.local)(message, &self.signature).map(pkjwt_core::Signature::new)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,5 +174,13 @@ mod tests {
         // Sleeps only ever overrun: b costs about three times a, never less than a.
         assert!(r.a_us >= 2_000.0 && r.b_us >= 6_000.0, "{r:?}");
         assert!(r.ratio > 1.5 && r.q1 <= r.ratio && r.ratio <= r.q3, "{r:?}");
+        let line = r.overhead_line("bare", 6, 3, 5.0);
+        assert!(
+            line.contains("6 rounds of 3") && line.contains("goal ≤ 5 %"),
+            "{line}"
+        );
+        // Two sleeps of 1 ms: at least 1000 µs each.
+        let us = per_call_us(&rt, 1, 2, || tokio::time::sleep(Duration::from_millis(1)));
+        assert!(us >= 1_000.0, "{us}");
     }
 }

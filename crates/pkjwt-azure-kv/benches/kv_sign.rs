@@ -14,38 +14,21 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use pkjwt_conformance::bench::interleaved;
+use pkjwt_conformance::bench::{Replay, interleaved, per_call_us};
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::Criterion;
 use pkjwt_azure_kv::AzureKvSigner;
-use pkjwt_core::{AssertionOptions, ClientAssertion, Curve, HashAlg, Signer, b64};
+use pkjwt_core::{Algorithm, AssertionOptions, ClientAssertion, Curve, HashAlg, Signer, b64};
 use serde_json::json;
 
-/// Returns a fixed, real Key Vault signature (`r || s`) the way the backend does: the pipeline
-/// minus the network.
-#[derive(Debug)]
-struct Replay {
-    public_key: pkjwt_core::PublicKey,
-    fixed: Vec<u8>,
-}
-
-#[async_trait::async_trait]
-impl Signer for Replay {
-    fn algorithm(&self) -> pkjwt_core::Algorithm {
-        pkjwt_core::Algorithm::ES256
-    }
-    fn public_key(&self) -> &pkjwt_core::PublicKey {
-        &self.public_key
-    }
-    async fn sign(&self, message: &[u8]) -> pkjwt_core::Result<pkjwt_core::Signature> {
-        // The backend's local work besides the request: hash, then r || s to DER.
-        std::hint::black_box(HashAlg::Sha256.digest(message));
-        let der = pkjwt_core::ecdsa_fixed_to_der(&self.fixed, Curve::P256)?;
-        Ok(pkjwt_core::Signature::new(der))
-    }
+/// The backend's local work besides the request: hash, then Key Vault's `r || s` to the DER the
+/// `Signer` contract wants.
+fn kv_local(message: &[u8], fixed: &[u8]) -> pkjwt_core::Result<Vec<u8>> {
+    std::hint::black_box(HashAlg::Sha256.digest(message));
+    pkjwt_core::ecdsa_fixed_to_der(fixed, Curve::P256)
 }
 
 struct Setup {
@@ -104,7 +87,12 @@ async fn setup(d: &common::Double) -> Setup {
     let digest = HashAlg::Sha256.digest(input.as_bytes());
     let fixed = b64::decode("sig", sample.rsplit('.').next().unwrap()).expect("signature");
     let replay = ClientAssertion::new(
-        Arc::new(Replay { public_key, fixed }),
+        Arc::new(Replay {
+            public_key,
+            algorithm: Algorithm::ES256,
+            signature: fixed,
+            local: kv_local,
+        }),
         AssertionOptions::new("bench-client", "https://as.example.com"),
     )
     .expect("options");
@@ -143,16 +131,8 @@ async fn backend_assertion(s: &Setup) {
 
 /// The backend's CPU work per assertion, without the network; microseconds.
 fn local_work(rt: &tokio::runtime::Runtime, s: &Setup) -> f64 {
-    const N: u32 = 20_000;
-    rt.block_on(async {
-        for _ in 0..1000 {
-            std::hint::black_box(s.replay.sign().await.expect("replay"));
-        }
-        let start = Instant::now();
-        for _ in 0..N {
-            std::hint::black_box(s.replay.sign().await.expect("replay"));
-        }
-        start.elapsed().as_secs_f64() * 1e6 / f64::from(N)
+    per_call_us(rt, 1000, 20_000, || async {
+        s.replay.sign().await.expect("replay")
     })
 }
 
@@ -177,14 +157,7 @@ fn main() {
         g.finish();
     }
     let r = interleaved(&rt, 60, 40, 50, || bare_sign(&s), || backend_assertion(&s));
-    println!(
-        "interleaved A/B (60 rounds x 40 calls each): bare REST Sign median {:.0} us, \
-         backend assertion median {:.0} us, overhead (median of per-round ratios) {:+.1}% \
-         (goal <= 5%)",
-        r.a_us,
-        r.b_us,
-        (r.ratio - 1.0) * 100.0
-    );
+    println!("{}", r.overhead_line("bare REST Sign", 60, 40, 5.0));
     let bare_us = r.a_us;
     let local_us = local_work(&rt, &s);
     println!(

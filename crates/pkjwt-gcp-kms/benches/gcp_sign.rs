@@ -15,41 +15,25 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use pkjwt_conformance::bench::{AbResult, interleaved};
+use pkjwt_conformance::bench::{Replay, interleaved, per_call_us};
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::Criterion;
-use pkjwt_core::{AssertionOptions, ClientAssertion, HashAlg, Signer, b64};
+use pkjwt_core::{Algorithm, AssertionOptions, ClientAssertion, HashAlg, Signer, b64};
 use pkjwt_gcp_kms::GcpKmsSigner;
 
-/// Returns a fixed, real Cloud KMS signature: the assertion pipeline minus the network.
-#[derive(Debug)]
-struct Replay {
-    public_key: pkjwt_core::PublicKey,
-    der: Vec<u8>,
-}
-
-#[async_trait::async_trait]
-impl Signer for Replay {
-    fn algorithm(&self) -> pkjwt_core::Algorithm {
-        pkjwt_core::Algorithm::ES256
-    }
-    fn public_key(&self) -> &pkjwt_core::PublicKey {
-        &self.public_key
-    }
-    async fn sign(&self, message: &[u8]) -> pkjwt_core::Result<pkjwt_core::Signature> {
-        // The local work GcpKmsSigner does besides the HTTP call: hash, CRC32C of the digest and
-        // of the signature, the request JSON.
-        let digest = HashAlg::Sha256.digest(message);
-        std::hint::black_box(pkjwt_gcp_kms::crc32c(&digest));
-        std::hint::black_box(pkjwt_gcp_kms::crc32c(&self.der));
-        std::hint::black_box(
-            serde_json::json!({"digest": {"sha256": b64::encode_std(&digest)}}).to_string(),
-        );
-        Ok(pkjwt_core::Signature::new(self.der.clone()))
-    }
+/// The local work GcpKmsSigner does besides the HTTP call: hash, CRC32C of the digest and of
+/// the signature, the request JSON (Cloud KMS returns DER, the `Signer` contract's form).
+fn gcp_local(message: &[u8], der: &[u8]) -> pkjwt_core::Result<Vec<u8>> {
+    let digest = HashAlg::Sha256.digest(message);
+    std::hint::black_box(pkjwt_gcp_kms::crc32c(&digest));
+    std::hint::black_box(pkjwt_gcp_kms::crc32c(der));
+    std::hint::black_box(
+        serde_json::json!({"digest": {"sha256": b64::encode_std(&digest)}}).to_string(),
+    );
+    Ok(der.to_vec())
 }
 
 struct Setup {
@@ -74,7 +58,9 @@ async fn setup(d: &common::Double) -> Setup {
     let replay = ClientAssertion::new(
         Arc::new(Replay {
             public_key: signer.public_key().clone(),
-            der,
+            algorithm: Algorithm::ES256,
+            signature: der,
+            local: gcp_local,
         }),
         AssertionOptions::new("bench-client", "https://as.example.com"),
     )
@@ -141,18 +127,10 @@ async fn backend_assertion(s: &Setup) {
     std::hint::black_box(s.assertion.sign().await.expect("assertion"));
 }
 
-/// The backend's CPU work per assertion, without the network; returns microseconds.
+/// The backend's CPU work per assertion, without the network; microseconds.
 fn local_work(rt: &tokio::runtime::Runtime, s: &Setup) -> f64 {
-    const N: u32 = 20_000;
-    rt.block_on(async {
-        for _ in 0..1000 {
-            std::hint::black_box(s.replay.sign().await.expect("replay"));
-        }
-        let start = Instant::now();
-        for _ in 0..N {
-            std::hint::black_box(s.replay.sign().await.expect("replay"));
-        }
-        start.elapsed().as_secs_f64() * 1e6 / f64::from(N)
+    per_call_us(rt, 1000, 20_000, || async {
+        s.replay.sign().await.expect("replay")
     })
 }
 
@@ -180,19 +158,12 @@ fn main() {
     c.final_summary();
     // Many short rounds: a Python endpoint on a loaded 2-core machine stalls for milliseconds at
     // a time, and a stall inside one long batch skews that round's ratio.
-    let AbResult {
-        a_us: bare,
-        b_us: backend,
-        ratio,
-        q1,
-        q3,
-    } = interleaved(&rt, 300, 10, 50, || bare_sign(&s), || backend_assertion(&s));
+    let r = interleaved(&rt, 300, 10, 50, || bare_sign(&s), || backend_assertion(&s));
     println!(
-        "interleaved A/B (300 rounds of 10): bare median {bare:.0} µs, backend median {backend:.0} µs, overhead (median of per-round ratios) {:+.1} % (quartiles {:+.1} % … {:+.1} %)",
-        (ratio - 1.0) * 100.0,
-        (q1 - 1.0) * 100.0,
-        (q3 - 1.0) * 100.0
+        "{}",
+        r.overhead_line("bare REST asymmetricSign", 300, 10, 5.0)
     );
+    let bare = r.a_us;
     let local = local_work(&rt, &s);
     println!(
         "backend CPU work per assertion without the network: {local:.2} µs ({:.3} % of the bare round trip)",
