@@ -293,6 +293,36 @@ fn rsa_bits_of(envs: &[(&str, String)], uri: &str) -> usize {
     key.bits()
 }
 
+/// `keygen --alg ALG [--rsa-bits BITS]` makes a key of `want` bits.
+fn keygen_makes_rsa_bits(
+    envs: &[(&str, String)],
+    uri: &str,
+    alg: &str,
+    bits: Option<&str>,
+    want: usize,
+) {
+    let mut args = vec!["keygen", "--key", uri, "--alg", alg];
+    args.extend(bits.iter().flat_map(|b| ["--rsa-bits", b]));
+    ok(envs, &args);
+    assert_eq!(rsa_bits_of(envs, uri), want, "{uri}");
+}
+
+/// `keygen --alg ALG --rsa-bits BITS` is refused with an error containing each of `want`, and
+/// no key of that name exists afterwards (`pubkey` fails).
+fn keygen_is_refused(envs: &[(&str, String)], uri: &str, alg: &str, bits: &str, want: &[&str]) {
+    let o = run(
+        envs,
+        &["keygen", "--key", uri, "--alg", alg, "--rsa-bits", bits],
+    );
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.code() == Some(1) && want.iter().all(|w| e.contains(w)),
+        "{uri} {alg} {bits}: {e}"
+    );
+    let o = run(envs, &["pubkey", "--key", uri]);
+    assert_eq!(o.status.code(), Some(1), "{uri}: a key was made");
+}
+
 /// `keygen --rsa-bits` reaches the PKCS#11 backend (issue 13, item 4: the token made 2048 bits
 /// whatever the flag said), and a size option for a key type without one is refused by every
 /// backend instead of being ignored.
@@ -310,57 +340,28 @@ fn softhsm_keygen_honours_rsa_bits() {
             token.pin.display()
         )
     };
-    for (object, alg, bits) in [("rsa-3072", "PS256", "3072"), ("rsa-4096", "RS256", "4096")] {
-        ok(
-            &envs,
-            &[
-                "keygen",
-                "--key",
-                &uri(object),
-                "--alg",
-                alg,
-                "--rsa-bits",
-                bits,
-            ],
-        );
-        assert_eq!(
-            rsa_bits_of(&envs, &uri(object)).to_string(),
-            bits,
-            "{object}"
-        );
-    }
+    keygen_makes_rsa_bits(&envs, &uri("rsa-3072"), "PS256", Some("3072"), 3072);
+    keygen_makes_rsa_bits(&envs, &uri("rsa-4096"), "RS256", Some("4096"), 4096);
     // No flag: the default, 2048 bits, as before.
-    ok(
-        &envs,
-        &["keygen", "--key", &uri("rsa-default"), "--alg", "PS256"],
-    );
-    assert_eq!(rsa_bits_of(&envs, &uri("rsa-default")), 2048);
-
+    keygen_makes_rsa_bits(&envs, &uri("rsa-default"), "PS256", None, 2048);
     // An RSA size for an EC key is refused, by the token and by the file backend alike, and
     // nothing is created.
+    keygen_is_refused(
+        &envs,
+        &uri("ec-sized"),
+        "ES256",
+        "4096",
+        &["rsa_bits", "ES256"],
+    );
     let file = dir.join("ec.pem");
-    for key in [uri("ec-sized"), format!("file:{}", file.display())] {
-        let o = run(
-            &envs,
-            &[
-                "keygen",
-                "--key",
-                &key,
-                "--alg",
-                "ES256",
-                "--rsa-bits",
-                "4096",
-            ],
-        );
-        let e = String::from_utf8_lossy(&o.stderr);
-        assert!(
-            o.status.code() == Some(1) && e.contains("rsa_bits") && e.contains("ES256"),
-            "{key}: {e}"
-        );
-    }
+    keygen_is_refused(
+        &envs,
+        &format!("file:{}", file.display()),
+        "ES256",
+        "4096",
+        &["rsa_bits", "ES256"],
+    );
     assert!(!file.exists());
-    let o = run(&envs, &["pubkey", "--key", &uri("ec-sized")]);
-    assert_eq!(o.status.code(), Some(1), "no key was made on the token");
 }
 
 /// `keygen --rsa-bits` reaches the AWS KMS backend: the key spec follows the flag (it followed
@@ -382,45 +383,17 @@ async fn kms_keygen_honours_rsa_bits() {
             d.endpoint()
         )
     };
-    let sized = uri("cli-rsa-4096");
-    ok(
-        &envs,
-        &[
-            "keygen",
-            "--key",
-            &sized,
-            "--alg",
-            "PS256",
-            "--rsa-bits",
-            "4096",
-        ],
-    );
-    assert_eq!(rsa_bits_of(&envs, &sized), 4096);
+    keygen_makes_rsa_bits(&envs, &uri("cli-rsa-4096"), "PS256", Some("4096"), 4096);
     // No flag: the size that matches the hash, as before (PS384 → RSA_3072).
-    let default = uri("cli-rsa-default");
-    ok(&envs, &["keygen", "--key", &default, "--alg", "PS384"]);
-    assert_eq!(rsa_bits_of(&envs, &default), 3072);
+    keygen_makes_rsa_bits(&envs, &uri("cli-rsa-default"), "PS384", None, 3072);
     // An RSA size for an EC key is refused before anything is created.
-    let ec = uri("cli-ec-sized");
-    let o = run(
+    keygen_is_refused(
         &envs,
-        &[
-            "keygen",
-            "--key",
-            &ec,
-            "--alg",
-            "ES256",
-            "--rsa-bits",
-            "3072",
-        ],
+        &uri("cli-ec-sized"),
+        "ES256",
+        "3072",
+        &["rsa_bits", "ES256"],
     );
-    let e = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        o.status.code() == Some(1) && e.contains("rsa_bits") && e.contains("ES256"),
-        "{e}"
-    );
-    let o = run(&envs, &["pubkey", "--key", &ec]);
-    assert_eq!(o.status.code(), Some(1), "no key was made in KMS");
 }
 
 /// The environment a user of a service principal sets, pointed at the Key Vault double: the
@@ -512,43 +485,15 @@ async fn azure_kv_keygen_honours_rsa_bits() {
     let Some(d) = azure::double() else { return };
     let envs = azure_env(d);
     let uri = |tag: &str| format!("azurekv:{}/keys/{}", d.base(), azure::name(tag));
-    let sized = uri("cli-rsa-4096");
-    ok(
+    keygen_makes_rsa_bits(&envs, &uri("cli-rsa-4096"), "PS256", Some("4096"), 4096);
+    keygen_makes_rsa_bits(&envs, &uri("cli-rsa-default"), "PS384", None, 3072);
+    keygen_is_refused(
         &envs,
-        &[
-            "keygen",
-            "--key",
-            &sized,
-            "--alg",
-            "PS256",
-            "--rsa-bits",
-            "4096",
-        ],
+        &uri("cli-ec-sized"),
+        "ES256",
+        "3072",
+        &["rsa_bits", "ES256"],
     );
-    assert_eq!(rsa_bits_of(&envs, &sized), 4096);
-    let default = uri("cli-rsa-default");
-    ok(&envs, &["keygen", "--key", &default, "--alg", "PS384"]);
-    assert_eq!(rsa_bits_of(&envs, &default), 3072);
-    let ec = uri("cli-ec-sized");
-    let o = run(
-        &envs,
-        &[
-            "keygen",
-            "--key",
-            &ec,
-            "--alg",
-            "ES256",
-            "--rsa-bits",
-            "3072",
-        ],
-    );
-    let e = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        o.status.code() == Some(1) && e.contains("rsa_bits") && e.contains("ES256"),
-        "{e}"
-    );
-    let o = run(&envs, &["pubkey", "--key", &ec]);
-    assert_eq!(o.status.code(), Some(1), "no key was made in the vault");
 }
 
 /// Workload identity as on AKS: no secret, the webhook's `AZURE_FEDERATED_TOKEN_FILE`; the
@@ -768,42 +713,25 @@ async fn gcp_kms_keys_through_the_cli() {
 async fn gcp_kms_keygen_honours_rsa_bits() {
     let Some(d) = gcp::double() else { return };
     let envs = gcp_env(d);
-    let sized = gcp_uri(d, "cli-rsa-4096");
-    ok(
+    keygen_makes_rsa_bits(
         &envs,
-        &[
-            "keygen",
-            "--key",
-            &sized,
-            "--alg",
-            "PS256",
-            "--rsa-bits",
-            "4096",
-        ],
+        &gcp_uri(d, "cli-rsa-4096"),
+        "PS256",
+        Some("4096"),
+        4096,
     );
-    assert_eq!(rsa_bits_of(&envs, &sized), 4096);
     // No flag: 2048 bits, as for files and PKCS#11.
-    let default = gcp_uri(d, "cli-rsa-default");
-    ok(&envs, &["keygen", "--key", &default, "--alg", "RS256"]);
-    assert_eq!(rsa_bits_of(&envs, &default), 2048);
+    keygen_makes_rsa_bits(&envs, &gcp_uri(d, "cli-rsa-default"), "RS256", None, 2048);
     // A size Cloud KMS does not make, and a size for an EC key: refused, nothing created.
-    for (alg, bits, want) in [
-        ("PS512", "2048", "makes RSA keys of 4096 bits"),
-        ("ES256", "3072", "rsa_bits"),
-    ] {
-        let uri = gcp_uri(d, "cli-refused");
-        let o = run(
-            &envs,
-            &["keygen", "--key", &uri, "--alg", alg, "--rsa-bits", bits],
-        );
-        let e = String::from_utf8_lossy(&o.stderr);
-        assert!(
-            o.status.code() == Some(1) && e.contains(want),
-            "{alg} {bits}: {e}"
-        );
-        let o = run(&envs, &["pubkey", "--key", &uri]);
-        assert_eq!(o.status.code(), Some(1), "no key was made in Cloud KMS");
-    }
+    let refused = gcp_uri(d, "cli-refused");
+    keygen_is_refused(
+        &envs,
+        &refused,
+        "PS512",
+        "2048",
+        &["makes RSA keys of 4096 bits"],
+    );
+    keygen_is_refused(&envs, &refused, "ES256", "3072", &["rsa_bits", "ES256"]);
 }
 
 /// `PKJWT_GCP_KMS_PROTECTION_LEVEL` reaches keygen (HSM by default), and bad tuning values are
