@@ -567,14 +567,16 @@ async fn generate_refusals() {
         "projects/pkjwt-test/locations/global/keyRings/no-ring-{}/cryptoKeys/k/cryptoKeyVersions/1",
         std::process::id()
     );
-    let e = pkjwt_gcp_kms::generate(
-        &uri(d, &missing),
-        Algorithm::ES256,
-        &GenerateOptions::default(),
-        &opts,
-    )
-    .await
-    .unwrap_err();
+    // What generate says for a version path and an algorithm, before or instead of creating.
+    let refused = |version: String, alg| {
+        let opts = &opts;
+        async move {
+            pkjwt_gcp_kms::generate(&uri(d, &version), alg, &GenerateOptions::default(), opts)
+                .await
+                .unwrap_err()
+        }
+    };
+    let e = refused(missing, Algorithm::ES256).await;
     assert!(matches!(e, GcpKmsError::KeyRingNotFound { .. }), "{e:?}");
     assert!(
         e.to_string().contains("key ring") && e.to_string().contains("gcloud kms keyrings create"),
@@ -585,28 +587,14 @@ async fn generate_refusals() {
         common::RING,
         common::key_id("gen")
     );
-    let e = pkjwt_gcp_kms::generate(
-        &uri(d, &v2),
-        Algorithm::ES256,
-        &GenerateOptions::default(),
-        &opts,
-    )
-    .await
-    .unwrap_err();
+    let e = refused(v2, Algorithm::ES256).await;
     assert!(e.to_string().contains("names version 2"), "{e}");
     let v1 = format!(
         "{}/cryptoKeys/{}/cryptoKeyVersions/1",
         common::RING,
         common::key_id("gen")
     );
-    let e = pkjwt_gcp_kms::generate(
-        &uri(d, &v1),
-        Algorithm::ES512,
-        &GenerateOptions::default(),
-        &opts,
-    )
-    .await
-    .unwrap_err();
+    let e = refused(v1.clone(), Algorithm::ES512).await;
     assert!(
         matches!(e, GcpKmsError::GenerateOption { .. }) && e.to_string().contains("ES512"),
         "{e:?}"
