@@ -262,9 +262,18 @@ async function jwtBearerGrant(ctx) {
 
 // The provider's own keys: ES256 for access tokens and ID tokens, RS256 because OIDC requires it
 // for ID tokens. Fresh per start; a protected API discovers them at /jwks.
+// The JWK is encoded by the key generation job itself, never by KeyObject.export(): on Node 20,
+// exporting the job's key as a JWK could deadlock the process (about one start in a thousand
+// on a loaded machine; gdb showed the main thread in ExportJWKRsaKey, a string allocation
+// starting a GC whose weak callback ran ~KeyGenJob<RsaKeyGenTraits>, which waited for the mutex
+// the export held).
 function privateJwk(type, opts, alg) {
-  const { privateKey } = generateKeyPairSync(type, opts);
-  return { ...privateKey.export({ format: 'jwk' }), alg, use: 'sig' };
+  const { privateKey } = generateKeyPairSync(type, {
+    ...opts,
+    publicKeyEncoding: { type: 'spki', format: 'jwk' },
+    privateKeyEncoding: { type: 'pkcs8', format: 'jwk' },
+  });
+  return { ...privateKey, alg, use: 'sig' };
 }
 const providerKeys = [
   privateJwk('ec', { namedCurve: 'P-256' }, 'ES256'),
