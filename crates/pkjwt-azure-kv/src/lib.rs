@@ -2,6 +2,8 @@
 #![warn(missing_docs)]
 
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod keygen;
 mod options;
 mod signer;

@@ -152,11 +152,6 @@ impl AzureKvSigner {
 
     /// Signs `message` with one Sign call, returning the typed error.
     pub async fn try_sign(&self, message: &[u8]) -> Result<Signature, AzureKvError> {
-        let invalid = |reason: String| AzureKvError::InvalidResponse {
-            operation: Operation::Sign,
-            key: self.key_id.clone(),
-            reason,
-        };
         // Every algorithm this backend offers has a hash (no EdDSA in Key Vault).
         let hash = self
             .algorithm
@@ -180,49 +175,69 @@ impl AzureKvSigner {
                 idempotent: true,
             })
             .await?;
-        if let Some(kid) = answer["kid"].as_str()
-            && kid.trim_end_matches('/') != self.key_id
-        {
-            return Err(invalid(format!(
-                "signed with {kid}, not the pinned {}",
-                self.key_id
-            )));
-        }
-        let value = answer["value"]
-            .as_str()
-            .ok_or_else(|| invalid("no \"value\" in the answer".into()))?;
-        let sig = b64::decode("signature value", value)
-            .map_err(|e| invalid(format!("the signature is not base64url: {e}")))?;
-        match (&self.public_key, self.algorithm.curve()) {
-            (PublicKey::Rsa { .. }, _) => {
-                let len = self.public_key.bits().div_ceil(8);
-                if sig.len() != len {
-                    return Err(invalid(format!(
-                        "{} signature of {} bytes, expected {len}",
-                        self.algorithm,
-                        sig.len()
-                    )));
-                }
-                Ok(Signature::new(sig))
+        sign_answer(
+            &answer,
+            &self.key_id,
+            &self.key_type,
+            &self.public_key,
+            self.algorithm,
+        )
+    }
+}
+
+/// Checks a Sign answer of the pinned key `key_id`: signed by that version, a base64url
+/// `value` of the algorithm's exact length; returns it in the `Signer` contract's form (RSA as
+/// is, ECDSA `r || s` converted to DER).
+pub(crate) fn sign_answer(
+    answer: &Value,
+    key_id: &str,
+    key_type: &str,
+    public_key: &PublicKey,
+    algorithm: Algorithm,
+) -> Result<Signature, AzureKvError> {
+    let invalid = |reason: String| AzureKvError::InvalidResponse {
+        operation: Operation::Sign,
+        key: key_id.to_owned(),
+        reason,
+    };
+    if let Some(kid) = answer["kid"].as_str()
+        && kid.trim_end_matches('/') != key_id
+    {
+        return Err(invalid(format!(
+            "signed with {kid}, not the pinned {key_id}"
+        )));
+    }
+    let value = answer["value"]
+        .as_str()
+        .ok_or_else(|| invalid("no \"value\" in the answer".into()))?;
+    let sig = b64::decode("signature value", value)
+        .map_err(|e| invalid(format!("the signature is not base64url: {e}")))?;
+    match (public_key, algorithm.curve()) {
+        (PublicKey::Rsa { .. }, _) => {
+            let len = public_key.bits().div_ceil(8);
+            if sig.len() != len {
+                return Err(invalid(format!(
+                    "{algorithm} signature of {} bytes, expected {len}",
+                    sig.len()
+                )));
             }
-            (_, Some(curve)) => {
-                let len = 2 * curve.field_len();
-                if sig.len() != len {
-                    return Err(invalid(format!(
-                        "{} signature of {} bytes, expected r || s of {len}",
-                        self.algorithm,
-                        sig.len()
-                    )));
-                }
-                let der = pkjwt_core::ecdsa_fixed_to_der(&sig, curve)
-                    .map_err(|e| invalid(format!("the ECDSA signature does not convert: {e}")))?;
-                Ok(Signature::new(der))
-            }
-            _ => Err(invalid(format!(
-                "{} is not an algorithm of a {} key",
-                self.algorithm, self.key_type
-            ))),
+            Ok(Signature::new(sig))
         }
+        (_, Some(curve)) => {
+            let len = 2 * curve.field_len();
+            if sig.len() != len {
+                return Err(invalid(format!(
+                    "{algorithm} signature of {} bytes, expected r || s of {len}",
+                    sig.len()
+                )));
+            }
+            let der = pkjwt_core::ecdsa_fixed_to_der(&sig, curve)
+                .map_err(|e| invalid(format!("the ECDSA signature does not convert: {e}")))?;
+            Ok(Signature::new(der))
+        }
+        _ => Err(invalid(format!(
+            "{algorithm} is not an algorithm of a {key_type} key"
+        ))),
     }
 }
 
@@ -449,9 +464,21 @@ async fn read_chain(
         Err(AzureKvError::NotFound { .. }) => return Ok(Vec::new()),
         Err(e) => return Err(e),
     };
+    certificate_answer(&answer, key_id, &cert_id, public_key)
+}
+
+/// Checks a Get Certificate answer `cert_id` for the key `key_id`: its `kid` (when present) is
+/// the key's, and its `cer` (base64) is a certificate holding `public_key`; returns the chain
+/// (the leaf: `cer` holds no more).
+pub(crate) fn certificate_answer(
+    answer: &Value,
+    key_id: &str,
+    cert_id: &str,
+    public_key: &PublicKey,
+) -> Result<Vec<Vec<u8>>, AzureKvError> {
     let mismatch = |reason: String| AzureKvError::CertificateMismatch {
         key: key_id.to_owned(),
-        certificate: cert_id.clone(),
+        certificate: cert_id.to_owned(),
         reason,
     };
     if let Some(kid) = answer["kid"].as_str()
@@ -463,7 +490,7 @@ async fn read_chain(
         .as_str()
         .ok_or_else(|| AzureKvError::InvalidResponse {
             operation: Operation::GetCertificate,
-            key: cert_id.clone(),
+            key: cert_id.to_owned(),
             reason: "no \"cer\" in the answer".into(),
         })?;
     // The REST reference types `cer` as base64url; accept the standard alphabet too.
@@ -471,7 +498,7 @@ async fn read_chain(
         .or_else(|_| b64::decode_std("cer", cer))
         .map_err(|e| AzureKvError::InvalidResponse {
             operation: Operation::GetCertificate,
-            key: cert_id.clone(),
+            key: cert_id.to_owned(),
             reason: format!("cer is not base64: {e}"),
         })?;
     pkjwt_x509::check_matches(&der, public_key).map_err(|e| mismatch(e.to_string()))?;

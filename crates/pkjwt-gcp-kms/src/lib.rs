@@ -5,6 +5,8 @@ mod client;
 mod crc32c;
 mod credentials;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod keygen;
 mod options;
 mod signer;

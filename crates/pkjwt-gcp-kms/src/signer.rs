@@ -81,94 +81,17 @@ impl GcpKmsSigner {
         name: String,
         algorithm: Option<Algorithm>,
     ) -> Result<Self, GcpKmsError> {
-        let op = Operation::GetPublicKey;
-        let invalid = |reason: String| {
-            CheckFail::Fatal(GcpKmsError::InvalidResponse {
-                operation: op,
-                resource: name.clone(),
-                reason,
-            })
-        };
         let (pem, alg_name, protection_level) = client
             .call(
-                op,
+                Operation::GetPublicKey,
                 &name,
                 Method::GET,
                 &format!("{name}/publicKey"),
                 None,
-                |v| {
-                    let pem = v
-                        .get("pem")
-                        .and_then(Value::as_str)
-                        .ok_or_else(|| invalid("no pem in the answer".into()))?;
-                    let Some(want) = int64(v, "pemCrc32c") else {
-                        return Err(invalid("no pemCrc32c in the answer".into()));
-                    };
-                    let got = crc32c(pem.as_bytes());
-                    if u64::from(got) != want {
-                        return Err(CheckFail::Integrity(format!(
-                            "pemCrc32c is {want}, the received PEM's CRC32C is {got}"
-                        )));
-                    }
-                    match v.get("name").and_then(Value::as_str) {
-                        Some(n) if n == name => {}
-                        Some(n) => return Err(invalid(format!("it names {n}"))),
-                        None => return Err(invalid("no name in the answer".into())),
-                    }
-                    let alg = v
-                        .get("algorithm")
-                        .and_then(Value::as_str)
-                        .ok_or_else(|| invalid("no algorithm in the answer".into()))?;
-                    let level = v
-                        .get("protectionLevel")
-                        .and_then(Value::as_str)
-                        .unwrap_or("-");
-                    Ok((pem.to_owned(), alg.to_owned(), level.to_owned()))
-                },
+                |v| check_public_key_answer(v, &name),
             )
             .await?;
-        let fail = |reason: String| GcpKmsError::InvalidResponse {
-            operation: op,
-            resource: name.clone(),
-            reason,
-        };
-        let Some(spec) = by_name(&alg_name) else {
-            return Err(if is_not_signing(&alg_name) {
-                GcpKmsError::NotSigningKey {
-                    resource: name,
-                    algorithm: alg_name,
-                }
-            } else {
-                GcpKmsError::UnsupportedAlgorithm {
-                    resource: name,
-                    algorithm: alg_name,
-                }
-            });
-        };
-        let blocks = pkjwt_core::pem::decode_all(&pem)
-            .map_err(|e| fail(format!("the public key PEM does not parse: {e}")))?;
-        let der = match blocks.as_slice() {
-            [b] if b.label == "PUBLIC KEY" => &b.der,
-            _ => return Err(fail("the pem is not one PUBLIC KEY block".into())),
-        };
-        let public_key = PublicKey::from_spki_der(der)
-            .map_err(|e| fail(format!("the public key does not parse: {e}")))?;
-        if !matches_key(&spec, &public_key) {
-            return Err(fail(format!(
-                "algorithm {alg_name} does not match the public key, which is {}",
-                public_key.describe()
-            )));
-        }
-        if let Some(requested) = algorithm
-            && requested != spec.jws
-        {
-            return Err(GcpKmsError::AlgorithmNotSupported {
-                resource: name,
-                algorithm: alg_name,
-                requested,
-                supported: spec.jws,
-            });
-        }
+        let (spec, public_key) = key_from_answer(&name, &pem, &alg_name, algorithm)?;
         tracing::debug!(key = %name, algorithm = spec.name, protection_level, "opened Cloud KMS key");
         Ok(GcpKmsSigner {
             client,
@@ -252,54 +175,161 @@ impl GcpKmsSigner {
         let sig = self
             .client
             .call(op, name, Method::POST, &path, Some(&body), |v| {
-                let invalid = |reason: String| {
-                    CheckFail::Fatal(GcpKmsError::InvalidResponse {
-                        operation: op,
-                        resource: name.clone(),
-                        reason,
-                    })
-                };
-                if v.get(verified_field).and_then(Value::as_bool) != Some(true) {
-                    return Err(CheckFail::Integrity(format!(
-                        "the service did not report {verified_field} = true: the request was \
-                         corrupted on its way"
-                    )));
-                }
-                match v.get("name").and_then(Value::as_str) {
-                    Some(n) if n == name => {}
-                    Some(n) => return Err(invalid(format!("it was signed by {n}"))),
-                    None => return Err(invalid("no name in the answer".into())),
-                }
-                let sig_b64 = v
-                    .get("signature")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| invalid("no signature in the answer".into()))?;
-                let sig =
-                    b64::decode_std("signature", sig_b64).map_err(|e| invalid(format!("{e}")))?;
-                let Some(want) = int64(v, "signatureCrc32c") else {
-                    return Err(invalid("no signatureCrc32c in the answer".into()));
-                };
-                let got = crc32c(&sig);
-                if u64::from(got) != want {
-                    return Err(CheckFail::Integrity(format!(
-                        "signatureCrc32c is {want}, the received signature's CRC32C is {got}"
-                    )));
-                }
-                if let Some(len) = expected_len
-                    && sig.len() != len
-                {
-                    return Err(invalid(format!(
-                        "{} signature of {} bytes, expected {len}",
-                        self.spec.jws,
-                        sig.len()
-                    )));
-                }
-                Ok(sig)
+                check_sign_answer(v, name, verified_field, expected_len, self.spec.jws)
             })
             .await?;
         tracing::trace!(key = %name, alg = %self.spec.jws, "Cloud KMS asymmetricSign");
         Ok(Signature::new(sig))
     }
+}
+
+/// Checks a `getPublicKey` answer for `name`: `pem` with a matching `pemCrc32c`, this version's
+/// `name`, an `algorithm`; returns (pem, algorithm, protection level).
+pub(crate) fn check_public_key_answer(
+    v: &Value,
+    name: &str,
+) -> Result<(String, String, String), CheckFail> {
+    let invalid = |reason: String| {
+        CheckFail::Fatal(GcpKmsError::InvalidResponse {
+            operation: Operation::GetPublicKey,
+            resource: name.to_owned(),
+            reason,
+        })
+    };
+    let pem = v
+        .get("pem")
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid("no pem in the answer".into()))?;
+    let Some(want) = int64(v, "pemCrc32c") else {
+        return Err(invalid("no pemCrc32c in the answer".into()));
+    };
+    let got = crc32c(pem.as_bytes());
+    if u64::from(got) != want {
+        return Err(CheckFail::Integrity(format!(
+            "pemCrc32c is {want}, the received PEM's CRC32C is {got}"
+        )));
+    }
+    match v.get("name").and_then(Value::as_str) {
+        Some(n) if n == name => {}
+        Some(n) => return Err(invalid(format!("it names {n}"))),
+        None => return Err(invalid("no name in the answer".into())),
+    }
+    let alg = v
+        .get("algorithm")
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid("no algorithm in the answer".into()))?;
+    let level = v
+        .get("protectionLevel")
+        .and_then(Value::as_str)
+        .unwrap_or("-");
+    Ok((pem.to_owned(), alg.to_owned(), level.to_owned()))
+}
+
+/// The version's algorithm and public key from a checked `getPublicKey` answer: the algorithm
+/// must be a signing one pkjwt knows, the PEM one `PUBLIC KEY` of the kind it names, and a
+/// `requested` JWS algorithm the one it produces.
+pub(crate) fn key_from_answer(
+    name: &str,
+    pem: &str,
+    alg_name: &str,
+    requested: Option<Algorithm>,
+) -> Result<(GcpAlgorithm, PublicKey), GcpKmsError> {
+    let fail = |reason: String| GcpKmsError::InvalidResponse {
+        operation: Operation::GetPublicKey,
+        resource: name.to_owned(),
+        reason,
+    };
+    let Some(spec) = by_name(alg_name) else {
+        return Err(if is_not_signing(alg_name) {
+            GcpKmsError::NotSigningKey {
+                resource: name.to_owned(),
+                algorithm: alg_name.to_owned(),
+            }
+        } else {
+            GcpKmsError::UnsupportedAlgorithm {
+                resource: name.to_owned(),
+                algorithm: alg_name.to_owned(),
+            }
+        });
+    };
+    let blocks = pkjwt_core::pem::decode_all(pem)
+        .map_err(|e| fail(format!("the public key PEM does not parse: {e}")))?;
+    let der = match blocks.as_slice() {
+        [b] if b.label == "PUBLIC KEY" => &b.der,
+        _ => return Err(fail("the pem is not one PUBLIC KEY block".into())),
+    };
+    let public_key = PublicKey::from_spki_der(der)
+        .map_err(|e| fail(format!("the public key does not parse: {e}")))?;
+    if !matches_key(&spec, &public_key) {
+        return Err(fail(format!(
+            "algorithm {alg_name} does not match the public key, which is {}",
+            public_key.describe()
+        )));
+    }
+    if let Some(requested) = requested
+        && requested != spec.jws
+    {
+        return Err(GcpKmsError::AlgorithmNotSupported {
+            resource: name.to_owned(),
+            algorithm: alg_name.to_owned(),
+            requested,
+            supported: spec.jws,
+        });
+    }
+    Ok((spec, public_key))
+}
+
+/// Checks an `asymmetricSign` answer for `name`: `verified_field` true, this version's `name`,
+/// a base64 `signature` whose `signatureCrc32c` matches and, where fixed, of `expected_len`
+/// bytes; returns the signature as the service sent it (DER for ECDSA).
+pub(crate) fn check_sign_answer(
+    v: &Value,
+    name: &str,
+    verified_field: &str,
+    expected_len: Option<usize>,
+    jws: Algorithm,
+) -> Result<Vec<u8>, CheckFail> {
+    let invalid = |reason: String| {
+        CheckFail::Fatal(GcpKmsError::InvalidResponse {
+            operation: Operation::AsymmetricSign,
+            resource: name.to_owned(),
+            reason,
+        })
+    };
+    if v.get(verified_field).and_then(Value::as_bool) != Some(true) {
+        return Err(CheckFail::Integrity(format!(
+            "the service did not report {verified_field} = true: the request was corrupted on \
+             its way"
+        )));
+    }
+    match v.get("name").and_then(Value::as_str) {
+        Some(n) if n == name => {}
+        Some(n) => return Err(invalid(format!("it was signed by {n}"))),
+        None => return Err(invalid("no name in the answer".into())),
+    }
+    let sig_b64 = v
+        .get("signature")
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid("no signature in the answer".into()))?;
+    let sig = b64::decode_std("signature", sig_b64).map_err(|e| invalid(format!("{e}")))?;
+    let Some(want) = int64(v, "signatureCrc32c") else {
+        return Err(invalid("no signatureCrc32c in the answer".into()));
+    };
+    let got = crc32c(&sig);
+    if u64::from(got) != want {
+        return Err(CheckFail::Integrity(format!(
+            "signatureCrc32c is {want}, the received signature's CRC32C is {got}"
+        )));
+    }
+    if let Some(len) = expected_len
+        && sig.len() != len
+    {
+        return Err(invalid(format!(
+            "{jws} signature of {} bytes, expected {len}",
+            sig.len()
+        )));
+    }
+    Ok(sig)
 }
 
 #[async_trait]
