@@ -228,7 +228,8 @@ pub enum AzureKvError {
         reason: String,
     },
     /// The vault answered something the REST reference does not allow.
-    #[error("Azure Key Vault {operation} on {key}: unexpected answer: {reason}")]
+    // `reason` quotes the answer: shown with control characters escaped.
+    #[error("Azure Key Vault {operation} on {key}: unexpected answer: {}", pkjwt_core::escape_controls(.reason))]
     InvalidResponse {
         /// The operation.
         operation: Operation,
@@ -238,7 +239,7 @@ pub enum AzureKvError {
         reason: String,
     },
     /// The key cannot sign (an `oct` key, or `key_ops` without `sign`).
-    #[error("Azure Key Vault key {key} cannot sign: {detail}")]
+    #[error("Azure Key Vault key {key} cannot sign: {}", pkjwt_core::escape_controls(.detail))]
     NotSigningKey {
         /// The key.
         key: String,
@@ -260,7 +261,10 @@ pub enum AzureKvError {
         supported: String,
     },
     /// The certificate of the key's name does not belong to the key.
-    #[error("Azure Key Vault key {key}: its certificate {certificate} does not match it: {reason}")]
+    #[error(
+        "Azure Key Vault key {key}: its certificate {certificate} does not match it: {}",
+        pkjwt_core::escape_controls(.reason)
+    )]
     CertificateMismatch {
         /// The key.
         key: String,

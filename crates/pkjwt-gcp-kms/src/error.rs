@@ -237,7 +237,8 @@ pub enum GcpKmsError {
         detail: String,
     },
     /// The answer does not have the shape the API reference gives it, or names another key.
-    #[error("Cloud KMS {operation} on {resource}: unexpected answer: {reason}")]
+    /// (`reason` quotes the answer: shown with control characters escaped.)
+    #[error("Cloud KMS {operation} on {resource}: unexpected answer: {}", pkjwt_core::escape_controls(.reason))]
     InvalidResponse {
         /// The call.
         operation: Operation,
@@ -248,8 +249,9 @@ pub enum GcpKmsError {
     },
     /// The key version's algorithm is not a signing algorithm (a decryption or MAC key).
     #[error(
-        "Cloud KMS key {resource} cannot sign: its algorithm is {algorithm} (an \
-         ASYMMETRIC_SIGN key is needed)"
+        "Cloud KMS key {resource} cannot sign: its algorithm is {} (an ASYMMETRIC_SIGN key is \
+         needed)",
+        pkjwt_core::escape_controls(.algorithm)
     )]
     NotSigningKey {
         /// The version's name.
@@ -259,9 +261,10 @@ pub enum GcpKmsError {
     },
     /// The key version's algorithm signs, but has no JWS algorithm pkjwt supports.
     #[error(
-        "Cloud KMS key {resource} uses {algorithm}, which has no JWS algorithm pkjwt supports \
+        "Cloud KMS key {resource} uses {}, which has no JWS algorithm pkjwt supports \
          (supported: EC_SIGN_P256_SHA256, EC_SIGN_P384_SHA384, EC_SIGN_SECP256K1_SHA256, \
-         EC_SIGN_ED25519, RSA_SIGN_PSS_*, RSA_SIGN_PKCS1_*)"
+         EC_SIGN_ED25519, RSA_SIGN_PSS_*, RSA_SIGN_PKCS1_*)",
+        pkjwt_core::escape_controls(.algorithm)
     )]
     UnsupportedAlgorithm {
         /// The version's name.

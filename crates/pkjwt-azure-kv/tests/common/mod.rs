@@ -99,7 +99,7 @@ pub fn double() -> Option<&'static Double> {
 /// Options for the backend under test: the double's client secret, its authority and CA, fast
 /// backoff.
 pub fn options(d: &Double) -> AzureKvOptions {
-    AzureKvOptions::default()
+    let mut o = AzureKvOptions::default()
         .credential(CredentialSource::ClientSecret {
             tenant_id: TENANT.into(),
             client_id: CLIENT_ID.into(),
@@ -107,7 +107,11 @@ pub fn options(d: &Double) -> AzureKvOptions {
         })
         .authority_host(d.base())
         .root_certificates_pem(d.ca_pem.clone())
-        .backoff(Duration::from_millis(10), Duration::from_millis(50))
+        .backoff(Duration::from_millis(10), Duration::from_millis(50));
+    // The double makes RSA keys in Python: on a loaded 2-core machine a Create Key can take
+    // longer than the 10 s default, and Create Key is not retried. No test waits on a timeout.
+    o.attempt_timeout = Duration::from_secs(60);
+    o
 }
 
 /// The key URI a user would write, pointing at the double.
