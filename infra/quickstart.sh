@@ -118,11 +118,11 @@ note "client_id: $client_id; registration.json is mode $(stat -c %a registration
 
 say "5. a client assertion for this server, explained claim by claim by pkjwt verify"
 curl -fsS "$jwks_uri" > jwks.json
-jwt="$("$pkjwt" assert --key "$key" --client-id "$client_id" --aud "$issuer")"
-"$pkjwt" verify --jwks jwks.json --client-id "$client_id" --aud "$issuer" "$jwt" | sed 's/^/   /'
+jwt="$("$pkjwt" assert --key "$key" --client-id="$client_id" --aud "$issuer")"
+"$pkjwt" verify --jwks jwks.json --client-id="$client_id" --aud "$issuer" "$jwt" | sed 's/^/   /'
 
 say "6. pkjwt token: discovery, a fresh signed client assertion, the token request"
-"$pkjwt" token --key "$key" --client-id "$client_id" --issuer "$issuer" --scope "$scope" --json > token.json
+"$pkjwt" token --key "$key" --client-id="$client_id" --issuer "$issuer" --scope "$scope" --json > token.json
 token="$("$py" -c 'import json; print(json.load(open("token.json"))["access_token"])')"
 "$py" - <<'PY'
 import json, base64

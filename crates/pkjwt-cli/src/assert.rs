@@ -14,7 +14,8 @@ pub(crate) struct AssertArgs {
     #[command(flatten)]
     key: KeyArgs,
     /// The client_id: becomes iss and sub.
-    #[arg(long, env = "PKJWT_CLIENT_ID")]
+    // A client_id may start with "-" (oidc-provider makes base64url ids): taken as a value.
+    #[arg(long, env = "PKJWT_CLIENT_ID", allow_hyphen_values = true)]
     client_id: String,
     /// Audience: the authorization server's issuer identifier (FAPI 2.0, rfc7523bis), or its
     /// token endpoint for servers that want that. Repeat for an array (discouraged).
@@ -36,7 +37,12 @@ pub(crate) struct AssertArgs {
     #[arg(long)]
     no_typ: bool,
     /// kid header instead of the RFC 7638 thumbprint.
-    #[arg(long, env = "PKJWT_KID", conflicts_with = "no_kid")]
+    #[arg(
+        long,
+        env = "PKJWT_KID",
+        conflicts_with = "no_kid",
+        allow_hyphen_values = true
+    )]
     kid: Option<String>,
     /// Send no kid header.
     #[arg(long)]

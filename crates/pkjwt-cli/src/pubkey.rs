@@ -34,7 +34,7 @@ pub(crate) struct PubkeyArgs {
     #[arg(long, env = "PKJWT_ALG")]
     alg: Option<Algorithm>,
     /// kid to publish instead of the RFC 7638 thumbprint.
-    #[arg(long, env = "PKJWT_KID")]
+    #[arg(long, env = "PKJWT_KID", allow_hyphen_values = true)]
     kid: Option<String>,
     /// Certificate (PEM chain, leaf first, or DER) of the key: adds x5c and x5t#S256. Refused
     /// when it holds another key.

@@ -33,7 +33,13 @@ pub(crate) struct TokenArgs {
     #[arg(long, env = "PKJWT_ALG")]
     alg: Option<Algorithm>,
     /// The client_id.
-    #[arg(long, env = "PKJWT_CLIENT_ID", required_unless_present = "agent")]
+    // A client_id may start with "-" (oidc-provider makes base64url ids): taken as a value.
+    #[arg(
+        long,
+        env = "PKJWT_CLIENT_ID",
+        required_unless_present = "agent",
+        allow_hyphen_values = true
+    )]
     client_id: Option<String>,
     /// The issuer identifier, exactly as the server's metadata has it (no trailing slash unless
     /// the server's has one).
@@ -76,11 +82,11 @@ pub(crate) struct TokenArgs {
     #[arg(long)]
     lifetime: Option<u64>,
     /// kid header instead of the RFC 7638 thumbprint.
-    #[arg(long, env = "PKJWT_KID")]
+    #[arg(long, env = "PKJWT_KID", allow_hyphen_values = true)]
     kid: Option<String>,
     /// x5t#S256 header (base64url SHA-256 of the registered certificate), for Entra ID, given
     /// as a value (else computed from --cert or the certificate kept with the key).
-    #[arg(long, conflicts_with_all = ["cert", "x5t_sha1"])]
+    #[arg(long, conflicts_with_all = ["cert", "x5t_sha1"], allow_hyphen_values = true)]
     x5t_s256: Option<String>,
     /// The key's certificate (PEM or DER; refused when it holds another key): the assertion
     /// carries its x5t#S256. Without it, a profile that needs the thumbprint (entra) or

@@ -30,7 +30,8 @@ pub(crate) struct VerifyArgs {
     #[arg(long)]
     allow_private_jwks_host: bool,
     /// The client_id the assertion must be issued by (iss = sub).
-    #[arg(long, env = "PKJWT_CLIENT_ID")]
+    // A client_id may start with "-" (oidc-provider makes base64url ids): taken as a value.
+    #[arg(long, env = "PKJWT_CLIENT_ID", allow_hyphen_values = true)]
     client_id: String,
     /// The audience the verifier is: the authorization server's issuer identifier.
     #[arg(long, env = "PKJWT_AUD")]

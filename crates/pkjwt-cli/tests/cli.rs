@@ -1139,3 +1139,50 @@ fn verify_refuses_a_private_jwks_host_and_names_the_flag() {
         "{e}"
     );
 }
+
+/// oidc-provider makes base64url client ids, and one in 64 starts with "-" (a quick start run
+/// failed on `-ooH0…`): `--client-id -x` and `--kid -x` take it as the value, in the form with a
+/// space as well as with `=`.
+#[test]
+fn a_client_id_starting_with_a_hyphen_is_a_value() {
+    let dir = tmpdir("hyphen");
+    ok(&dir, &["keygen", "--key", "k.pem", "--alg", "ES256"]);
+    std::fs::write(
+        dir.join("jwks.json"),
+        ok(&dir, &["pubkey", "--key", "k.pem", "--format", "jwks"]),
+    )
+    .unwrap();
+    let jwt = ok(
+        &dir,
+        &[
+            "assert",
+            "--key",
+            "k.pem",
+            "--client-id",
+            "-ooH0RKAx79",
+            "--aud",
+            "https://as.example",
+        ],
+    );
+    let claims = jwt.trim().split('.').nth(1).unwrap().to_owned();
+    let claims: serde_json::Value =
+        serde_json::from_slice(&pkjwt::b64::decode("claims", &claims).unwrap()).unwrap();
+    assert_eq!(claims["iss"], "-ooH0RKAx79");
+    assert_eq!(claims["sub"], "-ooH0RKAx79");
+    let report = ok(
+        &dir,
+        &[
+            "verify",
+            "--jwks",
+            "jwks.json",
+            "--client-id",
+            "-ooH0RKAx79",
+            "--aud",
+            "https://as.example",
+            jwt.trim(),
+        ],
+    );
+    assert!(report.trim_end().ends_with("accepted"), "{report}");
+    let pubkey = ok(&dir, &["pubkey", "--key", "k.pem", "--kid", "-k1"]);
+    assert!(pubkey.contains("\"kid\":\"-k1\""), "{pubkey}");
+}
