@@ -226,10 +226,8 @@ pub(crate) fn chain_for(
     cert: Option<&Path>,
     signer: &dyn Signer,
 ) -> Result<Option<Vec<Vec<u8>>>, BoxError> {
-    pkjwt_x509::key_chain(cert, signer).map_err(|e| match e {
-        pkjwt_x509::X509Error::NoStoredMatch { .. } => format!("{e} (--cert FILE)").into(),
-        e => e.into(),
-    })
+    // A kept certificate of another key: the error's flag hint names --cert (output.rs).
+    Ok(pkjwt_x509::key_chain(cert, signer)?)
 }
 
 /// Adds `x5c` (the chain) and `x5t#S256` (of the leaf) to a JWK.
