@@ -495,15 +495,22 @@ fn pyjwt_verify(jwk: &Path, alg: &str, jwt: &str) {
     );
 }
 
+/// `k.pem` (of `alg`, or the default) in `dir`, and its public key set as `jwks.json`.
+fn key_and_jwks(dir: &Path, alg: Option<&str>) {
+    let mut args = vec!["keygen", "--key", "k.pem"];
+    args.extend(alg.iter().flat_map(|a| ["--alg", a]));
+    ok(dir, &args);
+    std::fs::write(
+        dir.join("jwks.json"),
+        ok(dir, &["pubkey", "--key", "k.pem", "--format", "jwks"]),
+    )
+    .unwrap();
+}
+
 #[test]
 fn verify_accepts_and_explains_refusals() {
     let dir = tmpdir("verify");
-    ok(&dir, &["keygen", "--key", "k.pem", "--alg", "PS256"]);
-    std::fs::write(
-        dir.join("jwks.json"),
-        ok(&dir, &["pubkey", "--key", "k.pem", "--format", "jwks"]),
-    )
-    .unwrap();
+    key_and_jwks(&dir, Some("PS256"));
     let jwt = ok(
         &dir,
         &[
@@ -951,12 +958,7 @@ fn pkcs12_keystores() {
 fn verify_survives_extreme_timestamps() {
     // Found in review: exp/iat of i64::MIN made the verifier negate i64::MIN.
     let dir = tmpdir("extreme");
-    ok(&dir, &["keygen", "--key", "k.pem"]);
-    std::fs::write(
-        dir.join("jwks.json"),
-        ok(&dir, &["pubkey", "--key", "k.pem", "--format", "jwks"]),
-    )
-    .unwrap();
+    key_and_jwks(&dir, None);
     let b64 = |v: &str| {
         let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
         let bytes = v.as_bytes();
@@ -1146,12 +1148,7 @@ fn verify_refuses_a_private_jwks_host_and_names_the_flag() {
 #[test]
 fn a_client_id_starting_with_a_hyphen_is_a_value() {
     let dir = tmpdir("hyphen");
-    ok(&dir, &["keygen", "--key", "k.pem", "--alg", "ES256"]);
-    std::fs::write(
-        dir.join("jwks.json"),
-        ok(&dir, &["pubkey", "--key", "k.pem", "--format", "jwks"]),
-    )
-    .unwrap();
+    key_and_jwks(&dir, Some("ES256"));
     let jwt = ok(
         &dir,
         &[
