@@ -9,26 +9,16 @@ kms:SigningAlgorithm condition only where it exists (Sign). Run:
 
 from __future__ import annotations
 
-import glob
 import os
 import re
 
-import hcl2
 import pytest
+from hcl_files import load
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODULE = os.path.join(HERE, "aws-kms")
 ROOT = os.path.dirname(os.path.dirname(HERE))
 SIGNER_ACTIONS = {"kms:Sign", "kms:GetPublicKey"}
-
-
-def load(directory):
-    merged: dict = {}
-    for path in sorted(glob.glob(os.path.join(directory, "*.tf"))):
-        with open(path) as f:
-            for kind, items in hcl2.load(f).items():
-                merged.setdefault(kind, []).extend(items)
-    return merged
 
 
 @pytest.fixture(scope="module")

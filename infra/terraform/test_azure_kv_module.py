@@ -9,25 +9,15 @@ the vault), and an `azurekv:` output. Run: ``.venv/bin/python -m pytest infra/te
 
 from __future__ import annotations
 
-import glob
 import os
 import re
 
-import hcl2
 import pytest
+from hcl_files import load
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODULE = os.path.join(HERE, "azure-kv")
 ROOT = os.path.dirname(os.path.dirname(HERE))
-
-
-def load(directory):
-    merged: dict = {}
-    for path in sorted(glob.glob(os.path.join(directory, "*.tf"))):
-        with open(path) as f:
-            for kind, items in hcl2.load(f).items():
-                merged.setdefault(kind, []).extend(items)
-    return merged
 
 
 @pytest.fixture(scope="module")
